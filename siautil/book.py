@@ -1,0 +1,171 @@
+"""The book pipeline: execute the chapter notebooks with papermill, then build with Jupyter Book.
+
+Sources live in ``notebooks/<name>.ipynb`` (a cell tagged ``parameters``, no outputs).
+Papermill executes each into ``book/<name>.ipynb``; the chapters and their order come from
+``_toc.yml``. Jupyter Book v1 then compiles ``_build/html`` without executing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+#: Cell tag papermill gives the cell it injects; the book hides that cell.
+INJECTED_TAG = "injected-parameters"
+
+
+class ChapterError(RuntimeError):
+    """A chapter could not run: unknown chapter or parameter, or a failing cell."""
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` holding ``_toc.yml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "_toc.yml").exists():
+            return d
+    raise ChapterError(f"no _toc.yml found at or above {here}: run this from the siautil checkout")
+
+
+def chapters(root: Path) -> list[str]:
+    """Names of the notebook chapters in ``_toc.yml`` order (entries ``book/<name>`` with a source)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(toc)
+    names = [Path(f).name for f in files if f.startswith("book/")]
+    return [n for n in names if (root / "notebooks" / f"{n}.ipynb").exists()]
+
+
+def parse_parameters(pairs: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """``[("n", "20"), ("model", "gpt2")]`` -> ``{"n": 20, "model": "gpt2"}``; values are YAML."""
+    out = {}
+    for name, value in pairs:
+        try:
+            out[name] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[name] = value
+    return out
+
+
+def declared_parameters(notebook: Path) -> dict[str, Any]:
+    """The parameters a notebook declares in its ``parameters`` cell, with their defaults."""
+    import papermill
+
+    return papermill.inspect_notebook(str(notebook))
+
+
+def check_parameters(name: str, notebook: Path, parameters: Mapping[str, Any]) -> None:
+    """Refuse parameters the chapter does not declare (papermill itself only warns)."""
+    known = declared_parameters(notebook)
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise ChapterError(
+            f"chapter {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+            f"its parameters are: {', '.join(sorted(known)) or '(none)'}"
+        )
+
+
+def _finish(output: Path, parameters: Mapping[str, Any], seconds: float) -> None:
+    """Hide papermill's injected cell and append how the chapter was run."""
+    nb = json.loads(output.read_text())
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if INJECTED_TAG in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    import torch  # the chapters' device is what a reader needs to compare timings
+
+    device = f"CUDA ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "CPU"
+    params = ", ".join(f"`{k}={v!r}`" for k, v in parameters.items()) or "the defaults above"
+    nb["cells"].append({
+        "cell_type": "markdown",
+        "id": "run-info",
+        "metadata": {"tags": ["run-info"]},
+        "source": (
+            f"---\n*This chapter was executed by papermill in {seconds:.1f} s on {device} "
+            f"({platform.machine()}, Python {platform.python_version()}) with parameters: {params}.*"
+        ),
+    })
+    tmp = output.with_suffix(".tmp")
+    tmp.write_text(json.dumps(nb, indent=1))
+    tmp.replace(output)
+
+
+def execute(name: str, parameters: Mapping[str, Any] | None = None, root: Path | None = None,
+            kernel: str = "python3") -> Path:
+    """Execute ``notebooks/<name>.ipynb`` into ``book/<name>.ipynb`` and return that path.
+
+    Raises :class:`ChapterError` naming the chapter and the failing cell.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    root = root or project_root()
+    parameters = dict(parameters or {})
+    source = root / "notebooks" / f"{name}.ipynb"
+    if not source.exists():
+        known = ", ".join(chapters(root))
+        raise ChapterError(f"no chapter {name!r} (looked for {source}); chapters: {known}")
+    check_parameters(name, source, parameters)
+    output = root / "book" / f"{name}.ipynb"
+    output.parent.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(source), str(output), parameters=parameters, kernel_name=kernel,
+            cwd=str(output.parent), progress_bar=False,
+        )
+    except PapermillExecutionError as e:
+        raise ChapterError(
+            f"chapter {name!r} ({source.relative_to(root)}) failed in cell {e.cell_index} "
+            f"(execution count {e.exec_count}): {e.ename}: {e.evalue}\n"
+            f"The executed notebook with the error is at {output.relative_to(root)}."
+        ) from None
+    _finish(output, parameters, time.perf_counter() - start)
+    return output
+
+
+def build_html(root: Path) -> Path:
+    """Compile the executed notebooks into ``_build/html``; warnings are errors."""
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root), "--warningiserror",
+           "--keep-going", "--quiet"]
+    proc = subprocess.run(cmd, cwd=root)
+    if proc.returncode != 0:
+        raise ChapterError(f"jupyter-book build failed (exit {proc.returncode}); see the messages above")
+    return root / "_build" / "html"
+
+
+def build(names: Sequence[str] | None = None, parameters: Mapping[str, Any] | None = None,
+          root: Path | None = None, html: bool = True) -> None:
+    """Execute the chapters (all, or ``names``) and build the HTML book."""
+    root = root or project_root()
+    todo = list(names) if names else chapters(root)
+    for name in todo:
+        print(f"[book] executing {name}", flush=True)
+        start = time.perf_counter()
+        execute(name, parameters, root)
+        print(f"[book] {name}: {time.perf_counter() - start:.1f} s", flush=True)
+    missing = [n for n in chapters(root) if not (root / "book" / f"{n}.ipynb").exists()]
+    if html:
+        if missing:
+            raise ChapterError(f"chapters never executed: {', '.join(missing)}; run `siautil book` once")
+        out = build_html(root)
+        print(f"[book] HTML in {out}", flush=True)
+

@@ -1,0 +1,109 @@
+"""The book pipeline: papermill execution, strict parameters, clear failures, clean sources."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from siautil import book
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _nb(cells):
+    return {
+        "cells": [
+            {"cell_type": "code", "id": f"c{i}", "metadata": {"tags": tags}, "source": src,
+             "execution_count": None, "outputs": []}
+            for i, (src, tags) in enumerate(cells)
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n- file: book/good\n- file: book/bad\n"
+    )
+    (tmp_path / "notebooks" / "good.ipynb").write_text(json.dumps(_nb([
+        ("n = 3\nlabel = 'x'", ["parameters"]),
+        ("print(label * n)", []),
+    ])))
+    (tmp_path / "notebooks" / "bad.ipynb").write_text(json.dumps(_nb([
+        ("n = 3", ["parameters"]),
+        ("x = 1", []),
+        ("raise ValueError(f'broken with n={n}')", []),
+    ])))
+    return tmp_path
+
+
+def test_chapters_follow_the_toc():
+    names = book.chapters(ROOT)
+    assert names[0] == "theory" or "theory" in names
+    assert all((ROOT / "notebooks" / f"{n}.ipynb").exists() for n in names)
+
+
+@pytest.mark.slow
+def test_execute_hides_injected_cell_and_records_the_run(project):
+    out = book.execute("good", {"n": 2, "label": "ab"}, root=project)
+    nb = json.loads(out.read_text())
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "remove-cell" in injected[0]["metadata"]["tags"]
+    printed = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "abab" in printed
+    assert "executed by papermill" in nb["cells"][-1]["source"]
+
+
+def test_unknown_parameter_is_named(project):
+    with pytest.raises(book.ChapterError, match=r"no parameter 'm'.*its parameters are: label, n"):
+        book.execute("good", {"m": 1}, root=project)
+
+
+def test_unknown_chapter_lists_the_chapters(project):
+    with pytest.raises(book.ChapterError, match="chapters: good, bad"):
+        book.execute("nope", root=project)
+
+
+@pytest.mark.slow
+def test_failing_cell_is_named(project):
+    with pytest.raises(book.ChapterError) as err:
+        book.execute("bad", {"n": 5}, root=project)
+    msg = str(err.value)
+    assert "'bad'" in msg and "cell 3" in msg and "broken with n=5" in msg
+
+
+def test_parameters_parse_as_yaml():
+    assert book.parse_parameters([("n", "20"), ("x", "0.5"), ("m", "gpt2"), ("flag", "true")]) == {
+        "n": 20, "x": 0.5, "m": "gpt2", "flag": True}
+
+
+def test_notebook_sources_have_no_outputs_and_a_parameters_cell():
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        assert not any(c.get("outputs") for c in nb["cells"]), f"{path.name} has outputs"
+        tags = [t for c in nb["cells"] for t in c.get("metadata", {}).get("tags", [])]
+        assert "parameters" in tags, f"{path.name} has no cell tagged parameters"
+
+
+def test_notebooks_match_their_percent_sources():
+    srcs = sorted(str(p) for p in (ROOT / "notebooks" / "src").glob("*.py"))
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "nbsrc.py"), "--check", *srcs],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
+def test_theory_chapter_runs_with_small_parameters(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "_toc.yml", tmp_path)
+    shutil.copy(ROOT / "notebooks" / "theory.ipynb", tmp_path / "notebooks")
+    out = book.execute("theory", {"n_joints": 5, "steps": 2, "seed": 1}, root=tmp_path)
+    nb = json.loads(out.read_text())
+    images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 4
