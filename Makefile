@@ -11,7 +11,6 @@ STAMP  := $(VENV)/.siautil-installed
 export OMP_WAIT_POLICY ?= PASSIVE
 export TOKENIZERS_PARALLELISM ?= false
 export HF_HUB_OFFLINE ?= 1
-export MPLBACKEND ?= Agg
 
 .PHONY: setup book test ci chapter clean-book
 

@@ -1,0 +1,271 @@
+"""What a task is: its questions, prompt, gold answers and answer extraction in one place."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from . import extract
+
+#: Environment variable naming the directory with the benchmark files in their official formats.
+DATA_ENV = "SIAUTIL_DATA_DIR"
+
+
+class DataError(ValueError):
+    """Benchmark data is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """One benchmark item: stable ``id``, ``text``, canonical ``gold`` answer, and for
+    multiple choice its ``options`` as ``((label, text), ...)``."""
+
+    id: str
+    text: str
+    gold: str
+    options: tuple[tuple[str, str], ...] | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+class Task:
+    """A benchmark: subclasses set the class attributes and implement the hooks below.
+
+    ``load`` returns questions; ``prompt`` renders one for a chat or a base model;
+    ``extract_answer`` reads the final answer from generated text (``None`` is the null
+    answer); ``answer_complete`` says when a continuation can stop because its final answer
+    is written.
+    """
+
+    name: str = ""
+    #: default split and the splits this task knows
+    default_split: str = "test"
+    splits: tuple[str, ...] = ("test",)
+    #: the chain-of-thought instruction; ``{question}`` (and ``{options}``) are filled in
+    instruction: str = ""
+    #: how a worked example ends in few-shot prompts
+    answer_format: str = "The answer is {answer}."
+
+    def __init__(self, instruction: str | None = None, data_dir: str | os.PathLike | None = None):
+        if instruction is not None:
+            self.instruction = instruction
+        self.data_dir = data_dir
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+    # ------------------------------------------------------------------ data
+
+    def load(self, split: str | None = None, limit: int | None = None, sample: int | None = None,
+             seed: int = 0, data_dir: str | os.PathLike | None = None,
+             source: str = "auto") -> list[Question]:
+        """Questions of ``split`` in file order.
+
+        ``sample`` draws that many questions at random (seeded) before ``limit`` keeps the first
+        ``limit``. ``source`` is ``"files"`` (the official files in ``data_dir`` or
+        ``$SIAUTIL_DATA_DIR``), ``"hub"`` (Hugging Face datasets), or ``"auto"`` (files when a
+        directory is named, else the hub).
+        """
+        split = split or self.default_split
+        if split not in self.splits:
+            raise ValueError(f"{self.name} has no split {split!r}; its splits are: {', '.join(self.splits)}")
+        directory = data_dir or self.data_dir or os.environ.get(DATA_ENV)
+        if source == "files" or (source == "auto" and directory):
+            questions = list(self._from_files(resolve_data_dir(directory, self), split))
+        elif source in ("hub", "auto"):
+            questions = list(self._from_hub(split))
+        else:
+            raise ValueError(f"source must be 'auto', 'files' or 'hub', got {source!r}")
+        if sample is not None:
+            rng = random.Random(seed)
+            questions = rng.sample(questions, min(sample, len(questions)))
+        if limit is not None:
+            questions = questions[:limit]
+        return questions
+
+    def _from_files(self, directory: Path, split: str) -> Iterator[Question]:
+        raise NotImplementedError
+
+    def _from_hub(self, split: str) -> Iterator[Question]:
+        raise NotImplementedError
+
+    def few_shot_examples(self, k: int, seed: int = 0, data_dir=None) -> list[tuple[Question, str]]:
+        """``k`` worked examples ``(question, solution text)`` for base-model prompts."""
+        raise NotImplementedError(f"{self.name} has no worked examples for few-shot prompts")
+
+    # ------------------------------------------------------------------ prompts
+
+    def format_question(self, question: Question) -> str:
+        """The question as the model reads it (options listed for multiple choice)."""
+        if not question.options:
+            return question.text
+        opts = "\n".join(f"({lab}) {txt}" for lab, txt in question.options)
+        return f"{question.text}\n{opts}"
+
+    def user_message(self, question: Question) -> str:
+        return self.instruction.format(question=self.format_question(question))
+
+    def prompt(self, question: Question, tokenizer=None, style: str = "auto", few_shot: int = 0,
+               seed: int = 0) -> str:
+        """The text a model is conditioned on.
+
+        ``style="chat"`` applies the tokenizer's chat template to the instruction (instruct
+        models); ``"plain"`` writes ``Question: ... Answer:`` text for base models, with
+        ``few_shot`` worked examples before it; ``"auto"`` picks chat when the tokenizer has a
+        chat template.
+        """
+        if style not in ("auto", "chat", "plain"):
+            raise ValueError(f"style must be 'auto', 'chat' or 'plain', got {style!r}")
+        has_template = tokenizer is not None and getattr(tokenizer, "chat_template", None)
+        if style == "chat" or (style == "auto" and has_template):
+            if not has_template:
+                raise ValueError("style='chat' needs a tokenizer with a chat template")
+            return tokenizer.apply_chat_template(
+                [{"role": "user", "content": self.user_message(question)}],
+                tokenize=False, add_generation_prompt=True,
+            )
+        shots = self.few_shot_examples(few_shot, seed) if few_shot else []
+        parts = [f"Question: {self.format_question(q)}\nAnswer: {sol}\n\n" for q, sol in shots]
+        parts.append(f"Question: {self.format_question(question)}\nAnswer: Let's think step by step.")
+        return "".join(parts)
+
+    # ------------------------------------------------------------------ answers
+
+    def extract_answer(self, text: str, question: Question | None = None) -> str | None:
+        raise NotImplementedError
+
+    def canonical_gold(self, raw: Any) -> str:
+        raise NotImplementedError
+
+    def is_correct(self, answer: str | None, question: Question) -> bool:
+        """Whether an extracted answer equals the question's gold answer (``None`` never does)."""
+        return answer is not None and answer == question.gold
+
+    def answer_complete(self, text: str) -> bool:
+        """Whether generation can stop: the final answer is fully written in ``text``."""
+        return False
+
+
+# ---------------------------------------------------------------------- file helpers
+
+
+def resolve_data_dir(directory: str | os.PathLike | None, task: Task) -> Path:
+    """The benchmark directory, or a :class:`DataError` that says how to provide one."""
+    if not directory:
+        raise DataError(
+            f"no data directory for {task.name}: pass data_dir=... (or --data-dir) or set "
+            f"${DATA_ENV} to a directory with the official files, or load from the Hugging Face "
+            "hub with source='hub' when online"
+        )
+    path = Path(directory).expanduser()
+    if not path.is_dir():
+        raise DataError(
+            f"data directory {path} does not exist: pass data_dir=... or set ${DATA_ENV} to a "
+            "directory with the official files, or use source='hub' when online"
+        )
+    return path
+
+
+def require_file(path: Path, task: Task) -> Path:
+    if not path.is_file():
+        raise DataError(
+            f"{task.name}: missing file {path}. Put the official file there (see the README of "
+            f"the data directory), point data_dir / ${DATA_ENV} elsewhere, or use source='hub' when online"
+        )
+    return path
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, record) of a JSON Lines file; a malformed line raises naming file and line."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}, line {lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise DataError(f"{path}, line {lineno}: expected a JSON object")
+            yield lineno, rec
+
+
+def field_of(rec: dict, key: str, path: Path, lineno: int | str) -> Any:
+    try:
+        return rec[key]
+    except KeyError:
+        raise DataError(f"{path}, line {lineno}: record has no field {key!r}") from None
+
+
+def hub_rows(repo: str, config: str | None, split: str) -> Sequence[dict]:
+    """Rows of a Hugging Face dataset, or a clear error when the hub cannot be reached."""
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        raise DataError("loading from the hub needs the `datasets` package: pip install datasets") from None
+    try:
+        return datasets.load_dataset(repo, config, split=split)
+    except Exception as e:  # noqa: BLE001 - any network/cache failure becomes one clear message
+        raise DataError(
+            f"could not load {repo}{'/' + config if config else ''} ({split}) from the Hugging Face hub: "
+            f"{type(e).__name__}: {str(e)[:200]}. Offline? Point data_dir or ${DATA_ENV} at the official files."
+        ) from None
+
+
+class NumericTask(Task):
+    """A task whose answers are numbers (GSM8K, SVAMP, the toy task)."""
+
+    instruction = (
+        "Solve the following problem step by step. At the end, write your final answer as "
+        "\"The answer is N.\" where N is a number.\n\n{question}"
+    )
+
+    def extract_answer(self, text: str, question: Question | None = None) -> str | None:
+        return extract.extract_number(text)
+
+    def canonical_gold(self, raw: Any) -> str:
+        return extract.canonical_number(raw)
+
+    def answer_complete(self, text: str) -> bool:
+        return extract.number_answer_complete(text)
+
+
+class ChoiceTask(Task):
+    """A multiple-choice task whose answers are option labels (ARC)."""
+
+    instruction = (
+        "Answer the following multiple-choice question. Think step by step, then finish with "
+        "\"The answer is (X).\" where X is the label of the correct option.\n\n{question}"
+    )
+    answer_format = "The answer is ({answer})."
+
+    def extract_answer(self, text: str, question: Question | None = None) -> str | None:
+        return extract.extract_choice(text, question.options if question else None)
+
+    def canonical_gold(self, raw: Any) -> str:
+        return str(raw).strip()
+
+    def answer_complete(self, text: str) -> bool:
+        return extract.choice_answer_complete(text)
+
+
+class GoldErrors:
+    """Collects gold answers that do not parse, to report them all at once."""
+
+    def __init__(self, task: Task, source: str):
+        self.task, self.source, self.bad = task, source, []
+
+    def parse(self, raw: Any, where: str) -> str | None:
+        try:
+            return self.task.canonical_gold(raw)
+        except ValueError:
+            self.bad.append(f"{where}: {raw!r}")
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.bad:
+            shown = "; ".join(self.bad[:10]) + (" ..." if len(self.bad) > 10 else "")
+            raise DataError(f"{self.task.name}: {len(self.bad)} gold answers in {self.source} do not parse: {shown}")
