@@ -1,0 +1,383 @@
+"""The paper's diagnostics (Section 5, Appendix B) computed from estimated trajectories.
+
+Input is the output of :func:`siautil.estimators.estimate`: one row per (question, trace,
+checkpoint) with ``entropy``, ``surprisal``, ``t``, ``T``, ``pos`` and ``correct``. Outputs
+are tidy DataFrames. Statistics are over *questions* (traces of one question are not
+independent): curves and table cells are means over questions with 95% bootstrap intervals
+(``scipy.stats.bootstrap``); undefined values are NaN with their reason counted.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from . import estimators
+
+TRACE = ["question_id", "trace"]
+#: The common grid of normalised positions ``t / T`` for curves of different trace lengths.
+GRID = np.linspace(0, 1, 11)
+
+
+def _group_keys(df: pd.DataFrame) -> list[str]:
+    return [c for c in ("model", "dataset") if c in df.columns]
+
+
+# ------------------------------------------------------------------------- alignment coefficient
+
+
+def alignment_coefficient(entropy: Sequence[float], surprisal: Sequence[float]) -> tuple[float, str]:
+    """The SIA alignment coefficient of one trace: the Pearson correlation across its
+    checkpoints between ``Ĥ_t`` and ``ŝ_t`` (Section 5.1), with ``scipy.stats.pearsonr``.
+
+    Returns ``(r, reason)``: ``reason`` is ``""`` when ``r`` is defined, else why it is NaN
+    (``"one checkpoint"``, ``"constant entropy"``, ``"constant surprisal"``,
+    ``"infinite surprisal"``).
+    """
+    h = np.asarray(entropy, dtype=np.float64)
+    s = np.asarray(surprisal, dtype=np.float64)
+    if h.shape != s.shape or h.ndim != 1:
+        raise ValueError(f"entropy and surprisal must be 1-D series of one length, got {h.shape} and {s.shape}")
+    reason = _undefined(h, s)
+    if reason:
+        return float("nan"), reason
+    return float(stats.pearsonr(h, s).statistic), ""
+
+
+def _undefined(h: np.ndarray, s: np.ndarray) -> str:
+    if len(h) < 2:
+        return "one checkpoint"
+    if not np.all(np.isfinite(s)):
+        return "infinite surprisal"
+    if np.ptp(h) == 0:
+        return "constant entropy"
+    if np.ptp(s) == 0:
+        return "constant surprisal"
+    return ""
+
+
+def trace_alignment(traj: pd.DataFrame) -> pd.DataFrame:
+    """The alignment coefficient of every trace (vectorised Pearson; equal to
+    :func:`alignment_coefficient` per trace), with ``reason`` for the undefined ones."""
+    keys = _group_keys(traj) + TRACE
+    df = traj[keys + ["entropy", "surprisal", "correct"]].copy()
+    g = df.groupby(keys, sort=False)
+    n = g["entropy"].transform("size")
+    mh, ms = g["entropy"].transform("mean"), g["surprisal"].transform("mean")
+    dh, ds = df["entropy"] - mh, df["surprisal"] - ms
+    df["hh"], df["ss"], df["hs"] = dh * dh, ds * ds, dh * ds
+    df["inf"] = ~np.isfinite(df["surprisal"])
+    agg = df.assign(n=n).groupby(keys, sort=False).agg(
+        n=("n", "first"), hh=("hh", "sum"), ss=("ss", "sum"), hs=("hs", "sum"), inf=("inf", "any"),
+        hmax=("entropy", "max"), hmin=("entropy", "min"), smax=("surprisal", "max"),
+        smin=("surprisal", "min"), correct=("correct", "first"))
+    agg["hrange"], agg["srange"] = agg["hmax"] - agg["hmin"], agg["smax"] - agg["smin"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = agg["hs"] / np.sqrt(agg["hh"] * agg["ss"])
+    reason = np.select(
+        [agg["n"] < 2, agg["inf"], agg["hrange"] == 0, agg["srange"] == 0],
+        ["one checkpoint", "infinite surprisal", "constant entropy", "constant surprisal"], default="")
+    out = agg[["n", "correct"]].rename(columns={"n": "checkpoints"}).copy()
+    out["coefficient"] = np.where(reason == "", np.clip(r, -1, 1), np.nan)
+    out["reason"] = reason
+    return out.reset_index()
+
+
+def _bootstrap_mean(values: np.ndarray, n_resamples: int, seed: int) -> tuple[float, float]:
+    values = values[np.isfinite(values)]
+    if len(values) < 2 or np.ptp(values) == 0:
+        m = float(values.mean()) if len(values) else float("nan")
+        return m, m
+    res = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=0.95,
+                          method="percentile", random_state=seed)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def alignment_table(coefs: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Table 1 cells from :func:`trace_alignment`: per model × dataset, the mean coefficient over
+    questions (each question's traces averaged first), its standard error and 95% bootstrap
+    interval over questions, how many traces were defined, and why the others were not."""
+    keys = _group_keys(coefs)
+    rows = []
+    for name, g in (coefs.groupby(keys, sort=False) if keys else [((), coefs)]):
+        per_q = g.groupby("question_id")["coefficient"].mean().to_numpy()
+        per_q = per_q[np.isfinite(per_q)]
+        lo, hi = _bootstrap_mean(per_q, n_resamples, seed)
+        row = dict(zip(keys, name if isinstance(name, tuple) else (name,)))
+        row.update(
+            mean=float(per_q.mean()) if len(per_q) else float("nan"),
+            se=float(stats.sem(per_q)) if len(per_q) > 1 else float("nan"),
+            ci_low=lo, ci_high=hi, questions=len(per_q), traces=len(g),
+            defined=int(g["coefficient"].notna().sum()),
+        )
+        for reason, count in g.loc[g["reason"] != "", "reason"].value_counts().items():
+            row[f"undefined: {reason}"] = int(count)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def alignment(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, estimator: str = "plugin",
+              keep: int | None = None, stride: int | None = None, n_resamples: int = 2000,
+              seed: int = 0) -> pd.DataFrame:
+    """Records → Table 1 cells in one call (see :func:`alignment_table`)."""
+    traj = estimators.estimate(coarsen(records, stride), alpha=alpha, estimator=estimator, keep=keep)
+    return alignment_table(trace_alignment(traj), n_resamples=n_resamples, seed=seed)
+
+
+# ------------------------------------------------------------------------- Figure 1: cumulative gain
+
+
+def _on_grid(traj: pd.DataFrame, column: str, grid: np.ndarray) -> pd.DataFrame:
+    """Each trace's ``column`` linearly interpolated at normalised positions ``grid``
+    (vectorised over traces: one sorted array, one ``searchsorted``)."""
+    keys = _group_keys(traj) + TRACE
+    traj = traj.sort_values(keys + ["pos"])
+    tid = traj.groupby(keys, sort=False).ngroup().to_numpy()
+    pos = traj["pos"].to_numpy(dtype=np.float64)
+    val = traj[column].to_numpy(dtype=np.float64)
+    n_traces = tid.max() + 1
+    start = np.searchsorted(tid, np.arange(n_traces))
+    end = np.searchsorted(tid, np.arange(n_traces), side="right") - 1
+    key = tid * 2.0 + pos  # positions lie in [0, 1], so traces never overlap
+    cols = {}
+    for x in grid:
+        j = np.searchsorted(key, np.arange(n_traces) * 2.0 + x, side="right") - 1
+        j = np.clip(j, start, end)
+        k = np.minimum(j + 1, end)
+        dx = pos[k] - pos[j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.where(dx > 0, np.clip((x - pos[j]) / dx, 0, 1), 0.0)
+        cols[f"{x:.2f}"] = val[j] * (1 - w) + val[k] * w
+    first = traj.iloc[start]
+    out = first[keys].reset_index(drop=True)
+    out["correct"] = first["correct"].to_numpy().astype(bool)
+    return pd.concat([out, pd.DataFrame(cols)], axis=1)
+
+
+def _curve(wide: pd.DataFrame, grid: np.ndarray, by: list[str], n_resamples: int, seed: int) -> pd.DataFrame:
+    """Mean over questions (traces of a question averaged first) with bootstrap bands."""
+    cols = [f"{x:.2f}" for x in grid]
+    rows = []
+    for key, g in wide.groupby(by, sort=False):
+        per_q = g.groupby("question_id")[cols].mean()
+        for x, c in zip(grid, cols):
+            v = per_q[c].to_numpy()
+            lo, hi = _bootstrap_mean(v, n_resamples, seed)
+            rows.append((*(key if isinstance(key, tuple) else (key,)), x, float(np.nanmean(v)), lo, hi, len(v)))
+    return pd.DataFrame(rows, columns=by + ["pos", "mean", "ci_low", "ci_high", "questions"])
+
+
+def cumulative_gain(traj: pd.DataFrame, grid: np.ndarray = GRID, min_total: float = 1e-9,
+                    n_resamples: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """Figure 1: normalised cumulative information gain ``Ĝ_t / Ĝ_T`` (``Ĝ_t = ŝ_0 - ŝ_t``,
+    Definition 11) against ``t / T``, mean over questions split by correct and incorrect traces.
+
+    Traces whose total gain is not positive (``Ĝ_T <= min_total``: the gold answer ended no more
+    likely than it started) have no normalised gain; they are left out and counted in the
+    returned Series of reasons.
+    """
+    keys = _group_keys(traj) + TRACE
+    traj = traj.sort_values(keys + ["t"]).copy()
+    g = traj.groupby(keys, sort=False)["surprisal"]
+    s0, sT = g.transform("first"), g.transform("last")
+    total = s0 - sT
+    traj["norm_gain"] = (s0 - traj["surprisal"]) / total.where(total > min_total)
+    bad = traj["norm_gain"].isna()
+    per_trace = bad.groupby([traj[k] for k in keys], sort=False).any()
+    reasons = pd.Series({"total gain not positive": int(per_trace.sum()), "used": int((~per_trace).sum())})
+    ok = traj[~bad.groupby([traj[k] for k in keys], sort=False).transform("any")]
+    if ok.empty:
+        return pd.DataFrame(columns=_group_keys(traj) + ["correct", "pos", "mean", "ci_low", "ci_high", "questions"]), reasons
+    wide = _on_grid(ok, "norm_gain", grid)
+    return _curve(wide, grid, _group_keys(traj) + ["correct"], n_resamples, seed), reasons
+
+
+# ------------------------------------------------------------------------- Figure 2: AUC(t)
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, score))
+
+
+def weighted_auc(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC (Mann–Whitney, ties counted one half) under each row of ``weights``
+    (shape ``(B, n)``): the bootstrap's resampled AUCs without re-sorting per resample.
+    With unit weights it equals ``roc_auc_score(y, score)``."""
+    y = np.asarray(y, dtype=bool)
+    uniq, inv = np.unique(score, return_inverse=True)
+    out = np.empty(len(weights))
+    for b, w in enumerate(weights):
+        pos = np.bincount(inv, weights=w * y, minlength=len(uniq))
+        neg = np.bincount(inv, weights=w * ~y, minlength=len(uniq))
+        below = np.cumsum(neg) - neg
+        denom = pos.sum() * neg.sum()
+        out[b] = (pos * (below + 0.5 * neg)).sum() / denom if denom > 0 else np.nan
+    return out
+
+
+def auc_by_position(traj: pd.DataFrame, normalised: bool = False, grid: np.ndarray = GRID,
+                    n_resamples: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Figure 2: at each prefix length, the ROC AUC of ``-Ĥ_t`` (lower entropy = predicted
+    correct) for separating correct from incorrect traces (``sklearn.metrics.roc_auc_score``),
+    with a 95% bootstrap interval over questions (questions resampled with replacement, each
+    carrying all its traces).
+
+    ``normalised=False`` uses absolute prefix lengths ``t`` (traces shorter than ``t`` drop
+    out); ``True`` interpolates each trace onto ``grid`` of ``t / T``. Where every trace is
+    correct or every trace is incorrect the AUC is undefined: NaN with ``reason``.
+    """
+    keys = _group_keys(traj)
+    if normalised:
+        wide = _on_grid(traj, "entropy", grid)
+        long = wide.melt(id_vars=keys + TRACE + ["correct"], var_name="pos", value_name="entropy")
+        long["at"] = long["pos"].astype(float)
+    else:
+        long = traj[keys + TRACE + ["correct", "t", "entropy"]].rename(columns={"t": "at"})
+    rng = np.random.default_rng(seed)
+    rows = []
+    for key, g in long.groupby(keys + ["at"], sort=True):
+        y = g["correct"].to_numpy().astype(int)
+        score = -g["entropy"].to_numpy()
+        auc = _auc(y, score)
+        reason = "" if np.isfinite(auc) else ("all correct" if y.all() else "all incorrect")
+        lo = hi = float("nan")
+        if reason == "" and n_resamples:
+            _, q = np.unique(g["question_id"].to_numpy(), return_inverse=True)
+            nq = q.max() + 1
+            draws = rng.multinomial(nq, np.full(nq, 1.0 / nq), size=n_resamples)
+            boots = weighted_auc(y, score, draws[:, q].astype(np.float64))
+            boots = boots[np.isfinite(boots)]
+            if len(boots):
+                lo, hi = np.percentile(boots, [2.5, 97.5])
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append((*key, auc, float(lo), float(hi), int(y.sum()), int(len(y) - y.sum()), reason))
+    cols = keys + ["pos" if normalised else "t", "auc", "ci_low", "ci_high", "n_correct", "n_incorrect", "reason"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# ------------------------------------------------------------------------- Figure 3: saturation
+
+
+def entropy_curve(traj: pd.DataFrame, grid: np.ndarray = GRID, by: Iterable[str] = (),
+                  n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Figure 3: mean ``Ĥ_t`` against ``t / T`` over questions with 95% bootstrap bands."""
+    wide = _on_grid(traj, "entropy", grid)
+    by = _group_keys(traj) + list(by)
+    if not by:
+        wide["all"] = "all"
+        by = ["all"]
+    return _curve(wide, grid, by, n_resamples, seed)
+
+
+def plateau(pos: Sequence[float], level: Sequence[float], tol: float = 0.05) -> dict:
+    """Where a mean entropy curve stops falling, and a late-rebound measure (Figure 3).
+
+    The plateau starts at the first position after which the curve never falls by more than
+    ``tol`` × (its total range) again; ``level`` is the curve's value there. ``rebound`` is
+    ``H_T - min_t H_t``: how far the curve climbs back after its lowest point.
+    """
+    pos = np.asarray(pos, dtype=np.float64)
+    h = np.asarray(level, dtype=np.float64)
+    if len(h) == 0 or not np.all(np.isfinite(h)):
+        return dict(plateau_pos=float("nan"), plateau_level=float("nan"), rebound=float("nan"),
+                    reason="empty or undefined curve")
+    span = max(np.ptp(h), 1e-12)
+    # remaining drop from each point: h[i] - min(h[i:])
+    future_min = np.minimum.accumulate(h[::-1])[::-1]
+    flat = (h - future_min) <= tol * span
+    i = int(np.argmax(flat))
+    return dict(plateau_pos=float(pos[i]), plateau_level=float(h[i]),
+                rebound=float(h[-1] - h.min()), reason="")
+
+
+def saturation(curve: pd.DataFrame, tol: float = 0.05) -> pd.DataFrame:
+    """:func:`plateau` for every curve of :func:`entropy_curve`."""
+    keys = [c for c in curve.columns if c not in ("pos", "mean", "ci_low", "ci_high", "questions")]
+    rows = []
+    for key, g in curve.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(keys, key)), **plateau(g["pos"], g["mean"], tol)})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------- ablations
+
+
+def coarsen(records: pd.DataFrame, stride: int | None) -> pd.DataFrame:
+    """Keep the checkpoints of a coarser stride (``t % stride == 0``, plus ``T``), without
+    re-running anything. ``None`` keeps all."""
+    if stride is None:
+        return records
+    if stride < 1:
+        raise ValueError(f"stride must be positive, got {stride}")
+    return records[(records["t"] % stride == 0) | (records["t"] == records["T"])]
+
+
+def shuffle_table(original: pd.DataFrame, shuffled: pd.DataFrame, **kw) -> pd.DataFrame:
+    """Table 2: mean coefficient of the original run beside the shuffled-prefix run."""
+    a = alignment(original, **kw)
+    b = alignment(shuffled, **kw)
+    keys = _group_keys(a)
+    cols = ["mean", "ci_low", "ci_high", "questions"]
+    if keys:
+        return a[keys + cols].merge(b[keys + cols], on=keys, suffixes=("_original", "_shuffled"))
+    return pd.concat([a[cols].add_suffix("_original"), b[cols].add_suffix("_shuffled")], axis=1)
+
+
+def budget_curve(records: pd.DataFrame, continuations: Sequence[int] | None = None,
+                 strides: Sequence[int | None] = (None,), alpha: float = estimators.DEFAULT_ALPHA,
+                 n_resamples: int = 500, seed: int = 0) -> pd.DataFrame:
+    """Table 3 and beyond: the alignment coefficient recomputed for every number of
+    continuations per prefix in ``continuations`` (first ``m`` of the stored answers) and
+    every ``stride`` (a multiple of the run's), from the stored samples alone."""
+    m_max = int(records["answers"].map(len).max())
+    continuations = continuations or sorted({m for m in (1, 2, 4, 8, 16, 32, 64) if m < m_max} | {m_max})
+    rows = []
+    for stride in strides:
+        for m in continuations:
+            tab = alignment(records, alpha=alpha, keep=m, stride=stride, n_resamples=n_resamples, seed=seed)
+            tab.insert(0, "stride", stride if stride is not None else "run")
+            tab.insert(1, "continuations", m)
+            rows.append(tab)
+    return pd.concat(rows, ignore_index=True)
+
+
+def surprisal_sensitivity(records: pd.DataFrame, alphas: Sequence[float] = (0.01, 0.1, 0.5, 1.0, 2.0),
+                          n_resamples: int = 500, seed: int = 0) -> pd.DataFrame:
+    """The alignment coefficient under each gold-surprisal smoothing ``α``."""
+    rows = []
+    for a in alphas:
+        tab = alignment(records, alpha=a, n_resamples=n_resamples, seed=seed)
+        tab.insert(0, "alpha", a)
+        rows.append(tab)
+    return pd.concat(rows, ignore_index=True)
+
+
+# ------------------------------------------------------------------------- early stopping
+
+
+def early_stopping(traj: pd.DataFrame, thresholds: Sequence[float] = (0.05, 0.1, 0.2, 0.4, 0.7, 1.0)) -> pd.DataFrame:
+    """The application the literature uses: stop a trace at its first checkpoint whose
+    estimated entropy is at most ``threshold`` and answer with the majority answer of that
+    checkpoint's continuations. Per threshold: the fraction of tokens saved and the accuracy
+    against the full traces' accuracy."""
+    keys = _group_keys(traj) + TRACE
+    traj = traj.sort_values(keys + ["t"])
+    full = traj.groupby(keys, sort=False).agg(T=("T", "first"), correct=("correct", "first"))
+    rows = []
+    for th in thresholds:
+        hit = traj[traj["entropy"] <= th].groupby(keys, sort=False)[["t", "mode_correct"]].first()
+        stop = full.join(hit, how="left")
+        stopped = stop["t"].notna().to_numpy()
+        tokens_used = np.where(stopped, stop["t"], stop["T"])
+        correct_at_stop = np.where(stopped, stop["mode_correct"].fillna(False).astype(bool), stop["correct"])
+        rows.append(dict(threshold=th, stopped=float(stopped.mean()),
+                         tokens_saved=float(1 - tokens_used.sum() / max(stop["T"].sum(), 1)),
+                         accuracy=float(np.mean(correct_at_stop)), full_accuracy=float(stop["correct"].mean())))
+    return pd.DataFrame(rows)

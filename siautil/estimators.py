@@ -1,0 +1,210 @@
+"""Monte-Carlo estimators of conditional answer entropy and gold surprisal (Appendix A).
+
+A *record* is one checkpoint of one trace: the ``M`` answers extracted from continuations
+of the prefix ``(x, z_<=t)`` (``None`` is the null answer ``∅``, a class of its own) and the
+gold answer ``y*``. A run's records are a DataFrame with at least the columns
+
+    question_id, trace, t, T, answers (list of str | None), gold (str), correct (bool)
+
+(:data:`RECORD_COLUMNS`), the shape the run store writes. Everything here is vectorised over
+records: answers are dictionary-encoded once with pyarrow and counted with numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+RECORD_COLUMNS = ("question_id", "trace", "t", "T", "answers", "gold", "correct")
+
+#: Default pseudo-count of the gold-surprisal smoothing: ``p̂ = (hits + α) / (M + 2α)``.
+#: ``α = 1/2`` is the Jeffreys (Krichevsky–Trofimov) estimator of a binary probability
+#: (gold answer or not), finite for every ``M`` and consistent as ``M`` grows.
+DEFAULT_ALPHA = 0.5
+
+
+class RecordsError(ValueError):
+    """Records that cannot be estimated from (missing columns, no answers, ...)."""
+
+
+def check_records(records: pd.DataFrame) -> pd.DataFrame:
+    """Validate the record columns; an empty run or a missing column gets a clear error."""
+    if not isinstance(records, pd.DataFrame):
+        raise RecordsError(f"records must be a pandas DataFrame, got {type(records).__name__}")
+    missing = [c for c in RECORD_COLUMNS if c not in records.columns]
+    if missing:
+        raise RecordsError(f"records lack the columns {missing}; a run's records have {list(RECORD_COLUMNS)}")
+    if records.empty:
+        raise RecordsError("the run has no records: nothing was sampled (or every question was filtered out)")
+    return records
+
+
+# ------------------------------------------------------------------------- counting
+
+
+@dataclass(frozen=True)
+class AnswerCounts:
+    """Per-record answer counts, as runs: record ``row[j]`` saw answer ``code[j]`` ``count[j]`` times.
+
+    ``m[i]`` is the number of answers of record ``i``, ``hits[i]`` how many equal its gold
+    answer, ``mode[i]`` its most frequent answer (``None`` for the null answer; ties go to
+    the answer that sorts first), ``classes[i]`` how many distinct answers it saw.
+    """
+
+    row: np.ndarray
+    code: np.ndarray
+    count: np.ndarray
+    m: np.ndarray
+    hits: np.ndarray
+    mode: np.ndarray
+    classes: np.ndarray
+    vocabulary: np.ndarray
+
+
+def count_answers(answers: pd.Series | list, gold: pd.Series | list | None = None,
+                  keep: int | None = None) -> AnswerCounts:
+    """Count each record's answers (vectorised). ``keep`` uses only the first ``keep`` answers
+    of each record (continuations are i.i.d., so that is a valid subsample with fewer ``M``)."""
+    lists = pa.array(list(answers), type=pa.list_(pa.string()))
+    if keep is not None:
+        if keep < 1:
+            raise RecordsError(f"keep must be at least 1 answer per record, got {keep}")
+        lists = pc.list_slice(lists, 0, keep)
+    n = len(lists)
+    m = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pc.list_flatten(lists)
+    enc = pc.dictionary_encode(flat, null_encoding="encode")
+    vocab = np.asarray(enc.dictionary.to_pylist(), dtype=object)
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    rows = np.repeat(np.arange(n), m)
+    order = np.lexsort((codes, rows))
+    rows, codes = rows[order], codes[order]
+    start = np.ones(len(codes), dtype=bool)
+    start[1:] = (rows[1:] != rows[:-1]) | (codes[1:] != codes[:-1])
+    run_start = np.flatnonzero(start)
+    run_count = np.diff(np.append(run_start, len(codes)))
+    run_row, run_code = rows[run_start], codes[run_start]
+    classes = np.bincount(run_row, minlength=n)
+    # the mode: the largest run of each row (first among ties, i.e. smallest code)
+    best = np.full(n, -1)
+    if len(run_row):
+        key = np.lexsort((-run_count, run_row))  # by row, then largest count first
+        first = np.ones(len(key), dtype=bool)
+        first[1:] = run_row[key][1:] != run_row[key][:-1]
+        best[run_row[key][first]] = run_code[key][first]
+    mode = np.where(best >= 0, vocab[np.maximum(best, 0)] if len(vocab) else None, None)
+    hits = np.zeros(n, dtype=np.int64)
+    if gold is not None:
+        gold_arr = np.asarray(list(gold), dtype=object)
+        lookup = {v: i for i, v in enumerate(vocab) if v is not None}
+        gold_code = np.array([lookup.get(g, -2) if g is not None else -2 for g in gold_arr])
+        matched = run_code == gold_code[run_row]
+        hits = np.bincount(run_row[matched], weights=run_count[matched], minlength=n).astype(np.int64)
+    return AnswerCounts(run_row, run_code, run_count, m, hits, mode, classes, vocab)
+
+
+# ------------------------------------------------------------------------- entropy
+
+
+def _as_counts(counts) -> np.ndarray:
+    arr = np.asarray(counts, dtype=np.float64)
+    if arr.ndim == 0:
+        raise ValueError("counts must be a 1-D array of answer counts (or 2-D, one row per record)")
+    if np.any(arr < 0) or not np.all(np.isfinite(arr)):
+        raise ValueError("counts must be finite and non-negative")
+    return arr
+
+
+def plugin_entropy(counts) -> float | np.ndarray:
+    """The paper's plug-in estimate ``Ĥ = -Σ p̂(a) log p̂(a)``, ``p̂ = count / M`` (Appendix A).
+
+    ``counts`` holds the number of continuations that gave each answer (1-D), or one row
+    per record (2-D, zero-padded). Biased low by about ``(K-1)/(2M)`` for ``K`` answers with
+    non-zero probability; consistent as ``M → ∞``. ``M = 0`` gives NaN.
+    """
+    arr = _as_counts(counts)
+    m = arr.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = arr / m[..., None] if arr.ndim > 1 else arr / m
+        h = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0.0).sum(axis=-1) + 0.0
+    h = np.where(m > 0, h, np.nan)
+    return float(h) if np.ndim(h) == 0 else h
+
+
+def miller_madow_entropy(counts) -> float | np.ndarray:
+    """Miller–Madow bias-corrected entropy: ``Ĥ_plugin + (K̂ - 1) / (2M)``, ``K̂`` the number of
+    answers seen. Offered beside the paper's plug-in estimator."""
+    arr = _as_counts(counts)
+    m = arr.sum(axis=-1)
+    k = (arr > 0).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = plugin_entropy(arr) + (k - 1) / (2 * m)
+    return out
+
+
+def entropy_from_counts(ac: AnswerCounts, estimator: str = "plugin") -> np.ndarray:
+    """Per-record entropy from :func:`count_answers` runs (``"plugin"`` or ``"miller-madow"``)."""
+    n = len(ac.m)
+    m = ac.m[ac.row].astype(np.float64)
+    p = ac.count / m
+    h = -np.bincount(ac.row, weights=p * np.log(p), minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if estimator in ("miller-madow", "mm"):
+            h = h + (ac.classes - 1) / (2 * ac.m)
+        elif estimator != "plugin":
+            raise ValueError(f"estimator must be 'plugin' or 'miller-madow', got {estimator!r}")
+    return np.where(ac.m > 0, h, np.nan)
+
+
+# ------------------------------------------------------------------------- gold surprisal
+
+
+def gold_probability(hits, m, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """Smoothed ``p̂(y* | x, z_<=t) = (hits + α) / (M + 2α)``; ``α = 0`` is the raw plug-in."""
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    hits = np.asarray(hits, dtype=np.float64)
+    m = np.asarray(m, dtype=np.float64)
+    if np.any(hits > m) or np.any(hits < 0):
+        raise ValueError("hits must lie between 0 and M")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(m + 2 * alpha > 0, (hits + alpha) / (m + 2 * alpha), np.nan)
+
+
+def gold_surprisal(hits, m, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """Gold surprisal ``ŝ_t = -log p̂(y* | x, z_<=t)`` (Definition 9, estimated).
+
+    The plug-in (``alpha=0``) is infinite when no continuation reaches the gold answer; the
+    paper does not say how it handled that. The default adds ``α = 1/2`` pseudo-counts to
+    both "gold" and "not gold" (:data:`DEFAULT_ALPHA`); the book shows how much the
+    alignment coefficient depends on ``α``.
+    """
+    with np.errstate(divide="ignore"):
+        return -np.log(gold_probability(hits, m, alpha))
+
+
+def estimate(records: pd.DataFrame, alpha: float = DEFAULT_ALPHA, estimator: str = "plugin",
+             keep: int | None = None) -> pd.DataFrame:
+    """One row per record: ``entropy`` ``Ĥ_t``, ``surprisal`` ``ŝ_t``, ``gold_prob``, ``m``,
+    ``mode`` (the majority answer) and ``pos = t / T``, beside the record's keys."""
+    check_records(records)
+    ac = count_answers(records["answers"], records["gold"], keep=keep)
+    if np.any(ac.m == 0):
+        bad = records.loc[ac.m == 0, ["question_id", "trace", "t"]].head(3).to_dict("records")
+        raise RecordsError(f"{int((ac.m == 0).sum())} records have no answers (M = 0), e.g. {bad}")
+    keys = [c for c in ("model", "dataset", "question_id", "trace", "t", "T", "correct") if c in records]
+    out = records[keys].reset_index(drop=True).copy()
+    out["m"] = ac.m
+    out["entropy"] = entropy_from_counts(ac, estimator)
+    out["hits"] = ac.hits
+    out["gold_prob"] = gold_probability(ac.hits, ac.m, alpha)
+    out["surprisal"] = -np.log(out["gold_prob"].to_numpy()) if alpha > 0 else gold_surprisal(ac.hits, ac.m, 0)
+    out["mode"] = ac.mode
+    out["mode_correct"] = np.asarray(ac.mode == records["gold"].to_numpy(dtype=object), dtype=bool)
+    T = out["T"].to_numpy(dtype=np.float64)
+    out["pos"] = np.where(T > 0, out["t"].to_numpy(dtype=np.float64) / np.where(T > 0, T, 1), 1.0)
+    return out

@@ -1,0 +1,218 @@
+"""Estimators and diagnostics: hand-computed cases, agreement with scipy/sklearn, the oracle."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from siautil import diagnostics as D
+from siautil import estimators as E
+from siautil import oracle
+
+
+def rec(rows, gold="1"):
+    """rows: (question, trace, t, T, answers, correct)."""
+    return pd.DataFrame([dict(question_id=q, trace=n, t=t, T=T, answers=a, gold=gold, correct=c)
+                         for q, n, t, T, a, c in rows])
+
+
+# ------------------------------------------------------------------ estimators by hand
+
+
+def test_plugin_and_miller_madow_by_hand():
+    assert E.plugin_entropy([2, 1, 1]) == pytest.approx(-(0.5 * np.log(0.5) + 2 * 0.25 * np.log(0.25)))
+    assert E.plugin_entropy([4, 0]) == 0
+    assert E.miller_madow_entropy([2, 1, 1]) == pytest.approx(E.plugin_entropy([2, 1, 1]) + 2 / 8)
+    np.testing.assert_allclose(E.plugin_entropy([[1, 1], [2, 0]]), [np.log(2), 0])
+    assert np.isnan(E.plugin_entropy([0, 0]))
+    with pytest.raises(ValueError, match="non-negative"):
+        E.plugin_entropy([-1, 2])
+
+
+def test_counting_matches_scipy_and_treats_null_as_a_class():
+    r = rec([("q", 0, 0, 4, ["1", "2", None, None, "1"], False),
+             ("q", 0, 4, 4, ["3", "3", "3", "3"], False)])
+    tr = E.estimate(r, alpha=0)
+    assert tr["entropy"][0] == pytest.approx(stats.entropy([2, 1, 2]))
+    assert tr["entropy"][1] == 0
+    assert list(tr["hits"]) == [2, 0] and list(tr["mode"]) == ["1", "3"]
+    assert tr["surprisal"][0] == pytest.approx(-np.log(2 / 5)) and np.isinf(tr["surprisal"][1])
+
+
+def test_gold_surprisal_smoothing():
+    assert E.gold_surprisal(0, 8, alpha=0.5) == pytest.approx(-np.log(0.5 / 9))
+    assert E.gold_surprisal(8, 8, alpha=0.5) == pytest.approx(-np.log(8.5 / 9))
+    assert np.isinf(E.gold_surprisal(0, 8, alpha=0))
+    with pytest.raises(ValueError, match="alpha"):
+        E.gold_probability(1, 2, alpha=-1)
+
+
+def test_keep_subsamples_first_answers():
+    r = rec([("q", 0, 0, 1, ["1", "1", "2", "2"], True)])
+    assert E.estimate(r, keep=2)["entropy"][0] == 0
+    assert E.estimate(r)["entropy"][0] == pytest.approx(np.log(2))
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_bad_records():
+    with pytest.raises(E.RecordsError, match="no records"):
+        E.estimate(rec([]).reindex(columns=E.RECORD_COLUMNS))
+    with pytest.raises(E.RecordsError, match="lack the columns"):
+        E.estimate(pd.DataFrame({"t": [0]}))
+    with pytest.raises(E.RecordsError, match="no answers"):
+        E.estimate(rec([("q", 0, 0, 1, [], True)]))
+
+
+def test_single_answer_and_all_null():
+    r = rec([("q", 0, 0, 2, [None], False), ("q", 0, 2, 2, [None], False)])
+    tr = E.estimate(r)
+    assert (tr["entropy"] == 0).all()  # M = 1: a defined, zero entropy
+    co = D.trace_alignment(tr)
+    assert np.isnan(co["coefficient"][0]) and co["reason"][0] == "constant entropy"
+
+
+# ------------------------------------------------------------------ alignment coefficient
+
+
+def test_alignment_coefficient_matches_pearsonr_and_explains_nan():
+    h, s = [1.0, 0.5, 0.2, 0.1], [2.0, 1.0, 0.8, 0.1]
+    r, why = D.alignment_coefficient(h, s)
+    assert r == pytest.approx(stats.pearsonr(h, s).statistic) and why == ""
+    assert D.alignment_coefficient([1.0], [1.0])[1] == "one checkpoint"
+    assert D.alignment_coefficient([1, 1, 1], [1, 2, 3])[1] == "constant entropy"
+    assert D.alignment_coefficient([1, 2, 3], [1, 1, 1])[1] == "constant surprisal"
+    assert D.alignment_coefficient([1, 2], [1, np.inf])[1] == "infinite surprisal"
+
+
+def test_vectorised_coefficients_equal_scipy_per_trace():
+    run = oracle.sample_run(oracle.aligned(steps=20), n_questions=8, n_traces=3, n_continuations=8, stride=4, seed=1)
+    tr = E.estimate(run)
+    co = D.trace_alignment(tr)
+    for _, row in co.iterrows():
+        g = tr[(tr.question_id == row.question_id) & (tr.trace == row.trace)]
+        r, why = D.alignment_coefficient(g["entropy"], g["surprisal"])
+        assert why == row.reason
+        if not why:
+            assert row.coefficient == pytest.approx(r, abs=1e-12)
+
+
+def test_alignment_table_by_hand():
+    co = pd.DataFrame(dict(question_id=["a", "a", "b", "c"], trace=[0, 1, 0, 0],
+                           coefficient=[0.2, 0.4, 0.6, np.nan], reason=["", "", "", "constant entropy"],
+                           checkpoints=3, correct=True))
+    t = D.alignment_table(co, n_resamples=200)
+    assert t["mean"][0] == pytest.approx(0.45)  # question means 0.3 and 0.6
+    assert t["se"][0] == pytest.approx(stats.sem([0.3, 0.6]))
+    assert t["questions"][0] == 2 and t["defined"][0] == 3 and t["undefined: constant entropy"][0] == 1
+    assert t["ci_low"][0] <= 0.45 <= t["ci_high"][0]
+
+
+# ------------------------------------------------------------------ signatures by hand
+
+
+def _traj(rows):
+    return pd.DataFrame(rows, columns=["question_id", "trace", "t", "T", "entropy", "surprisal", "correct"]).assign(
+        pos=lambda d: d["t"] / d["T"])
+
+
+def test_cumulative_gain_by_hand():
+    tr = _traj([("a", 0, 0, 2, 1.0, 3.0, True), ("a", 0, 1, 2, 0.5, 1.0, True), ("a", 0, 2, 2, 0.1, 1.0, True),
+                ("b", 0, 0, 2, 1.0, 1.0, False), ("b", 0, 2, 2, 1.0, 2.0, False)])
+    curve, reasons = D.cumulative_gain(tr, grid=np.array([0, 0.5, 1]), n_resamples=10)
+    got = curve[curve.correct].set_index("pos")["mean"]
+    np.testing.assert_allclose(got.to_numpy(), [0, 1, 1])  # all gain arrives by the midpoint
+    assert reasons["total gain not positive"] == 1 and reasons["used"] == 1
+
+
+def test_auc_by_hand_and_undefined():
+    tr = _traj([("a", 0, 0, 1, 0.1, 0, True), ("b", 0, 0, 1, 0.9, 0, False), ("c", 0, 0, 1, 0.5, 0, True),
+                ("a", 0, 1, 1, 0.1, 0, True), ("b", 0, 1, 1, 0.2, 0, True), ("c", 0, 1, 1, 0.5, 0, True)])
+    tr.loc[3:, "correct"] = True
+    auc = D.auc_by_position(tr, n_resamples=20)
+    assert auc.loc[auc.t == 0, "auc"].item() == pytest.approx(roc_auc_score([1, 0, 1], [-0.1, -0.9, -0.5]))
+    assert auc.loc[auc.t == 0, "auc"].item() == 1.0
+    row = auc[auc.t == 1].iloc[0]
+    assert np.isnan(row.auc) and row.reason == "all correct"
+
+
+def test_plateau_and_rebound():
+    p = D.plateau([0, 0.25, 0.5, 0.75, 1], [1.0, 0.5, 0.2, 0.2, 0.3])
+    assert p["plateau_pos"] == 0.5 and p["plateau_level"] == 0.2 and p["rebound"] == pytest.approx(0.1)
+    assert np.isnan(D.plateau([], [])["plateau_pos"])
+
+
+def test_coarsen_keeps_final_checkpoint():
+    r = rec([("q", 0, t, 7, ["1"], True) for t in (0, 2, 4, 6, 7)])
+    assert list(D.coarsen(r, 4)["t"]) == [0, 4, 7]
+
+
+def test_early_stopping_by_hand():
+    tr = _traj([("a", 0, 0, 10, 1.0, 0, True), ("a", 0, 5, 10, 0.0, 0, True), ("a", 0, 10, 10, 0.0, 0, True)])
+    tr["mode_correct"] = [False, True, True]
+    es = D.early_stopping(tr, thresholds=[0.5, 2.0])
+    assert es.loc[0, "tokens_saved"] == pytest.approx(0.5) and es.loc[0, "accuracy"] == 1
+    assert es.loc[1, "tokens_saved"] == 1 and es.loc[1, "accuracy"] == 0
+
+
+# ------------------------------------------------------------------ the oracle: ground truth
+
+
+def test_plugin_converges_with_bias_near_theory():
+    cfg = oracle.aligned(steps=10, reveal=0.2)
+    for m, tol in ((4000, 0.01),):
+        run = oracle.sample_run(cfg, n_questions=10, n_traces=2, n_continuations=m, stride=5, seed=2)
+        tr = E.estimate(run)
+        assert np.abs(tr["entropy"] - run["true_entropy"]).mean() < tol
+    biases = {}
+    for m in (8, 32):
+        run = oracle.sample_run(cfg, n_questions=60, n_traces=4, n_continuations=m, stride=5, seed=3)
+        pl = E.estimate(run)["entropy"] - run["true_entropy"]
+        mm = E.estimate(run, estimator="miller-madow")["entropy"] - run["true_entropy"]
+        biases[m] = pl.mean()
+        k = cfg.n_answers + 1  # answers plus the null class
+        assert pl.mean() < 0
+        assert abs(mm.mean()) < abs(pl.mean())
+        assert -(k - 1) / (2 * m) * 1.5 < pl.mean() < -(k - 1) / (2 * m) * 0.2
+    assert 2 < biases[8] / biases[32] < 6  # bias shrinks like 1/M
+
+
+def test_oracle_alignment_sign_is_recovered():
+    good = D.alignment(oracle.sample_run(oracle.aligned(), n_questions=30, seed=4), n_resamples=200)
+    bad = D.alignment(oracle.sample_run(oracle.misaligned(), n_questions=30, seed=4), n_resamples=200)
+    assert good["mean"][0] > 0.4 and good["ci_low"][0] > 0
+    assert bad["mean"][0] < -0.2 and bad["ci_high"][0] < 0
+
+
+def test_oracle_exact_quantities_are_distributions():
+    run = oracle.sample_run(oracle.aligned(steps=8), n_questions=3, n_traces=2, n_continuations=4, stride=4, seed=0)
+    assert run["true_entropy"].between(0, np.log(5)).all() and run["true_gold_prob"].between(0, 1).all()
+    assert set(run["t"]) == {0, 4, 8}
+
+
+def test_same_seed_same_records():
+    a = oracle.sample_run(oracle.aligned(steps=8), n_questions=3, seed=7)
+    b = oracle.sample_run(oracle.aligned(steps=8), n_questions=3, seed=7)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_shuffle_ablation_and_budget_curve_shapes():
+    cfg = oracle.aligned(steps=20)
+    orig = oracle.sample_run(cfg, n_questions=10, seed=5, stride=4)
+    shuf = oracle.sample_run(cfg, n_questions=10, seed=5, stride=4, shuffle_prefix=True)
+    t2 = D.shuffle_table(orig, shuf, n_resamples=100)
+    assert {"mean_original", "mean_shuffled"} <= set(t2.columns)
+    curve = D.budget_curve(orig, strides=(None, 8), n_resamples=50)
+    assert set(curve["continuations"]) == {1, 2, 4, 8, 16} and set(curve["stride"]) == {"run", 8}
+
+
+def test_weighted_auc_equals_sklearn_with_unit_and_integer_weights():
+    rng = np.random.default_rng(0)
+    y = rng.random(200) < 0.4
+    s = np.round(rng.normal(size=200), 1)  # ties
+    assert D.weighted_auc(y, s, np.ones((1, 200)))[0] == pytest.approx(roc_auc_score(y, s))
+    w = rng.integers(0, 3, size=200)
+    rep = np.repeat(np.arange(200), w)
+    assert D.weighted_auc(y, s, w[None].astype(float))[0] == pytest.approx(roc_auc_score(y[rep], s[rep]))
