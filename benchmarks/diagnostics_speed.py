@@ -23,6 +23,8 @@ def main() -> None:
     start = time.perf_counter()
     run = oracle.sample_run(oracle.aligned(), n_questions=max(1, args.records // per_question), n_traces=4,
                             n_continuations=args.continuations, stride=4, seed=0)
+    # the run store hands records over with Arrow-backed answer lists, as here
+    run = E.arrow_records(run)
     print(f"generated {len(run):,} records x {args.continuations} answers in {time.perf_counter() - start:.1f} s (not timed below)")
     total = 0.0
     t0 = time.perf_counter()
@@ -32,7 +34,7 @@ def main() -> None:
         ("alignment coefficients (per trace)", lambda: D.trace_alignment(traj)),
         ("Table 1 cell (bootstrap over questions)", lambda: D.alignment_table(D.trace_alignment(traj))),
         ("Figure 1: cumulative gain curves", lambda: D.cumulative_gain(traj)),
-        ("Figure 2: AUC(t), absolute, 200 bootstraps", lambda: D.auc_by_position(traj)),
+        ("Figure 2: AUC(t), absolute, clustered DeLong", lambda: D.auc_by_position(traj)),
         ("Figure 2: AUC(t), normalised", lambda: D.auc_by_position(traj, normalised=True)),
         ("Figure 3: entropy curve + plateau", lambda: D.saturation(D.entropy_curve(traj))),
         ("early stopping", lambda: D.early_stopping(traj)),

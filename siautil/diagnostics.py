@@ -159,15 +159,23 @@ def _on_grid(traj: pd.DataFrame, column: str, grid: np.ndarray) -> pd.DataFrame:
 
 
 def _curve(wide: pd.DataFrame, grid: np.ndarray, by: list[str], n_resamples: int, seed: int) -> pd.DataFrame:
-    """Mean over questions (traces of a question averaged first) with bootstrap bands."""
+    """Mean over questions (traces of a question averaged first) with 95% bootstrap bands,
+    all grid positions in one vectorised ``scipy.stats.bootstrap`` call per curve."""
     cols = [f"{x:.2f}" for x in grid]
     rows = []
     for key, g in wide.groupby(by, sort=False):
-        per_q = g.groupby("question_id")[cols].mean()
-        for x, c in zip(grid, cols):
-            v = per_q[c].to_numpy()
-            lo, hi = _bootstrap_mean(v, n_resamples, seed)
-            rows.append((*(key if isinstance(key, tuple) else (key,)), x, float(np.nanmean(v)), lo, hi, len(v)))
+        per_q = g.groupby("question_id")[cols].mean().to_numpy()
+        mean = np.nanmean(per_q, axis=0)
+        lo, hi = mean.copy(), mean.copy()
+        if len(per_q) > 1 and n_resamples and np.all(np.isfinite(per_q)) and np.ptp(per_q, axis=0).any():
+            batch = max(1, int(2e7 // per_q.size))  # bound the resampled array to ~160 MB
+            res = stats.bootstrap((per_q,), np.mean, axis=0, vectorized=True, n_resamples=n_resamples,
+                                  confidence_level=0.95, method="percentile", random_state=seed, batch=batch)
+            lo = np.where(np.ptp(per_q, axis=0) > 0, res.confidence_interval.low, mean)
+            hi = np.where(np.ptp(per_q, axis=0) > 0, res.confidence_interval.high, mean)
+        key = key if isinstance(key, tuple) else (key,)
+        for i, x in enumerate(grid):
+            rows.append((*key, x, float(mean[i]), float(lo[i]), float(hi[i]), len(per_q)))
     return pd.DataFrame(rows, columns=by + ["pos", "mean", "ci_low", "ci_high", "questions"])
 
 
@@ -221,17 +229,50 @@ def weighted_auc(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.nd
     return out
 
 
+def clustered_auc_se(y: np.ndarray, score: np.ndarray, cluster: np.ndarray) -> float:
+    """Standard error of the ROC AUC when observations come in clusters (the traces of one
+    question): DeLong's placement values summed per cluster (Obuchowski, 1997). One sort,
+    no resampling; with one observation per cluster it is DeLong's variance."""
+    y = np.asarray(y, dtype=bool)
+    _, k = np.unique(cluster, return_inverse=True)
+    n_pos, n_neg = y.sum(), (~y).sum()
+    ranks_all = stats.rankdata(score)
+    ranks_pos = stats.rankdata(score[y])
+    ranks_neg = stats.rankdata(score[~y])
+    v10 = np.zeros(len(y))
+    v01 = np.zeros(len(y))
+    v10[y] = (ranks_all[y] - ranks_pos) / n_neg           # share of negatives scored below
+    v01[~y] = 1 - (ranks_all[~y] - ranks_neg) / n_pos     # share of positives scored above
+    auc = v10[y].mean()
+    n_k = k.max() + 1
+    if n_k < 2:
+        return float("nan")
+    m_k = np.bincount(k, weights=y, minlength=n_k)
+    nn_k = np.bincount(k, weights=~y, minlength=n_k)
+    d10 = np.bincount(k, weights=v10, minlength=n_k) - m_k * auc
+    d01 = np.bincount(k, weights=v01, minlength=n_k) - nn_k * auc
+    f = n_k / (n_k - 1)
+    s10 = f * (d10 ** 2).sum() / n_pos
+    s01 = f * (d01 ** 2).sum() / n_neg
+    s11 = f * (d10 * d01).sum()
+    var = s10 / n_pos + s01 / n_neg + 2 * s11 / (n_pos * n_neg)
+    return float(np.sqrt(max(var, 0.0)))
+
+
 def auc_by_position(traj: pd.DataFrame, normalised: bool = False, grid: np.ndarray = GRID,
-                    n_resamples: int = 200, seed: int = 0) -> pd.DataFrame:
+                    interval: str = "delong", n_resamples: int = 200, seed: int = 0) -> pd.DataFrame:
     """Figure 2: at each prefix length, the ROC AUC of ``-Ĥ_t`` (lower entropy = predicted
     correct) for separating correct from incorrect traces (``sklearn.metrics.roc_auc_score``),
-    with a 95% bootstrap interval over questions (questions resampled with replacement, each
-    carrying all its traces).
+    with a 95% interval that treats the traces of one question as a cluster:
+    ``interval="delong"`` (default) is the normal interval from :func:`clustered_auc_se` and
+    also gives ``se``; ``"bootstrap"`` resamples questions with replacement (``n_resamples``).
 
     ``normalised=False`` uses absolute prefix lengths ``t`` (traces shorter than ``t`` drop
     out); ``True`` interpolates each trace onto ``grid`` of ``t / T``. Where every trace is
     correct or every trace is incorrect the AUC is undefined: NaN with ``reason``.
     """
+    if interval not in ("delong", "bootstrap"):
+        raise ValueError(f"interval must be 'delong' or 'bootstrap', got {interval!r}")
     keys = _group_keys(traj)
     if normalised:
         wide = _on_grid(traj, "entropy", grid)
@@ -246,8 +287,11 @@ def auc_by_position(traj: pd.DataFrame, normalised: bool = False, grid: np.ndarr
         score = -g["entropy"].to_numpy()
         auc = _auc(y, score)
         reason = "" if np.isfinite(auc) else ("all correct" if y.all() else "all incorrect")
-        lo = hi = float("nan")
-        if reason == "" and n_resamples:
+        lo = hi = se = float("nan")
+        if reason == "" and interval == "delong":
+            se = clustered_auc_se(y.astype(bool), score, g["question_id"].to_numpy())
+            lo, hi = auc - 1.96 * se, auc + 1.96 * se
+        elif reason == "" and interval == "bootstrap":
             _, q = np.unique(g["question_id"].to_numpy(), return_inverse=True)
             nq = q.max() + 1
             draws = rng.multinomial(nq, np.full(nq, 1.0 / nq), size=n_resamples)
@@ -256,8 +300,9 @@ def auc_by_position(traj: pd.DataFrame, normalised: bool = False, grid: np.ndarr
             if len(boots):
                 lo, hi = np.percentile(boots, [2.5, 97.5])
         key = key if isinstance(key, tuple) else (key,)
-        rows.append((*key, auc, float(lo), float(hi), int(y.sum()), int(len(y) - y.sum()), reason))
-    cols = keys + ["pos" if normalised else "t", "auc", "ci_low", "ci_high", "n_correct", "n_incorrect", "reason"]
+        rows.append((*key, auc, se, float(lo), float(hi), int(y.sum()), int(len(y) - y.sum()), reason))
+    cols = keys + ["pos" if normalised else "t", "auc", "se", "ci_low", "ci_high", "n_correct", "n_incorrect",
+                   "reason"]
     return pd.DataFrame(rows, columns=cols)
 
 

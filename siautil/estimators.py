@@ -65,11 +65,34 @@ class AnswerCounts:
     vocabulary: np.ndarray
 
 
+def _as_arrow_lists(answers) -> pa.Array:
+    """Answers as an Arrow ``list<string>`` array: zero-copy for Arrow-backed columns (as read
+    from the run store with ``dtype_backend="pyarrow"``), converted from Python lists otherwise."""
+    if isinstance(answers, pd.Series) and isinstance(answers.dtype, pd.ArrowDtype):
+        arr = answers.array.__arrow_array__()
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    elif isinstance(answers, (pa.Array, pa.ChunkedArray)):
+        arr = answers.combine_chunks() if isinstance(answers, pa.ChunkedArray) else answers
+    else:
+        arr = pa.array(list(answers), type=pa.list_(pa.string()))
+    if arr.type != pa.list_(pa.string()):
+        arr = arr.cast(pa.list_(pa.string()))
+    return arr
+
+
+def arrow_records(records: pd.DataFrame) -> pd.DataFrame:
+    """``records`` with the answers column stored as Arrow lists (fast to count, compact)."""
+    out = records.copy()
+    out["answers"] = pd.Series(pd.arrays.ArrowExtensionArray(_as_arrow_lists(records["answers"])),
+                               index=records.index)
+    return out
+
+
 def count_answers(answers: pd.Series | list, gold: pd.Series | list | None = None,
                   keep: int | None = None) -> AnswerCounts:
     """Count each record's answers (vectorised). ``keep`` uses only the first ``keep`` answers
     of each record (continuations are i.i.d., so that is a valid subsample with fewer ``M``)."""
-    lists = pa.array(list(answers), type=pa.list_(pa.string()))
+    lists = _as_arrow_lists(answers)
     if keep is not None:
         if keep < 1:
             raise RecordsError(f"keep must be at least 1 answer per record, got {keep}")
@@ -81,21 +104,22 @@ def count_answers(answers: pd.Series | list, gold: pd.Series | list | None = Non
     vocab = np.asarray(enc.dictionary.to_pylist(), dtype=object)
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     rows = np.repeat(np.arange(n), m)
-    order = np.lexsort((codes, rows))
-    rows, codes = rows[order], codes[order]
-    start = np.ones(len(codes), dtype=bool)
-    start[1:] = (rows[1:] != rows[:-1]) | (codes[1:] != codes[:-1])
+    v = max(len(vocab), 1)
+    # one integer key per (record, answer); sorting it groups equal answers of a record
+    key = np.sort(rows * v + codes)
+    start = np.ones(len(key), dtype=bool)
+    start[1:] = key[1:] != key[:-1]
     run_start = np.flatnonzero(start)
-    run_count = np.diff(np.append(run_start, len(codes)))
-    run_row, run_code = rows[run_start], codes[run_start]
+    run_count = np.diff(np.append(run_start, len(key)))
+    run_row, run_code = key[run_start] // v, key[run_start] % v
     classes = np.bincount(run_row, minlength=n)
     # the mode: the largest run of each row (first among ties, i.e. smallest code)
     best = np.full(n, -1)
     if len(run_row):
-        key = np.lexsort((-run_count, run_row))  # by row, then largest count first
-        first = np.ones(len(key), dtype=bool)
-        first[1:] = run_row[key][1:] != run_row[key][:-1]
-        best[run_row[key][first]] = run_code[key][first]
+        order = np.lexsort((-run_count, run_row))  # by row, then largest count first
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = run_row[order][1:] != run_row[order][:-1]
+        best[run_row[order][first]] = run_code[order][first]
     mode = np.where(best >= 0, vocab[np.maximum(best, 0)] if len(vocab) else None, None)
     hits = np.zeros(n, dtype=np.int64)
     if gold is not None:

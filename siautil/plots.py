@@ -69,3 +69,79 @@ def sia_worlds(table: pd.DataFrame) -> plt.Figure:
     axes[0].legend()
     fig.tight_layout()
     return fig
+
+
+def estimator_bias(study: pd.DataFrame) -> plt.Figure:
+    """Bias of the entropy estimators against the number of continuations M."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for name, g in study.groupby("estimator", sort=False):
+        axes[0].plot(g["m"], g["bias"], "o-", label=name)
+        axes[1].plot(g["m"], g["rmse"], "o-", label=name)
+    g = study.drop_duplicates("m")
+    axes[0].plot(g["m"], g["theory"], "k--", label=r"$-(K-1)/(2M)$")
+    axes[0].axhline(0, color="grey", lw=0.8)
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("continuations per prefix M")
+        ax.legend()
+    axes[0].set_ylabel(r"mean $\hat H_t - H_t$ (nats)")
+    axes[1].set_ylabel("root mean squared error (nats)")
+    axes[0].set_title("Bias")
+    axes[1].set_title("Error")
+    fig.tight_layout()
+    return fig
+
+
+def coefficient_histograms(coefs: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Per-trace alignment coefficients, one histogram per labelled run."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(-1, 1, 41)
+    for label, c in coefs.items():
+        ax.hist(c["coefficient"].dropna(), bins=bins, alpha=0.6, label=label)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("alignment coefficient of a trace")
+    ax.set_ylabel("traces")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def curves(curve: pd.DataFrame, by: str, ylabel: str, title: str = "", ax=None, x: str = "pos",
+           y: str = "mean", xlabel: str = "normalised position t / T") -> plt.Figure:
+    """Mean curves with their 95% bands, one line per value of ``by``."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+    else:
+        fig = ax.figure
+    for label, g in curve.groupby(by, sort=False):
+        label = label if not isinstance(label, tuple) else ", ".join(map(str, label))
+        line, = ax.plot(g[x], g[y], "o-", ms=3, label=f"{by} = {label}" if by != "label" else label)
+        ax.fill_between(g[x], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def auc_curve(auc: pd.DataFrame, x: str = "t", label_by: str | None = None, title: str = "", ax=None) -> plt.Figure:
+    """AUC(t) with its bootstrap band and the chance line."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+    else:
+        fig = ax.figure
+    groups = auc.groupby(label_by, sort=False) if label_by else [("AUC", auc)]
+    for label, g in groups:
+        line, = ax.plot(g[x], g["auc"], "o-", ms=3, label=str(label))
+        ax.fill_between(g[x], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.2)
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("prefix length t (tokens)" if x == "t" else "normalised position t / T")
+    ax.set_ylabel("AUC of -entropy for correctness")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

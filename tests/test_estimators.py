@@ -216,3 +216,21 @@ def test_weighted_auc_equals_sklearn_with_unit_and_integer_weights():
     w = rng.integers(0, 3, size=200)
     rep = np.repeat(np.arange(200), w)
     assert D.weighted_auc(y, s, w[None].astype(float))[0] == pytest.approx(roc_auc_score(y[rep], s[rep]))
+
+
+def test_clustered_delong_agrees_with_cluster_bootstrap():
+    run = oracle.sample_run(oracle.aligned(steps=20), n_questions=80, n_traces=4, n_continuations=8, stride=20, seed=9)
+    tr = E.estimate(run)
+    a = D.auc_by_position(tr, interval="delong")
+    b = D.auc_by_position(tr, interval="bootstrap", n_resamples=400)
+    for t in (20,):
+        ra, rb = a[a.t == t].iloc[0], b[b.t == t].iloc[0]
+        assert ra.auc == rb.auc
+        width_a, width_b = ra.ci_high - ra.ci_low, rb.ci_high - rb.ci_low
+        assert 0.7 < width_a / width_b < 1.4
+
+
+def test_delong_without_clusters_matches_textbook_case():
+    # Hanley & McNeil style check: perfect separation has zero variance
+    y = np.array([1, 1, 0, 0], dtype=bool)
+    assert D.clustered_auc_se(y, np.array([4.0, 3.0, 2.0, 1.0]), np.arange(4)) == 0.0
