@@ -18,6 +18,37 @@ def _book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollout(args: argparse.Namespace) -> int:
+    from . import models, rollout, runs, store, tasks
+
+    try:
+        settings = rollout.RolloutConfig(
+            n_traces=args.traces, n_continuations=args.continuations, stride=args.stride,
+            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+            top_k=args.top_k, seed=args.seed, shuffle_prefix=args.shuffle_prefix,
+            prompt_style=args.prompt_style, few_shot=args.few_shot, max_batch_rows=args.max_batch_rows)
+        path = runs.rollout_to_store(args.model, args.task, args.out, settings, limit=args.limit, shard=args.shard,
+                                     quantize=args.quantize, device=args.device, split=args.split,
+                                     sample=args.sample, data_dir=args.data_dir)
+    except (ValueError, KeyError, models.ModelError, store.RunStoreError, tasks.DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"records in {path}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from . import store
+
+    try:
+        path = store.merge(args.runs, args.out)
+    except store.RunStoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"merged {len(args.runs)} runs into {path} ({len(store.RunStore(path, {}).done())} questions)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siautil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -29,6 +60,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a chapter parameter (value parsed as YAML), as papermill's -p")
     p.add_argument("--no-html", action="store_true", help="execute only; skip the Jupyter Book build")
     p.set_defaults(func=_book)
+
+    r = sub.add_parser("rollout", help="sample traces and continuations into a resumable run directory")
+    r.add_argument("--model", required=True, help="registry name, hub id, or local directory / .gguf file")
+    r.add_argument("--task", required=True, help="gsm8k, svamp, arc-challenge, arc-easy, ...")
+    r.add_argument("--out", required=True, help="run directory (created, or resumed if it holds the same run)")
+    r.add_argument("--limit", type=int, help="only the first LIMIT questions")
+    r.add_argument("--sample", type=int, help="a seeded random sample of SAMPLE questions")
+    r.add_argument("--split", help="task split (default: the task's test split)")
+    r.add_argument("--data-dir", help="benchmark files (default: $SIAUTIL_DATA_DIR, else the hub)")
+    r.add_argument("--shard", help="i/n: this job takes every n-th question from the i-th")
+    r.add_argument("--traces", type=int, default=4, help="N traces per question")
+    r.add_argument("--continuations", type=int, default=16, help="M continuations per checkpoint")
+    r.add_argument("--stride", type=int, default=50, help="tokens between checkpoints")
+    r.add_argument("--max-new-tokens", type=int, default=600)
+    r.add_argument("--temperature", type=float, default=0.7)
+    r.add_argument("--top-p", type=float, default=0.95)
+    r.add_argument("--top-k", type=int, default=None, help="default: the model's generation config, else 50")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--shuffle-prefix", action="store_true", help="Table 2 ablation")
+    r.add_argument("--prompt-style", default="auto", choices=["auto", "chat", "plain"])
+    r.add_argument("--few-shot", type=int, default=0)
+    r.add_argument("--max-batch-rows", type=int, default=256)
+    r.add_argument("--quantize", choices=["4bit", "8bit"], default=None)
+    r.add_argument("--device", default=None)
+    r.set_defaults(func=_rollout)
+
+    m = sub.add_parser("merge", help="join the shards of one run into one run directory")
+    m.add_argument("runs", nargs="+", help="run directories (shards of the same configuration)")
+    m.add_argument("--out", required=True)
+    m.set_defaults(func=_merge)
     return parser
 
 

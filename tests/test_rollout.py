@@ -1,0 +1,180 @@
+"""The sampling engine: exact sampling semantics, KV reuse, every architecture, determinism."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from siautil import kvbuffer, models, rollout, tasks
+from siautil.sampling import SamplingChain
+
+torch.set_num_threads(1)
+TASK = tasks.get("gsm8k")
+Q = tasks.Question(id="q1", text="Tom has 3 apples and buys 4 more. How many apples?", gold="7")
+
+
+@pytest.mark.parametrize("chain", [
+    SamplingChain(temperature=0.7, top_k=50, top_p=0.95),
+    SamplingChain(temperature=1.3, top_k=5, top_p=0.5),
+    SamplingChain(temperature=1.0, top_k=0, top_p=0.9),
+    SamplingChain(temperature=0.5, top_k=20, top_p=1.0),
+    SamplingChain(temperature=1.0, top_k=10, top_p=0.8, min_p=0.05),
+])
+def test_fast_sampler_is_transformers_chain(chain):
+    torch.manual_seed(0)
+    logits = torch.randn(6, 300) * 3
+    logits[0, :8] = 5.0  # ties at the top-k boundary
+    want = chain.processors()(None, logits.clone()).softmax(-1)
+    ids, probs = chain.candidates(logits)
+    got = torch.zeros_like(want).scatter_add_(-1, ids, probs)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def test_chain_follows_generate_defaults():
+    model, _ = models.tiny_model("llama")
+    model.generation_config.top_k = None
+    assert SamplingChain.for_model(model, 0.7, 0.95).top_k == 50
+    model.generation_config.top_k = 20
+    assert SamplingChain.for_model(model, 0.7, 0.95).top_k == 20
+    assert SamplingChain.for_model(model, 0.7, 0.95, top_k=0).top_k == 0
+    with pytest.raises(ValueError, match="temperature"):
+        SamplingChain(temperature=0)
+
+
+def _exact_two_token_law(model, ids, chain, eos):
+    """P(first two continuation tokens) under ``chain``, by enumeration."""
+    with torch.no_grad():
+        p1 = chain.processors()(None, model(torch.tensor([ids])).logits[0, -1:].float()).softmax(-1)[0]
+        law = {}
+        for a in torch.nonzero(p1 > 1e-9).flatten().tolist():
+            if a == eos:
+                law[(a,)] = p1[a].item()
+                continue
+            p2 = chain.processors()(None, model(torch.tensor([ids + [a]])).logits[0, -1:].float()).softmax(-1)[0]
+            for b in torch.nonzero(p2 > 1e-9).flatten().tolist():
+                law[(a, b)] = p1[a].item() * p2[b].item()
+    return law
+
+
+def _chi2(counts, law, n):
+    keys = sorted(law, key=lambda k: -law[k])
+    exp = np.array([law[k] * n for k in keys])
+    obs = np.array([counts.get(k, 0) for k in keys])
+    big = exp >= 5
+    rest_exp, rest_obs = exp[~big].sum(), obs[~big].sum() + n - obs.sum()
+    exp_b, obs_b = exp[big], obs[big]
+    if rest_exp > 0 or rest_obs > 0:
+        exp_b, obs_b = np.append(exp_b, max(rest_exp, 1e-12)), np.append(obs_b, rest_obs)
+    exp_b *= obs_b.sum() / exp_b.sum()
+    return stats.chisquare(obs_b, exp_b).pvalue
+
+
+def test_engine_samples_the_exact_distribution_and_a_wrong_temperature_is_caught():
+    model, tok = models.tiny_model("llama", seed=3, eos_bias=1.0)
+    settings = rollout.RolloutConfig(temperature=0.8, top_p=0.9, top_k=12, max_new_tokens=2, stop_at_answer=False)
+    eng = rollout.Engine(model, tok, TASK, settings, chat=False)
+    prompt = tok("Q: 3 + 4 =")["input_ids"]
+    prefix = tok(" 7")["input_ids"]
+    n = 6000
+    conts = eng.sample_continuations(prompt, prefix, n, 2, torch.Generator().manual_seed(0))
+    counts = {}
+    for c in conts:
+        counts[tuple(c[:2])] = counts.get(tuple(c[:2]), 0) + 1
+    eos = tok.eos_token_id
+    good = _exact_two_token_law(model, prompt + prefix, eng.chain, eos)
+    assert _chi2(counts, good, n) > 1e-3
+    wrong = _exact_two_token_law(model, prompt + prefix, SamplingChain(1.6, 12, 0.9), eos)
+    assert _chi2(counts, wrong, n) < 1e-6
+
+
+@pytest.mark.parametrize("family", models.FAMILIES)
+def test_left_padded_buffer_gives_the_full_forward_logits(family):
+    model, tok = models.tiny_model(family, seed=1)
+    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(), chat=False)
+    seqs = [tok("Tom has 3 apples")["input_ids"], tok("He buys 4")["input_ids"]]
+    kvs = [eng._prefill(s)[0] for s in seqs]
+    layers, pad = kvbuffer.left_padded(kvs, [len(s) for s in seqs])
+    cache = kvbuffer.buffer_cache(layers)
+    width = layers[0][0].shape[2]
+    mask = torch.arange(width + 1)[None, :] >= torch.tensor(pad)[:, None]
+    nxt = torch.tensor([[tok.convert_tokens_to_ids("!")]] * 2)
+    pos = torch.tensor([[len(s)] for s in seqs])
+    with torch.no_grad():
+        got = model(input_ids=nxt, position_ids=pos, attention_mask=mask, cache=cache).logits[:, -1]
+        for r, s in enumerate(seqs):
+            want = model(torch.tensor([s + [nxt[r, 0].item()]])).logits[0, -1]
+            torch.testing.assert_close(got[r], want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", models.FAMILIES)
+def test_every_architecture_runs_the_whole_engine(family):
+    model, tok = models.tiny_model(family, seed=2, eos_bias=0.5)
+    cfg = rollout.RolloutConfig(n_traces=2, n_continuations=3, stride=7, max_new_tokens=40)
+    recs = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
+    for trace in (0, 1):
+        ts = [r["t"] for r in recs if r["trace"] == trace]
+        T = [r["T"] for r in recs if r["trace"] == trace][0]
+        assert ts == sorted(set(range(0, T + 1, 7)) | {T})
+    assert all(len(r["answers"]) == 3 for r in recs)
+    assert all(r["gold"] == "7" for r in recs)
+
+
+def test_same_seed_same_records_and_seed_matters():
+    model, tok = models.tiny_model("qwen2", seed=4, eos_bias=0.5)
+    cfg = rollout.RolloutConfig(n_traces=2, n_continuations=4, stride=5, max_new_tokens=30, seed=11)
+    a = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
+    b = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
+    assert a == b
+    c = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**{**cfg.as_dict(), "seed": 12}), chat=False).run_question(Q, 0)
+    assert a != c
+
+
+def test_batch_size_does_not_change_the_distribution_of_work():
+    # smaller batches give other samples but the same record layout
+    model, tok = models.tiny_model("llama", seed=5, eos_bias=0.5)
+    base = dict(n_traces=2, n_continuations=4, stride=5, max_new_tokens=30)
+    a = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**base, max_batch_rows=4), chat=False).run_question(Q, 0)
+    b = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**base, max_batch_rows=256), chat=False).run_question(Q, 0)
+    assert [(r["trace"], r["t"], r["T"]) for r in a] == [(r["trace"], r["t"], r["T"]) for r in b]
+
+
+def test_continuations_stop_once_the_answer_is_written():
+    model, tok = models.tiny_model("llama", seed=6)
+    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(max_new_tokens=50), chat=False)
+    row = rollout._Row(budget=50, tail="so the answer is 12")
+    assert not eng._done(row, tok.convert_tokens_to_ids("."))
+    assert eng._done(row, tok.convert_tokens_to_ids("\n")) and row.reason == "answer"
+
+
+def test_shuffle_prefix_mode_runs_and_keeps_lengths():
+    model, tok = models.tiny_model("llama", seed=7, eos_bias=0.3)
+    cfg = rollout.RolloutConfig(n_traces=1, n_continuations=2, stride=5, max_new_tokens=25, shuffle_prefix=True)
+    recs = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
+    assert [r["t"] for r in recs] == sorted(set(range(0, recs[0]["T"] + 1, 5)) | {recs[0]["T"]})
+
+
+def test_context_overflow_names_the_question():
+    model, tok = models.tiny_model("llama", max_position_embeddings=64)
+    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(max_new_tokens=50), chat=False)
+    with pytest.raises(ValueError, match="question q1.*context of 64"):
+        eng.run_question(Q)
+
+
+def test_model_resolution_errors():
+    with pytest.raises(models.ModelError, match="Registry names: .*qwen2.5-3b.*hub id"):
+        models.resolve("not-a-model")
+    with pytest.raises(models.ModelError, match="CUDA GPU.*quantize=None"):
+        models.quantization_config("4bit", "cpu")
+    assert models.resolve("Qwen/Qwen2.5-3B")[0] == "Qwen/Qwen2.5-3B"
+    assert models.resolve("qwen2.5-3b-instruct")[0] == "Qwen/Qwen2.5-3B-Instruct"
+    assert len(models.PAPER_MODELS) == 11 and all(m in models.REGISTRY for m in models.PAPER_MODELS)
+
+
+def test_local_directory_loads(tmp_path):
+    model, tok = models.tiny_model("qwen2", seed=8)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    lm, tk = models.load(str(tmp_path))
+    assert lm.dtype == torch.float32 and not lm.training
+    ids = torch.tensor([tk("abc")["input_ids"]])
+    torch.testing.assert_close(lm(ids).logits, model(ids).logits)

@@ -1,0 +1,102 @@
+"""The run store: atomic per-question files, resume, refusal of another configuration, kill -9."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from siautil import estimators, models, rollout, runs, store
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    model, tok = models.tiny_model("llama", seed=0)
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+@pytest.fixture
+def data(tmp_path):
+    (tmp_path / "gsm8k").mkdir()
+    rows = [{"question": f"Sam has {i} pens and buys {i + 1}. How many?", "answer": f"#### {2 * i + 1}"}
+            for i in range(8)]
+    (tmp_path / "gsm8k" / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return tmp_path
+
+
+SETTINGS = rollout.RolloutConfig(n_traces=2, n_continuations=3, stride=6, max_new_tokens=20)
+
+
+def test_resume_skips_finished_questions(tmp_path, tiny_dir, data):
+    out = tmp_path / "run"
+    runs.rollout_to_store(str(tiny_dir), "gsm8k", out, SETTINGS, limit=3, data_dir=data, progress=False)
+    files = sorted((out / "records").iterdir())
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    runs.rollout_to_store(str(tiny_dir), "gsm8k", out, SETTINGS, limit=5, data_dir=data, progress=False)
+    assert [f.stat().st_mtime_ns for f in files] == mtimes  # not rewritten
+    assert store.RunStore(out, {}).done() == {0, 1, 2, 3, 4}
+    df = store.load_records(out)
+    assert set(df["question_index"]) == {0, 1, 2, 3, 4}
+    cfg = store.read_config(out)
+    assert cfg["n_continuations"] == 3 and cfg["model"] == str(tiny_dir) and "torch" in cfg["versions"]
+    # the estimators take the stored records directly
+    assert len(estimators.estimate(df)) == len(df)
+
+
+def test_other_configuration_is_refused(tmp_path, tiny_dir, data):
+    out = tmp_path / "run"
+    runs.rollout_to_store(str(tiny_dir), "gsm8k", out, SETTINGS, limit=1, data_dir=data, progress=False)
+    other = rollout.RolloutConfig(**{**SETTINGS.as_dict(), "temperature": 1.0})
+    with pytest.raises(store.RunStoreError, match=r"different configuration:\n  temperature: 0.7 \(stored\) vs 1.0"):
+        runs.rollout_to_store(str(tiny_dir), "gsm8k", out, other, limit=1, data_dir=data, progress=False)
+    assert store.RunStore(out, {}).done() == {0}  # finished work untouched
+
+
+def test_shards_merge_to_the_unsharded_run(tmp_path, tiny_dir, data):
+    whole = runs.rollout_to_store(str(tiny_dir), "gsm8k", tmp_path / "whole", SETTINGS, limit=4, data_dir=data,
+                                  progress=False)
+    parts = [runs.rollout_to_store(str(tiny_dir), "gsm8k", tmp_path / f"s{i}", SETTINGS, limit=4, data_dir=data,
+                                   shard=f"{i}/2", progress=False) for i in range(2)]
+    assert store.RunStore(parts[0], {}).done() == {0, 2}
+    merged = store.merge(parts, tmp_path / "merged")
+    pd.testing.assert_frame_equal(store.load_records(merged), store.load_records(whole))
+
+
+def test_bad_shard():
+    with pytest.raises(ValueError, match="i/n"):
+        runs.parse_shard("3")
+    with pytest.raises(ValueError, match="0 <= i < n"):
+        runs.parse_shard("2/2")
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_dir, data):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "siautil.cli", "rollout", "--model", str(tiny_dir), "--task", "gsm8k",
+            "--data-dir", str(data), "--limit", "8", "--traces", "2", "--continuations", "3", "--stride", "6",
+            "--max-new-tokens", "40"]
+    ref = tmp_path / "ref"
+    subprocess.run(args + ["--out", str(ref)], check=True, env=env, capture_output=True)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "records").exists() and len(list((out / "records").glob("q*.parquet"))) >= 3:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list((out / "records").glob("q*.parquet")))
+    assert done_before < 8, "the run finished before it could be killed; make it longer"
+    subprocess.run(args + ["--out", str(out)], check=True, env=env, capture_output=True)
+    pd.testing.assert_frame_equal(store.load_records(out), store.load_records(ref))
