@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml scripts/setup_env.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup_env.sh
 	touch $(STAMP)
 
-## Command one: execute every notebook with papermill and build the book into _build/html.
+## Command one: sample the default profile's runs (resumable), execute every chapter with
+## papermill, and build the book into _build/html.
 book: $(STAMP)
-	$(BIN)/siautil book
+	$(BIN)/siautil grid --profile default
 
 ## Command two: the test suite.
 test: $(STAMP)

@@ -13,6 +13,15 @@ import re
 import sys
 from pathlib import Path
 
+#: Prepended to every chapter: in Colab (opened from the book's launch button) it installs
+#: siautil with its book extra; anywhere else it does nothing. Hidden in the built book.
+SETUP_CELL = """\
+# Colab: install siautil on first run (does nothing elsewhere)
+import importlib.util, subprocess, sys
+if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", REPO], check=True)"""
+REPO = '"siautil[book] @ git+https://github.com/siautil/sia-book"'
+
 HEADER = re.compile(r"^# %%(?P<md> \[markdown\])?(?: tags=(?P<tags>\[.*\]))?\s*$")
 
 
@@ -26,7 +35,8 @@ def convert(src: Path) -> dict:
         elif cur is not None:
             cur["lines"].append(line[2:] if cur["md"] and line.startswith("# ") else
                                 ("" if cur["md"] and line == "#" else line))
-    out = []
+    out = [{"cell_type": "code", "metadata": {"tags": ["remove-cell", "colab-setup"]},
+            "source": SETUP_CELL.replace("REPO", REPO), "execution_count": None, "outputs": []}]
     for c in cells:
         text = "\n".join(c["lines"]).strip("\n")
         cell = {"cell_type": "markdown" if c["md"] else "code", "metadata": {}, "source": text}

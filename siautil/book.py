@@ -153,14 +153,20 @@ def build_html(root: Path) -> Path:
 
 
 def build(names: Sequence[str] | None = None, parameters: Mapping[str, Any] | None = None,
-          root: Path | None = None, html: bool = True) -> None:
-    """Execute the chapters (all, or ``names``) and build the HTML book."""
+          root: Path | None = None, html: bool = True, parameters_if_declared: bool = False) -> None:
+    """Execute the chapters (all, or ``names``) and build the HTML book. With
+    ``parameters_if_declared``, each chapter gets only the parameters it declares (the grid
+    passes ``profile`` to every chapter that has one)."""
     root = root or project_root()
     todo = list(names) if names else chapters(root)
     for name in todo:
         print(f"[book] executing {name}", flush=True)
         start = time.perf_counter()
-        execute(name, parameters, root)
+        params = dict(parameters or {})
+        if parameters_if_declared:
+            declared = declared_parameters(root / "notebooks" / f"{name}.ipynb")
+            params = {k: v for k, v in params.items() if k in declared}
+        execute(name, params, root)
         print(f"[book] {name}: {time.perf_counter() - start:.1f} s", flush=True)
     missing = [n for n in chapters(root) if not (root / "book" / f"{n}.ipynb").exists()]
     if html:

@@ -49,6 +49,33 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grid(args: argparse.Namespace) -> int:
+    from . import book, grid, models, store, tasks
+
+    if args.estimate:
+        est = grid.estimate(args.profile, args.device)
+        print(est.to_string(index=False))
+        return 0
+    try:
+        grid.run_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, book=not args.no_book)
+    except (ValueError, models.ModelError, store.RunStoreError, tasks.DataError, book.ChapterError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _toy(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import toy
+
+    regimes = toy.REGIMES if args.regime == "all" else (args.regime,)
+    report = toy.train(regimes, out=Path(args.out) if args.out else toy.ASSETS)
+    for regime, r in report.items():
+        print(f"{regime}: {r['seconds']} s, held-out accuracy {r['accuracy']:.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siautil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("runs", nargs="+", help="run directories (shards of the same configuration)")
     m.add_argument("--out", required=True)
     m.set_defaults(func=_merge)
+
+    g = sub.add_parser("grid", help="run every (model, dataset) cell of a profile, then build the book")
+    g.add_argument("--profile", default="default", choices=["default", "paper"])
+    g.add_argument("--runs-dir", help="where the run stores go (default: data/runs of this checkout)")
+    g.add_argument("--shard", help="i/n: this machine takes every n-th question of every cell")
+    g.add_argument("--no-book", action="store_true", help="sample only")
+    g.add_argument("--estimate", action="store_true", help="print the estimated cost and exit")
+    g.add_argument("--device", default=None, help="device for --estimate (default: the detected one)")
+    g.set_defaults(func=_grid)
+
+    t = sub.add_parser("toy", help="train the toy task's base, SFT and RL models")
+    t.add_argument("action", choices=["train"])
+    t.add_argument("--regime", default="all", choices=["all", "base", "sft", "rl"])
+    t.add_argument("--out", help="output directory (default: the shipped assets, siautil/assets/toy)")
+    t.set_defaults(func=_toy)
     return parser
 
 

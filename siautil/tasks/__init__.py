@@ -19,6 +19,8 @@ from .base import DATA_ENV, ChoiceTask, DataError, NumericTask, Question, Task
 from .extract import canonical_number, extract_choice, extract_number
 from .gsm8k import GSM8K
 from .svamp import SVAMP
+from .toy import ToyTask
+from .easy import EasyArithmetic
 
 _REGISTRY: dict[str, Callable[..., Task]] = {}
 
@@ -46,8 +48,10 @@ register("gsm8k", GSM8K)
 register("svamp", SVAMP)
 register("arc-challenge", lambda **kw: ARC("Challenge", **kw))
 register("arc-easy", lambda **kw: ARC("Easy", **kw))
+register("toy", ToyTask)
+register("easy", EasyArithmetic)
 
 __all__ = [
-    "ARC", "DATA_ENV", "ChoiceTask", "DataError", "GSM8K", "NumericTask", "Question", "SVAMP", "Task",
+    "ARC", "DATA_ENV", "EasyArithmetic", "ChoiceTask", "DataError", "GSM8K", "NumericTask", "Question", "SVAMP", "Task", "ToyTask",
     "canonical_number", "extract_choice", "extract_number", "get", "names", "register",
 ]

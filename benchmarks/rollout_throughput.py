@@ -1,0 +1,190 @@
+"""Continuation sampling: the engine against per-prefix ``generate`` on one fixed workload.
+
+    .venv/bin/python benchmarks/rollout_throughput.py                 # both workloads, CPU
+    .venv/bin/python benchmarks/rollout_throughput.py --device cuda   # a Qwen2.5-3B-shaped model, 4-bit
+
+The workload: fixed traces (a few hundred tokens each), checkpoints every ``stride`` tokens,
+``M`` continuations per checkpoint. *Realistic*: continuations end at EOS at varied lengths
+(a random model with a bias on its EOS logit); *fixed*: EOS disabled, every continuation runs
+``--fixed-len`` tokens, so nothing can be skipped. Each method draws the same number of
+continuations from the same prefixes with the same sampling chain and budgets:
+
+* ``generate``: what peer code does, ``model.generate(prefix, num_return_sequences=M)`` once
+  per prefix;
+* ``engine``: ``siautil.rollout.Engine``: one prefill per trace, all checkpoints batched.
+
+Each method runs in its own process, so peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def build(args):
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+    from siautil import models
+
+    tok = models.char_tokenizer()
+    torch.manual_seed(0)
+    if args.device == "cuda":
+        cfg = Qwen2Config(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
+                          num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=32768,
+                          tie_word_embeddings=True, eos_token_id=2, bos_token_id=1, pad_token_id=0)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+        if args.quantize == "4bit":
+            from transformers import BitsAndBytesConfig
+            from transformers.integrations import replace_with_bnb_linear  # noqa: F401 - present with bnb
+            import tempfile
+            with tempfile.TemporaryDirectory() as d:
+                model.save_pretrained(d)
+                model = AutoModelForCausalLM.from_pretrained(
+                    d, quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                              bnb_4bit_compute_dtype=torch.bfloat16),
+                    device_map={"": "cuda"})
+        else:
+            model = model.to("cuda")
+    else:
+        # like a real LM, most compute per token is in the layers, not the vocabulary projection
+        cfg = LlamaConfig(vocab_size=8192, hidden_size=256, intermediate_size=688, num_hidden_layers=6,
+                          num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=4096,
+                          eos_token_id=2, bos_token_id=1, pad_token_id=0, tie_word_embeddings=False)
+        model = AutoModelForCausalLM.from_config(cfg)
+    head = model.get_output_embeddings()
+    bias = torch.zeros(head.out_features, device=head.weight.device, dtype=torch.float32)
+    model.get_output_embeddings().register_forward_hook(lambda m, i, o: o + bias.to(o.dtype))
+    model.generation_config.eos_token_id = tok.eos_token_id
+    # a bias on the EOS logit: continuations end at varied lengths, as real ones do; calibrated
+    # so that EOS has probability 1 / mean_len per step under the sampling chain
+    if args.workload == "fixed":
+        bias[tok.eos_token_id] = -1e4
+    else:
+        prompt, traces = workload(args, model, tok)
+        contexts = torch.tensor([prompt + tr for tr in traces])
+        bias[tok.eos_token_id] = _calibrate(model, tok, bias, args.mean_len, contexts)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.eval()
+    return model, tok
+
+
+def _calibrate(model, tok, bias, mean_len: float, contexts: torch.Tensor) -> float:
+    """The EOS bias that gives EOS probability ``1 / mean_len`` per step, on average over
+    positions of the workload's own prefixes, under the benchmark's sampling chain."""
+    from siautil.sampling import SamplingChain
+
+    chain = SamplingChain(temperature=0.7, top_k=50, top_p=0.95)
+    with torch.no_grad():
+        logits = model(contexts.to(bias.device)).logits[:, ::8].reshape(-1, bias.shape[0]).float()
+    lo, hi = -20.0, 20.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lg = logits.clone()
+        lg[:, tok.eos_token_id] += mid
+        ids_, probs = chain.candidates(lg)
+        p = (probs * (ids_ == tok.eos_token_id)).sum(-1).mean().item()
+        lo, hi = (mid, hi) if p < 1 / mean_len else (lo, mid)
+    return lo
+
+
+def workload(args, model, tok):
+    """Fixed traces: the same for both methods (random tokens standing in for a sampled trace)."""
+    g = torch.Generator().manual_seed(1)
+    prompt = tok("Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer:")["input_ids"]
+    vocab = len(tok)
+    traces = [torch.randint(4, vocab, (args.trace_len,), generator=g).tolist() for _ in range(args.traces)]
+    return prompt, traces
+
+
+def run_one(args) -> dict:
+    from siautil import rollout, tasks
+
+    torch.set_num_threads(args.threads)
+    model, tok = build(args)
+    prompt, traces = workload(args, model, tok)
+    budget = args.fixed_len if args.workload == "fixed" else args.max_new_tokens
+    settings = rollout.RolloutConfig(n_traces=len(traces), n_continuations=args.m, stride=args.stride,
+                                     max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95,
+                                     max_batch_rows=args.batch_rows, stop_at_answer=args.workload != "fixed")
+    engine = rollout.Engine(model, tok, tasks.get("gsm8k"), settings, chat=False)
+    checkpoints = [(i, t) for i, tr in enumerate(traces) for t in sorted(set(range(0, len(tr) + 1, args.stride)) | {len(tr)})]
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    gen = torch.Generator(device=args.device).manual_seed(0)
+    sync()
+    start = time.perf_counter()
+    tokens = 0
+    if args.method == "generate":
+        kw = engine.chain.generate_kwargs()
+        for i, t in checkpoints:
+            ids = torch.tensor([prompt + traces[i][:t]], device=args.device)
+            n_new = min(budget, args.max_new_tokens - t) if args.workload == "fixed" else args.max_new_tokens - t
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), num_return_sequences=args.m,
+                                 max_new_tokens=n_new, min_new_tokens=n_new if args.workload == "fixed" else 0,
+                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **kw)
+            new = out[:, ids.shape[1]:]
+            # count the tokens each sample really has (up to and including its EOS)
+            for row in new.tolist():  # tokens before EOS, as the engine counts them
+                tokens += row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
+    else:
+        rows = engine.prepare_traces(prompt, traces)
+        _, results, _ = engine.continue_traces(prompt, rows, gen,
+                                               max_continuation_tokens=budget if args.workload == "fixed" else None)
+        tokens = sum(len(c) for conts in results.values() for c in conts)
+    sync()
+    wall = time.perf_counter() - start
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return dict(method=args.method, workload=args.workload, wall_s=wall, tokens=tokens,
+                samples=len(checkpoints) * args.m, peak_mib=peak)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--quantize", default="4bit")
+    ap.add_argument("--traces", type=int, default=4)
+    ap.add_argument("--trace-len", type=int, default=300)
+    ap.add_argument("--stride", type=int, default=30)
+    ap.add_argument("--m", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, default=600)
+    ap.add_argument("--fixed-len", type=int, default=64)
+    ap.add_argument("--mean-len", type=float, default=60, help="mean continuation length (realistic workload)")
+    ap.add_argument("--batch-rows", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workload", choices=["realistic", "fixed", "both"], default="both")
+    ap.add_argument("--method", choices=["generate", "engine"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.method:
+        print(json.dumps(run_one(args)))
+        return
+    results = []
+    for wl in (["realistic", "fixed"] if args.workload == "both" else [args.workload]):
+        for method in ("generate", "engine"):
+            cmd = [sys.executable, __file__, *sys.argv[1:], "--workload", wl, "--method", method]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            results.append(json.loads(out))
+            r = results[-1]
+            print(f"{wl:9s} {method:8s} {r['samples']:5d} samples {r['tokens']:7d} tokens {r['wall_s']:8.1f} s "
+                  f"{r['tokens'] / r['wall_s']:8.0f} tok/s  peak {r['peak_mib']:7.0f} MiB", flush=True)
+    print()
+    print(f"| workload | generate s | engine s | speed-up | generate tok/s | engine tok/s | peak MiB (gen / eng) |")
+    print(f"|---|---|---|---|---|---|---|")
+    for wl in dict.fromkeys(r["workload"] for r in results):
+        g = next(r for r in results if r["workload"] == wl and r["method"] == "generate")
+        e = next(r for r in results if r["workload"] == wl and r["method"] == "engine")
+        print(f"| {wl} | {g['wall_s']:.1f} | {e['wall_s']:.1f} | {g['wall_s'] / e['wall_s']:.1f}x | "
+              f"{g['tokens'] / g['wall_s']:.0f} | {e['tokens'] / e['wall_s']:.0f} | {g['peak_mib']:.0f} / {e['peak_mib']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

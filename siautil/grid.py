@@ -1,0 +1,197 @@
+"""The experiment grid: which (model, dataset) cells a profile runs, where their stores live,
+what the whole grid costs, and one call that runs it and rebuilds the book.
+
+* ``default``: the embedded models (the toy task's base, SFT and RL models; SmolLM2-135M
+  on easy word problems and SVAMP) with settings sized for a laptop CPU;
+* ``paper``: the paper's eleven models on GSM8K, SVAMP and ARC-Challenge, 4-bit, for a GPU
+  machine with the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from . import models, rollout, runs, store, tasks
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid: a model on a task with fixed settings."""
+
+    model: str
+    task: str
+    settings: rollout.RolloutConfig
+    limit: int | None = None
+    split: str | None = None
+    quantize: str | None = None
+    needs_data: bool = False       # reads benchmark files (skipped when they are absent)
+    task_kwargs: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}__{self.task}" + ("__shuffled" if self.settings.shuffle_prefix else "")
+
+    def shuffled(self) -> "Cell":
+        return replace(self, settings=replace(self.settings, shuffle_prefix=True))
+
+
+TOY = rollout.RolloutConfig(n_traces=4, n_continuations=16, stride=4, max_new_tokens=52,
+                            temperature=1.0, top_p=1.0, top_k=0, max_batch_rows=512)
+SMOL = rollout.RolloutConfig(n_traces=2, n_continuations=8, stride=16, max_new_tokens=96,
+                             temperature=0.7, top_p=0.95, max_batch_rows=64)
+PAPER = rollout.RolloutConfig(n_traces=4, n_continuations=16, stride=50, max_new_tokens=600,
+                              temperature=0.7, top_p=0.95, max_batch_rows=512)
+
+#: Models of Table 2 (shuffled prefixes) in the paper.
+PAPER_SHUFFLE = ["qwen2.5-3b", "qwen2.5-3b-instruct", "deepseek-r1-distill-qwen-7b", "gemma-2-2b-it"]
+
+
+def cells(profile: str) -> list[Cell]:
+    """The cells of a profile, in run order."""
+    if profile == "default":
+        toy = [Cell(f"toy-{r}", "toy", TOY, limit=100) for r in ("base", "sft", "rl")]
+        smol = [Cell("smollm2-135m-instruct", "easy", SMOL, limit=12),
+                Cell("smollm2-135m-instruct", "svamp", SMOL, limit=8, needs_data=True)]
+        return toy + [toy[0].shuffled(), toy[1].shuffled()] + smol
+    if profile == "paper":
+        out = [Cell(m, d, PAPER, quantize="4bit", needs_data=True)
+               for m in models.PAPER_MODELS for d in ("gsm8k", "svamp", "arc-challenge")]
+        out += [Cell(m, "gsm8k", PAPER, quantize="4bit", needs_data=True).shuffled() for m in PAPER_SHUFFLE]
+        return out
+    raise ValueError(f"unknown profile {profile!r}; profiles: default, paper")
+
+
+def default_runs_dir() -> Path:
+    """``$SIAUTIL_RUNS``, else ``data/runs`` of the checkout this runs in, else the user cache."""
+    if os.environ.get("SIAUTIL_RUNS"):
+        return Path(os.environ["SIAUTIL_RUNS"])
+    here = Path.cwd().resolve()
+    for d in (here, *here.parents):
+        if (d / "_toc.yml").exists() and (d / "siautil").is_dir():
+            return d / "data" / "runs"
+    return models.cache_dir() / "runs"
+
+
+def run_dir(cell: Cell, profile: str, runs_dir: str | Path | None = None) -> Path:
+    return Path(runs_dir or default_runs_dir()) / profile / cell.name
+
+
+def data_available(cell: Cell) -> bool:
+    if not cell.needs_data:
+        return True
+    if os.environ.get(tasks.DATA_ENV):
+        return Path(os.environ[tasks.DATA_ENV]).is_dir()
+    return os.environ.get("HF_HUB_OFFLINE") != "1"
+
+
+def ensure(cell: Cell, profile: str, runs_dir: str | Path | None = None, shard: str | None = None,
+           progress: bool = True) -> Path | None:
+    """The run directory of ``cell``, sampling whatever is missing (resumable). ``None`` when the
+    cell needs benchmark files that are not available here."""
+    if not data_available(cell):
+        return None
+    return runs.rollout_to_store(cell.model, cell.task, run_dir(cell, profile, runs_dir), cell.settings,
+                                 limit=cell.limit, split=cell.split, quantize=cell.quantize, shard=shard,
+                                 progress=progress)
+
+
+def select(profile: str, model: str | None = None, dataset: str | None = None, quantize: str | None = None,
+           limit: int | None = None, shuffled: bool | None = False) -> list[Cell]:
+    """The cells a chapter works on: the profile's (optionally only shuffled or unshuffled ones),
+    or, when ``model`` is given, that one model on ``dataset`` with the profile's settings
+    (what ``papermill ... -p model X -p dataset gsm8k -p quantize 4bit`` asks for)."""
+    if model:
+        base = PAPER if profile == "paper" else (TOY if dataset == "toy" else SMOL)
+        cell = Cell(model, dataset or "gsm8k", base, limit=limit, quantize=quantize,
+                    needs_data=(dataset or "gsm8k") in _SIZES)
+        return [cell.shuffled()] if shuffled else [cell]
+    out = cells(profile)
+    if shuffled is not None:
+        out = [c for c in out if c.settings.shuffle_prefix == shuffled]
+    if limit is not None:
+        out = [replace(c, limit=limit) for c in out]
+    return out
+
+
+def records(profile: str, chosen: list[Cell] | None = None, runs_dir: str | Path | None = None,
+            run_missing: bool = True, progress: bool = False) -> pd.DataFrame:
+    """The records of ``chosen`` cells (default: every cell of the profile), concatenated, with
+    ``model``, ``dataset``, ``regime`` and ``shuffled`` columns; missing cells are sampled
+    first when ``run_missing``; cells whose data is unavailable are left out."""
+    from .paper import regime
+
+    frames = []
+    for cell in chosen if chosen is not None else cells(profile):
+        path = run_dir(cell, profile, runs_dir)
+        if run_missing:
+            path = ensure(cell, profile, runs_dir, progress=progress)
+            if path is None:
+                continue
+        elif not (path / store.CONFIG).exists():
+            continue
+        df = store.load_records(path)
+        df["shuffled"] = cell.settings.shuffle_prefix
+        df["regime"] = regime(cell.model)
+        frames.append(df)
+    if not frames:
+        raise store.RunStoreError(f"no records for profile {profile!r} in {runs_dir or default_runs_dir()}")
+    return pd.concat(frames, ignore_index=True)
+
+
+#: Generated tokens per second assumed for the estimate, per device kind: measured on the
+#: benchmark workload (benchmarks/rollout_throughput.py), rounded down.
+THROUGHPUT = {"cpu": 300.0, "cuda": 20000.0}
+
+
+def estimate(profile: str, device: str | None = None, mean_trace: int = 300) -> pd.DataFrame:
+    """A rough cost of a profile: generated tokens per cell and hours on ``device``.
+
+    Per question: ``N`` traces of ``mean_trace`` tokens, and from each of their checkpoints
+    ``M`` continuations of about half the remaining budget, or until the answer.
+    """
+    device = device or models.default_device()
+    rows = []
+    for cell in cells(profile):
+        s = cell.settings
+        n_q = cell.limit or _size(cell)
+        checkpoints = mean_trace // s.stride + 2
+        cont = sum(min((s.max_new_tokens - t) / 2, mean_trace - t + 20) for t in range(0, mean_trace + 1, s.stride))
+        tokens = n_q * s.n_traces * (mean_trace + s.n_continuations * cont)
+        rows.append(dict(cell=cell.name, questions=n_q, checkpoints_per_trace=checkpoints, tokens=int(tokens),
+                         hours=tokens / THROUGHPUT["cuda" if device.startswith("cuda") else "cpu"] / 3600))
+    df = pd.DataFrame(rows)
+    return pd.concat([df, pd.DataFrame([dict(cell="total", questions=df["questions"].sum(), tokens=df["tokens"].sum(),
+                                             hours=df["hours"].sum())])], ignore_index=True)
+
+
+_SIZES = {"gsm8k": 1319, "svamp": 300, "arc-challenge": 1172, "arc-easy": 2376}
+
+
+def _size(cell: Cell) -> int:
+    return _SIZES.get(cell.task, 100)
+
+
+def run_grid(profile: str, runs_dir: str | Path | None = None, shard: str | None = None, book: bool = True,
+             progress: bool = True) -> None:
+    """Sample every cell of ``profile`` (resumable, shardable), then execute the chapters with
+    parameters pointing at the stores and build the book."""
+    if profile == "paper":
+        est = estimate(profile)
+        print(est.to_string(index=False))
+        print(f"estimated total: {est['tokens'].iloc[-1]:,} generated tokens, "
+              f"{est['hours'].iloc[-1]:.1f} h on {models.default_device()}", flush=True)
+    for cell in cells(profile):
+        path = ensure(cell, profile, runs_dir, shard=shard, progress=progress)
+        if path is None:
+            print(f"[grid] skipped {cell.name}: benchmark files not available (set ${tasks.DATA_ENV})", flush=True)
+    if book and (shard is None or shard.startswith("0/")):
+        from . import book as book_mod
+
+        params = {"profile": profile}
+        if runs_dir:
+            params["runs_dir"] = str(Path(runs_dir).resolve())
+        book_mod.build(parameters=params, parameters_if_declared=True)

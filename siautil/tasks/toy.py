@@ -1,0 +1,103 @@
+"""A toy reasoning task with a known answer: chains of modular arithmetic.
+
+A question gives a start digit and operations applied left to right; the chain of thought
+applies them one at a time; the answer is the final digit (``K = modulus`` answers; additions
+and subtractions modulo 5 by default)::
+
+    Q: 3 a+4 b-2 c+1 (mod 5)
+    A: a+4=2 b-2=0 c+1=1 The answer is 1.
+
+Each operation carries a letter and each step repeats the operation verbatim before its
+result, so a model finds a step's operation by matching what it has just written rather than
+by counting positions.
+
+Difficulty is the number of operations (``steps``). Questions come from seeded streams, one
+per split, so train and test never share a stream and everything is reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .base import NumericTask, Question
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+OPS = {"+": lambda a, b, n=10: (a + b) % n, "*": lambda a, b, n=10: (a * b) % n, "-": lambda a, b, n=10: (a - b) % n}
+
+
+@dataclass(frozen=True)
+class Problem:
+    start: int
+    ops: tuple[tuple[str, int], ...]
+    modulus: int = 10
+
+    def question(self) -> str:
+        steps = " ".join(f"{LETTERS[i]}{op}{b}" for i, (op, b) in enumerate(self.ops))
+        return f"{self.start} {steps} (mod {self.modulus})"
+
+    def values(self) -> list[int]:
+        out = [self.start]
+        for op, b in self.ops:
+            out.append(OPS[op](out[-1], b, self.modulus))
+        return out
+
+    def answer(self) -> int:
+        return self.values()[-1]
+
+    def solution(self, values: list[int] | None = None, answer: int | None = None) -> str:
+        """The worked steps and the answer. ``values`` overrides the running results (to write
+        a slip), ``answer`` the final answer (to write one that does not follow)."""
+        values = values or self.values()
+        answer = values[-1] if answer is None else answer
+        steps = " ".join(f"{LETTERS[i]}{op}{b}={values[i + 1]}" for i, (op, b) in enumerate(self.ops))
+        return f"{steps} The answer is {answer}."
+
+
+def sample_problem(rng: random.Random, steps: int, modulus: int = 5, ops: str = "+-") -> Problem:
+    """A random problem; by default additions and subtractions modulo 5 (``K = 5`` answers),
+    small enough for a tiny model to learn on a CPU in minutes."""
+    if not 1 <= steps <= len(LETTERS):
+        raise ValueError(f"steps must be between 1 and {len(LETTERS)}, got {steps}")
+    if not 2 <= modulus <= 10:
+        raise ValueError(f"modulus must be between 2 and 10 (one digit per result), got {modulus}")
+    return Problem(rng.randrange(modulus), tuple((rng.choice(ops), rng.randrange(1, modulus)) for _ in range(steps)),
+                   modulus)
+
+
+def prompt_text(question_text: str) -> str:
+    return f"Q: {question_text}\nA:"
+
+
+class ToyTask(NumericTask):
+    """``toy``: modular-arithmetic chains of ``steps`` operations (the difficulty), modulo ``modulus``."""
+
+    name = "toy"
+    splits = ("test", "train")
+    instruction = "{question}"
+
+    def __init__(self, steps: int = 4, modulus: int = 5, n_test: int = 500, n_train: int = 50000, seed: int = 0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.steps, self.modulus, self.n_test, self.n_train, self.seed = steps, modulus, n_test, n_train, seed
+
+    def problems(self, split: str = "test", n: int | None = None) -> list[Problem]:
+        n = n if n is not None else (self.n_test if split == "test" else self.n_train)
+        rng = random.Random(f"toy:{self.seed}:{self.steps}:{self.modulus}:{split}")
+        return [sample_problem(rng, self.steps, self.modulus) for _ in range(n)]
+
+    def load(self, split: str | None = None, limit: int | None = None, sample: int | None = None,
+             seed: int = 0, data_dir=None, source: str = "auto") -> list[Question]:
+        split = split or self.default_split
+        if split not in self.splits:
+            raise ValueError(f"toy has no split {split!r}; its splits are: test, train")
+        n = limit if (limit is not None and sample is None) else None
+        qs = [Question(id=f"toy{self.steps}-{split}-{i}", text=p.question(), gold=str(p.answer()),
+                       meta={"problem": p}) for i, p in enumerate(self.problems(split, n))]
+        if sample is not None:
+            qs = random.Random(seed).sample(qs, min(sample, len(qs)))
+        return qs[:limit] if limit is not None else qs
+
+    def prompt(self, question: Question, tokenizer=None, style: str = "plain", few_shot: int = 0, seed: int = 0) -> str:
+        """The toy models are trained on plain ``Q: ...\\nA:`` text, whatever the style."""
+        return prompt_text(question.text)
