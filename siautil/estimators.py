@@ -220,7 +220,8 @@ def estimate(records: pd.DataFrame, alpha: float = DEFAULT_ALPHA, estimator: str
     if np.any(ac.m == 0):
         bad = records.loc[ac.m == 0, ["question_id", "trace", "t"]].head(3).to_dict("records")
         raise RecordsError(f"{int((ac.m == 0).sum())} records have no answers (M = 0), e.g. {bad}")
-    keys = [c for c in ("model", "dataset", "question_id", "trace", "t", "T", "correct") if c in records]
+    keys = [c for c in ("model", "dataset", "regime", "shuffled", "question_id", "trace", "t", "T", "correct")
+            if c in records]
     out = records[keys].reset_index(drop=True).copy()
     out["m"] = ac.m
     out["entropy"] = entropy_from_counts(ac, estimator)

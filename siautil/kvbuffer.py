@@ -17,14 +17,21 @@ from transformers.cache_utils import Cache, DynamicLayer
 class BufferLayer(DynamicLayer):
     """One layer's keys and values, shape ``(B, H, capacity, D)``, of which ``length`` are filled."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, spare: int = 64):
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, spare: int = 64, length: int | None = None):
+        """Hold ``keys``/``values``. With ``length`` given they are adopted as the buffers (no
+        copy), their first ``length`` positions filled; otherwise they are copied into new
+        buffers with ``spare`` free positions."""
         super().__init__()
-        b, h, n, d = keys.shape
-        self._k = keys.new_zeros((b, h, n + spare, d))
-        self._v = values.new_zeros((b, values.shape[1], n + spare, values.shape[-1]))
-        self._k[:, :, :n] = keys
-        self._v[:, :, :n] = values
-        self.length = n
+        if length is not None:
+            self._k, self._v, self.length = keys, values, length
+        else:
+            b, h, n, d = keys.shape
+            # spare capacity is only ever read after it is written, so it needs no zeroing
+            self._k = keys.new_empty((b, h, n + spare, d))
+            self._v = values.new_empty((b, values.shape[1], n + spare, values.shape[-1]))
+            self._k[:, :, :n] = keys
+            self._v[:, :, :n] = values
+            self.length = n
         self.is_initialized = True
         self.device = keys.device
         self._views()
@@ -38,7 +45,7 @@ class BufferLayer(DynamicLayer):
         new_cap = max(needed, 2 * cap)
         for name in ("_k", "_v"):
             old = getattr(self, name)
-            new = old.new_zeros(old.shape[:2] + (new_cap,) + old.shape[3:])
+            new = old.new_empty(old.shape[:2] + (new_cap,) + old.shape[3:])
             new[:, :, : self.length] = old[:, :, : self.length]
             setattr(self, name, new)
 
@@ -59,8 +66,12 @@ class BufferLayer(DynamicLayer):
         return self.length + query_length, 0
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._k = self._k[indices]
-        self._v = self._v[indices]
+        """Keep the rows ``indices``, copying only the filled part of each buffer."""
+        for name in ("_k", "_v"):
+            old = getattr(self, name)
+            new = old.new_empty((len(indices),) + old.shape[1:])
+            torch.index_select(old[:, :, : self.length], 0, indices, out=new[:, :, : self.length])
+            setattr(self, name, new)
         self._views()
 
     def crop(self, tokens_to_remove: int) -> None:  # pragma: no cover - not used by the engine
@@ -72,9 +83,11 @@ class BufferLayer(DynamicLayer):
         return self._k[i: i + 1, :, start:stop].clone(), self._v[i: i + 1, :, start:stop].clone()
 
 
-def buffer_cache(layers_kv: list[tuple[torch.Tensor, torch.Tensor]], spare: int = 64) -> Cache:
-    """A ``Cache`` of :class:`BufferLayer` holding the given per-layer ``(keys, values)``."""
-    return Cache(layers=[BufferLayer(k, v, spare) for k, v in layers_kv])
+def buffer_cache(layers_kv: list[tuple[torch.Tensor, torch.Tensor]], spare: int = 64,
+                 length: int | None = None) -> Cache:
+    """A ``Cache`` of :class:`BufferLayer` holding the given per-layer ``(keys, values)``;
+    with ``length``, the tensors are adopted as buffers whose first ``length`` positions are filled."""
+    return Cache(layers=[BufferLayer(k, v, spare, length) for k, v in layers_kv])
 
 
 def cache_tensors(cache: Cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -83,23 +96,25 @@ def cache_tensors(cache: Cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def left_padded(prefixes: list[list[tuple[torch.Tensor, torch.Tensor]]], lengths: list[int],
-                repeats: int = 1):
+                repeats: int = 1, spare: int = 0):
     """Stack per-prefix caches (each ``(1, H, ≥ℓ_u, D)`` per layer, first ``ℓ_u`` used) right-aligned
-    into ``(U * repeats, H, L, D)``, each prefix repeated ``repeats`` times in a row.
+    into buffers of ``U * repeats`` rows, each prefix repeated ``repeats`` times in a row, with
+    ``spare`` free positions after the common length ``L = max ℓ``.
 
     Returns ``(layers_kv, pad)`` with ``pad[r] = L - ℓ_r`` zero columns before row ``r``.
     """
     width = max(lengths)
-    n_layers = len(prefixes[0])
     out = []
-    for layer in range(n_layers):
+    for layer in range(len(prefixes[0])):
         k0, v0 = prefixes[0][layer]
-        k = k0.new_zeros((len(prefixes), k0.shape[1], width, k0.shape[3]))
-        v = v0.new_zeros((len(prefixes), v0.shape[1], width, v0.shape[3]))
-        for r, (pre, n) in enumerate(zip(prefixes, lengths)):
-            k[r, :, width - n:] = pre[layer][0][0, :, :n]
-            v[r, :, width - n:] = pre[layer][1][0, :, :n]
-        if repeats > 1:
-            k, v = k.repeat_interleave(repeats, dim=0), v.repeat_interleave(repeats, dim=0)
-        out.append((k, v))
+        bufs = []
+        for t0 in (k0, v0):
+            buf = t0.new_empty((len(prefixes) * repeats, t0.shape[1], width + spare, t0.shape[3]))
+            buf[:, :, :width].zero_()
+            bufs.append(buf)
+        for u, (pre, n) in enumerate(zip(prefixes, lengths)):
+            rows = slice(u * repeats, (u + 1) * repeats)
+            bufs[0][rows, :, width - n: width] = pre[layer][0][:, :, :n]
+            bufs[1][rows, :, width - n: width] = pre[layer][1][:, :, :n]
+        out.append(tuple(bufs))
     return out, [width - n for n in lengths for _ in range(repeats)]

@@ -129,6 +129,30 @@ def _converted_gguf(path: str, gguf: str) -> Path | None:
     return None
 
 
+def _keep_converted(model, tokenizer, src: Path) -> None:
+    """Save the de-quantized GGUF model as safetensors for the next load. The weights are plain
+    tensors after conversion; transformers only refuses to save because the model is still
+    marked as GGUF-quantized. A failure here never stops the load."""
+    import shutil
+    import warnings
+
+    target = cache_dir() / "gguf" / f"{src.stem}-{src.stat().st_size}"
+    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
+    quantizer = getattr(model, "hf_quantizer", None)
+    try:
+        model.hf_quantizer = None
+        model.config.__dict__.pop("quantization_config", None)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if not target.exists():
+            os.replace(tmp, target)
+    except Exception as e:  # noqa: BLE001 - caching is an optimisation
+        warnings.warn(f"could not cache the converted GGUF model in {target}: {e}", stacklevel=3)
+    finally:
+        model.hf_quantizer = quantizer
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -184,13 +208,8 @@ def load(name: str, quantize: str | None = None, device: str | None = None, dtyp
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-        if gguf and qconf is None:  # keep a converted copy for the next load
-            target = cache_dir() / "gguf" / f"{Path(gguf).stem}-{(Path(path) / gguf).stat().st_size}"
-            tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            if not target.exists():
-                os.replace(tmp, target)
+        if gguf and qconf is None:
+            _keep_converted(model, tokenizer, Path(path) / gguf)
     except OSError as e:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(e).lower() or "connect" in str(e).lower()
         hint = ("the Hugging Face hub is unreachable (offline); use a local directory, a registry model "

@@ -164,11 +164,17 @@ class Engine:
         return False
 
     def _decode(self, layers_kv, pad: list[int], lengths: list[int], logits: torch.Tensor, rows: list[_Row],
-                gen: torch.Generator, record_every: int | None = None, save_kv: bool = False) -> None:
+                gen: torch.Generator, record_every: int | None = None, save_kv: bool = False,
+                width: int | None = None) -> None:
         """Decode every row to completion. Rows are left-padded by ``pad`` to a common buffer length;
-        row ``r`` has ``lengths[r]`` real prefix tokens and ``logits[r]`` for its next token."""
-        cache = kvbuffer.buffer_cache(layers_kv, spare=min(64, max(r.budget for r in rows)))
-        width = layers_kv[0][0].shape[2]
+        row ``r`` has ``lengths[r]`` real prefix tokens and ``logits[r]`` for its next token.
+        With ``width``, ``layers_kv`` are buffers (adopted, not copied) whose first ``width``
+        positions hold the prefixes."""
+        if width is None:
+            cache = kvbuffer.buffer_cache(layers_kv, spare=min(64, max(r.budget for r in rows)))
+            width = layers_kv[0][0].shape[2]
+        else:
+            cache = kvbuffer.buffer_cache(layers_kv, length=width)
         pad_t = torch.tensor(pad, device=self.device)
         mask = torch.arange(width, device=self.device)[None, :] >= pad_t[:, None]
         pos0 = torch.tensor(lengths, device=self.device)
@@ -196,7 +202,7 @@ class Engine:
             if not live:
                 self.stats["generated_tokens"] += sum(len(r.tokens) for r in rows)
                 return
-            if len(alive) - len(live) >= max(1, len(alive) // 8):  # compact when 1/8 of the batch is done
+            if len(alive) - len(live) >= max(1, len(alive) // 4):  # compact when 1/4 of the batch is done
                 idx = torch.tensor(live, device=self.device)
                 for layer in cache.layers:
                     layer.batch_select_indices(idx)
@@ -276,10 +282,11 @@ class Engine:
         for c in range(0, len(order), per_chunk):
             chunk = order[c: c + per_chunk]
             lengths = [p + t for _, t, _ in chunk]
-            layers, pad = kvbuffer.left_padded([prefix_kv[i, t] for i, t, _ in chunk], lengths, repeats=m)
+            spare = min(64, max(b for _, _, b in chunk))
+            layers, pad = kvbuffer.left_padded([prefix_kv[i, t] for i, t, _ in chunk], lengths, repeats=m, spare=spare)
             logits = torch.stack([prefix_logits[i, t] for i, t, _ in chunk]).repeat_interleave(m, dim=0)
             rows = [_Row(budget=b, tail=texts[i, t][-400:]) for i, t, b in chunk for _ in range(m)]
-            self._decode(layers, pad, [x for x in lengths for _ in range(m)], logits, rows, gen)
+            self._decode(layers, pad, [x for x in lengths for _ in range(m)], logits, rows, gen, width=max(lengths))
             for k, (i, t, _) in enumerate(chunk):
                 results[i, t] = [r.tokens for r in rows[k * m:(k + 1) * m]]
         return texts, results, deterministic

@@ -88,10 +88,12 @@ class SamplingChain:
             probs = self.processors()(None, scores).softmax(-1)
             ids = torch.arange(scores.shape[-1], device=scores.device).expand_as(scores)
             return ids, probs
-        kth = torch.topk(scores, self.top_k, dim=-1).values[..., -1:]
+        vals, ids = torch.topk(scores, self.top_k, dim=-1)
+        kth = vals[..., -1:]
         n_keep = int((scores >= kth).sum(-1).max())  # ties with the k-th score are kept
-        vals, ids = torch.topk(scores, n_keep, dim=-1)
-        vals = vals.masked_fill(vals < kth, float("-inf"))
+        if n_keep > self.top_k:
+            vals, ids = torch.topk(scores, n_keep, dim=-1)
+            vals = vals.masked_fill(vals < kth, float("-inf"))
         if self.top_p < 1.0:
             # TopPLogitsWarper: sort ascending, drop tokens whose cumulative probability is
             # <= 1 - top_p, always keep the most likely one

@@ -47,7 +47,7 @@ t2.round(3)
 # ## Table 3 and beyond: the coefficient against the Monte-Carlo budget
 
 # %%
-run_stride = int(original.groupby(["model", "dataset"])["t"].apply(lambda t: sorted(set(t))[1] - sorted(set(t))[0]).min())
+run_stride = min(c.settings.stride for c in shuffled_cells)  # coarser strides are multiples of the run's
 curve = diagnostics.budget_curve(original, strides=(None, 2 * run_stride, 4 * run_stride), n_resamples=n_resamples)
 fig, axes = plt.subplots(1, curve.groupby(["model", "dataset"]).ngroups, figsize=(5 * keep, 4), squeeze=False)
 for ax, ((m, d), g) in zip(axes[0], curve.groupby(["model", "dataset"], sort=False)):
