@@ -126,12 +126,17 @@ def curves(curve: pd.DataFrame, by: str, ylabel: str, title: str = "", ax=None, 
     return fig
 
 
-def auc_curve(auc: pd.DataFrame, x: str = "t", label_by: str | None = None, title: str = "", ax=None) -> plt.Figure:
-    """AUC(t) with its bootstrap band and the chance line."""
+def auc_curve(auc: pd.DataFrame, x: str = "t", label_by: str | list[str] | None = None, title: str = "",
+              ax=None) -> plt.Figure:
+    """AUC(t) with its interval band and the chance line; one line per value of ``label_by``
+    (a column, or several joined with " · ")."""
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 4))
     else:
         fig = ax.figure
+    if isinstance(label_by, list):
+        auc = auc.assign(label=auc[label_by].astype(str).agg(" · ".join, axis=1))
+        label_by = "label"
     groups = auc.groupby(label_by, sort=False) if label_by else [("AUC", auc)]
     for label, g in groups:
         line, = ax.plot(g[x], g["auc"], "o-", ms=3, label=str(label))

@@ -41,8 +41,7 @@ print("traces used / left out (total gain not positive):", reasons.to_dict())
 
 # %%
 auc = diagnostics.auc_by_position(traj_all, normalised=True)
-auc["label"] = auc["model"] + " · " + auc["dataset"]
-fig = plots.auc_curve(auc, x="pos", label_by="label", title="AUC of $-\\hat H_t$ for correct vs incorrect")
+fig = plots.auc_curve(auc, x="pos", label_by=["model", "dataset"], title="AUC of $-\\hat H_t$ for correct vs incorrect")
 plt.show()
-summary = auc.groupby("label").agg(mean_auc=("auc", "mean"), final_auc=("auc", "last")).round(3)
+summary = auc.groupby(["model", "dataset"]).agg(mean_auc=("auc", "mean"), final_auc=("auc", "last")).round(3)
 summary

@@ -52,10 +52,9 @@ print("traces used / left out (total gain not positive):", reasons.to_dict())
 
 # %%
 auc = diagnostics.auc_by_position(traj, normalised=True)
-auc["label"] = auc["model"] + " · " + auc["dataset"]
-fig = plots.auc_curve(auc, x="pos", label_by="label", title="AUC of $-\\hat H_t$ for correct vs incorrect")
+fig = plots.auc_curve(auc, x="pos", label_by=["model", "dataset"], title="AUC of $-\\hat H_t$ for correct vs incorrect")
 plt.show()
-auc.pivot_table(index="pos", columns="label", values="auc").round(3)
+auc.pivot_table(index="pos", columns=["model", "dataset"], values="auc").round(3)
 
 # %% [markdown]
 # ## Figure 3: saturation of the mean entropy
