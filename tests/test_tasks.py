@@ -182,3 +182,9 @@ def test_few_shot_prompt_from_train_split():
     assert p.count("Question:") == 4 and p.count("The answer is") == 3 and "<<" not in p
     assert tasks.get("svamp", data_dir=REAL).prompt(q, style="plain", few_shot=2).count("The answer is") == 2
     assert tasks.get("arc-easy", data_dir=REAL).prompt(q, style="plain", few_shot=2).count("The answer is (") == 2
+
+
+def test_hub_without_datasets_or_network_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match=r"siautil\[hub\]|Offline\?"):
+        tasks.get("gsm8k").load(source="hub")

@@ -204,8 +204,9 @@ def hub_rows(repo: str, config: str | None, split: str) -> Sequence[dict]:
     """Rows of a Hugging Face dataset, or a clear error when the hub cannot be reached."""
     try:
         import datasets
-    except ImportError:  # pragma: no cover - datasets is a dependency
-        raise DataError("loading from the hub needs the `datasets` package: pip install datasets") from None
+    except ImportError:
+        raise DataError("loading from the hub needs the `datasets` package: pip install 'siautil[hub]' "
+                        "(or pip install datasets), or point data_dir / $SIAUTIL_DATA_DIR at the official files") from None
     try:
         return datasets.load_dataset(repo, config, split=split)
     except Exception as e:  # noqa: BLE001 - any network/cache failure becomes one clear message
