@@ -42,7 +42,6 @@ def build(args):
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
         if args.quantize == "4bit":
             from transformers import BitsAndBytesConfig
-            from transformers.integrations import replace_with_bnb_linear  # noqa: F401 - present with bnb
             import tempfile
             with tempfile.TemporaryDirectory() as d:
                 model.save_pretrained(d)
@@ -177,8 +176,8 @@ def main() -> None:
             print(f"{wl:9s} {method:8s} {r['samples']:5d} samples {r['tokens']:7d} tokens {r['wall_s']:8.1f} s "
                   f"{r['tokens'] / r['wall_s']:8.0f} tok/s  peak {r['peak_mib']:7.0f} MiB", flush=True)
     print()
-    print(f"| workload | generate s | engine s | speed-up | generate tok/s | engine tok/s | peak MiB (gen / eng) |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("| workload | generate s | engine s | speed-up | generate tok/s | engine tok/s | peak MiB (gen / eng) |")
+    print("|---|---|---|---|---|---|---|")
     for wl in dict.fromkeys(r["workload"] for r in results):
         g = next(r for r in results if r["workload"] == wl and r["method"] == "generate")
         e = next(r for r in results if r["workload"] == wl and r["method"] == "engine")

@@ -10,7 +10,7 @@ what the whole grid costs, and one call that runs it and rebuilds the book.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +29,6 @@ class Cell:
     split: str | None = None
     quantize: str | None = None
     needs_data: bool = False       # reads benchmark files (skipped when they are absent)
-    task_kwargs: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def name(self) -> str:

@@ -22,11 +22,8 @@ or on resuming.
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterable
 
-import numpy as np
 import torch
 
 from . import kvbuffer
@@ -349,15 +346,3 @@ class Engine:
                 ))
         return records
 
-
-def run(engine: Engine, questions: Iterable[tuple[int, Question]], on_question=None) -> list[dict]:
-    """Run the engine over ``(index, question)`` pairs; ``on_question(index, records)`` is called
-    after each (the run store uses it to write atomically)."""
-    out = []
-    for index, q in questions:
-        recs = engine.run_question(q, index)
-        if on_question:
-            on_question(index, q, recs)
-        else:
-            out.extend(recs)
-    return out

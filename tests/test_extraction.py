@@ -1,7 +1,5 @@
 """Answer extraction on realistic model outputs (base and instruct styles), canonical forms, gold data."""
 
-import os
-from pathlib import Path
 
 import pytest
 from hypothesis import given
