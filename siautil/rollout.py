@@ -8,10 +8,13 @@ What makes it fast, compared with calling ``generate`` once per prefix:
 * one prefill per question: the traces are decoded from one prompt prefill, and each trace's
   keys and values are kept when it finishes, so no prefix is ever encoded again (the
   logits at every checkpoint are kept too, so the first continuation token costs nothing);
-* all continuations of a question (every trace, every checkpoint, ``M`` each) decode together
-  in left-padded batches; finished rows leave the batch;
+* continuous batching: all continuations of a question (every trace, every checkpoint, ``M``
+  each) wait in one queue for ``max_batch_rows`` slots, and a slot freed by a finished row
+  takes the next one at once, so the batch stays full until the work runs out;
+* shared prefixes are read once: every checkpoint of a trace is a prefix of the same keys and
+  values, which all its rows attend to through one read per step (:mod:`siautil.kvbuffer`);
 * a continuation stops at EOS or as soon as its final answer is written (the task says when);
-* the KV cache writes into preallocated buffers (:mod:`siautil.kvbuffer`) and the sampler
+* generated keys and values are written in place into preallocated slots, and the sampler
   never sorts the whole vocabulary (:mod:`siautil.sampling`).
 
 Randomness is drawn from one generator per question, seeded from the run seed and the
@@ -22,6 +25,7 @@ or on resuming.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -75,6 +79,17 @@ class _Row:
     kv: list | None = None
 
 
+@dataclass
+class _Item:
+    """A row waiting for a slot: its prefix's keys and values (first ``n`` positions) and the
+    logits for its first token."""
+
+    row: _Row
+    kv: list
+    n: int
+    logits: torch.Tensor
+
+
 class Engine:
     """Samples traces and continuations for one model and one task.
 
@@ -101,6 +116,7 @@ class Engine:
         self.context = getattr(model.config, "max_position_embeddings", None)
         window = getattr(model.config, "sliding_window", None)
         self.window = window if isinstance(window, int) and window > 0 else None
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.stats = dict(prefill_tokens=0, generated_tokens=0, forward_passes=0)
 
     # ------------------------------------------------------------------ helpers
@@ -141,7 +157,7 @@ class Engine:
         cache = DynamicCache(config=self.model.config)
         x = torch.tensor([ids], device=self.device)
         out = self._forward(input_ids=x, cache=cache, logits_to_keep=keep)
-        return kvbuffer.cache_tensors(out.past_key_values), out.logits[0]
+        return kvbuffer.cache_tensors(cache), out.logits[0]
 
     def _done(self, row: _Row, tok: int) -> bool:
         if tok in self.eos:
@@ -160,56 +176,81 @@ class Engine:
             row.tail = (row.tail + self.piece[tok])[-400:]
         return False
 
-    def _decode(self, layers_kv, pad: list[int], lengths: list[int], logits: torch.Tensor, rows: list[_Row],
-                gen: torch.Generator, record_every: int | None = None, save_kv: bool = False,
-                width: int | None = None) -> None:
-        """Decode every row to completion. Rows are left-padded by ``pad`` to a common buffer length;
-        row ``r`` has ``lengths[r]`` real prefix tokens and ``logits[r]`` for its next token.
-        With ``width``, ``layers_kv`` are buffers (adopted, not copied) whose first ``width``
-        positions hold the prefixes."""
-        if width is None:
-            cache = kvbuffer.buffer_cache(layers_kv, spare=min(64, max(r.budget for r in rows)))
-            width = layers_kv[0][0].shape[2]
-        else:
-            cache = kvbuffer.buffer_cache(layers_kv, length=width)
-        pad_t = torch.tensor(pad, device=self.device)
-        mask = torch.arange(width, device=self.device)[None, :] >= pad_t[:, None]
-        pos0 = torch.tensor(lengths, device=self.device)
-        alive = list(range(len(rows)))  # batch position -> row index
-        dead: set[int] = set()
-        step = 0
+    def _decode(self, items: list[_Item], gen: torch.Generator, record_every: int | None = None,
+                save_kv: bool = False) -> None:
+        """Decode every item's row to completion, ``max_batch_rows`` slots at a time: a slot
+        freed by a finished row takes the next waiting item at once (continuous batching).
+        Items are admitted in the given order; an item's first token is sampled from its
+        prefix logits, so no prefix is ever encoded here."""
+        if not items:
+            return
+        slots = min(self.config.max_batch_rows, len(items))
+        queue = deque(items)
+        limit = max(it.row.budget for it in items)
+        cache = kvbuffer.SlotCache(items[0].kv, slots, capacity=min(limit, 64), limit=limit)
+        source: dict[int, int] = {}              # id(prefix kv) -> source index in the cache
+        row: list[_Row | None] = [None] * slots   # slot -> row
+        tok = [self.pad] * slots                 # slot -> token to feed next
+
+        def finish(r: _Row, kv) -> None:
+            if save_kv:
+                r.kv = kv
+            self.stats["generated_tokens"] += len(r.tokens)
+
+        def admit(free: list[int]) -> None:
+            """Fill free slots from the queue; a row may finish on its first token."""
+            while free and queue:
+                batch = [queue.popleft() for _ in range(min(len(free), len(queue)))]
+                first = self.chain.sample(torch.stack([it.logits for it in batch]), gen)[:, 0].tolist()
+                for it, x in zip(batch, first):
+                    if record_every and len(it.row.tokens) % record_every == 0:
+                        it.row.logits[len(it.row.tokens)] = it.logits
+                    if self._done(it.row, x):
+                        if it.row.reason == "eos" and record_every:
+                            it.row.logits[len(it.row.tokens)] = it.logits
+                        finish(it.row, [(k[:, :, :it.n], v[:, :, :it.n]) for k, v in it.kv])
+                        continue
+                    if id(it.kv) not in source:
+                        source[id(it.kv)] = cache.add_source(it.kv)
+                    j = free.pop()
+                    cache.put(j, source[id(it.kv)], it.n)
+                    row[j], tok[j] = it.row, x
+
+        admit(list(range(slots))[::-1])
         while True:
-            if record_every and step % record_every == 0:
-                for j, r in enumerate(alive):
-                    if r not in dead:
-                        rows[r].logits[step] = logits[j]
-            nxt = self.chain.sample(logits, gen)[:, 0]
-            for j, (r, tok) in enumerate(zip(alive, nxt.tolist())):
-                if r in dead:
-                    continue
-                row = rows[r]
-                if self._done(row, tok):
-                    dead.add(r)
-                    if row.reason == "eos" and record_every:
-                        rows[r].logits[step] = logits[j]  # the logits at t = T
-                    if save_kv:
-                        layer_kv = [layer.row(j, pad[r], layer.length) for layer in cache.layers]
-                        row.kv = layer_kv
-            live = [j for j, r in enumerate(alive) if r not in dead]
+            live = [j for j in range(len(row)) if row[j] is not None]
             if not live:
-                self.stats["generated_tokens"] += sum(len(r.tokens) for r in rows)
                 return
-            if len(alive) - len(live) >= max(1, len(alive) // 4):  # compact when 1/4 of the batch is done
-                idx = torch.tensor(live, device=self.device)
-                for layer in cache.layers:
-                    layer.batch_select_indices(idx)
-                mask, pos0, nxt, pad_t = mask[idx], pos0[idx], nxt[idx], pad_t[idx]
-                alive = [alive[j] for j in live]  # pad stays indexed by row, not batch position
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            out = self._forward(input_ids=nxt[:, None], position_ids=(pos0 + step)[:, None],
-                                attention_mask=mask, cache=cache)
+            if not queue and len(row) - len(live) >= max(1, len(row) // 4):
+                cache.select(live)  # compact once a quarter of the slots have nothing left to do
+                row, tok = [row[j] for j in live], [tok[j] for j in live]
+            position = torch.tensor([cache.position(j) for j in range(len(row))], device=self.device)
+            cache.advance()
+            with kvbuffer.attending(self.model, cache):
+                out = self._forward(input_ids=torch.tensor(tok, device=self.device)[:, None],
+                                    position_ids=position[:, None], cache=cache,
+                                    # a ready 4-D mask is passed through untouched; the attention
+                                    # builds its own from the cache
+                                    attention_mask=torch.ones(len(row), 1, 1, 1, dtype=torch.bool, device=self.device))
             logits = out.logits[:, -1]
-            step += 1
+            nxt = self.chain.sample(logits, gen)[:, 0].tolist()
+            free = []
+            for j, r in enumerate(row):
+                if r is None:
+                    continue
+                t = len(r.tokens)
+                if record_every and t % record_every == 0:
+                    r.logits[t] = logits[j]
+                if self._done(r, nxt[j]):
+                    if r.reason == "eos" and record_every:
+                        r.logits[t] = logits[j]  # the logits at t = T
+                    finish(r, cache.take(j) if save_kv else None)
+                    row[j] = None
+                    cache.clear(j)
+                    free.append(j)
+                else:
+                    tok[j] = nxt[j]
+            admit(free[::-1])
 
     # ------------------------------------------------------------------ one question
 
@@ -228,9 +269,7 @@ class Engine:
         kv, last = self._prefill(prompt)
         n = cfg.n_traces
         traces = [_Row(budget=cfg.max_new_tokens) for _ in range(n)]
-        layers = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in kv]
-        self._decode(layers, [0] * n, [len(prompt)] * n, last.expand(n, -1), traces, gen,
-                     record_every=cfg.stride, save_kv=True)
+        self._decode([_Item(tr, kv, len(prompt), last[-1]) for tr in traces], gen, record_every=cfg.stride, save_kv=True)
         return traces
 
     def prepare_traces(self, prompt: list[int], tokens: list[list[int]], reason: str = "eos") -> list[_Row]:
@@ -266,7 +305,6 @@ class Engine:
                     deterministic.append((i, t))  # the prefix already holds the whole generation
                 else:
                     prefixes.append((i, t, budget))
-        results: dict[tuple[int, int], list[list[int]]] = {}
         if cfg.shuffle_prefix:
             prefix_kv, prefix_logits, prefix_text = self._shuffled_prefixes(prompt, traces, prefixes, gen)
             texts.update(prefix_text)
@@ -274,18 +312,13 @@ class Engine:
             prefix_kv = {(i, t): traces[i].kv for i, t, _ in prefixes}
             prefix_logits = {(i, t): traces[i].logits[t] for i, t, _ in prefixes}
         m = cfg.n_continuations
-        per_chunk = max(1, cfg.max_batch_rows // m)
-        order = sorted(prefixes, key=lambda x: -x[1])  # similar prefix lengths share a batch
-        for c in range(0, len(order), per_chunk):
-            chunk = order[c: c + per_chunk]
-            lengths = [p + t for _, t, _ in chunk]
-            spare = min(64, max(b for _, _, b in chunk))
-            layers, pad = kvbuffer.left_padded([prefix_kv[i, t] for i, t, _ in chunk], lengths, repeats=m, spare=spare)
-            logits = torch.stack([prefix_logits[i, t] for i, t, _ in chunk]).repeat_interleave(m, dim=0)
-            rows = [_Row(budget=b, tail=texts[i, t][-400:]) for i, t, b in chunk for _ in range(m)]
-            self._decode(layers, pad, [x for x in lengths for _ in range(m)], logits, rows, gen, width=max(lengths))
-            for k, (i, t, _) in enumerate(chunk):
-                results[i, t] = [r.tokens for r in rows[k * m:(k + 1) * m]]
+        # shortest prefixes first: rows decoding together then have similar lengths, so few
+        # attended positions are padding
+        order = sorted(prefixes, key=lambda x: x[1])
+        rows = {(i, t): [_Row(budget=b, tail=texts[i, t][-400:]) for _ in range(m)] for i, t, b in order}
+        self._decode([_Item(r, prefix_kv[i, t], p + t, prefix_logits[i, t]) for i, t, _ in order for r in rows[i, t]],
+                     gen)
+        results = {key: [r.tokens for r in rs] for key, rs in rows.items()}
         return texts, results, deterministic
 
     def sample_continuations(self, prompt: list[int], prefix: list[int], m: int, max_new_tokens: int,
@@ -295,9 +328,7 @@ class Engine:
         kv, last = self._prefill(list(prompt) + list(prefix))
         tail = self.tokenizer.decode(prefix, skip_special_tokens=True)[-400:]
         rows = [_Row(budget=max_new_tokens, tail=tail) for _ in range(m)]
-        layers = [(k.expand(m, -1, -1, -1), v.expand(m, -1, -1, -1)) for k, v in kv]
-        n = len(prompt) + len(prefix)
-        self._decode(layers, [0] * m, [n] * m, last.expand(m, -1), rows, gen)
+        self._decode([_Item(r, kv, len(prompt) + len(prefix), last[-1]) for r in rows], gen)
         return [r.tokens + ([next(iter(self.eos))] if r.reason == "eos" else []) for r in rows]
 
     def _shuffled_prefixes(self, prompt, traces, prefixes, gen):

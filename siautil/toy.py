@@ -153,8 +153,10 @@ def sample_completions(model, tok, prompts: list[str], temperature: float, max_n
         x[r, width - len(s):] = torch.tensor(s)
         mask[r, width - len(s):] = 1
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=x, attention_mask=mask, position_ids=pos, use_cache=True)
-    cache, logits = out.past_key_values, out.logits[:, -1]
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    logits = model(input_ids=x, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True).logits[:, -1]
     done = torch.zeros(len(enc), dtype=torch.bool)
     new = []
     for step in range(max_new_tokens):
@@ -165,9 +167,8 @@ def sample_completions(model, tok, prompts: list[str], temperature: float, max_n
         if done.all():
             break
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
-        out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos[:, -1:] + step + 1,
-                    past_key_values=cache, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1]
+        logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos[:, -1:] + step + 1,
+                       cache=cache, use_cache=True).logits[:, -1]
     return enc, torch.stack(new, 1).tolist()
 
 

@@ -88,22 +88,82 @@ def test_engine_samples_the_exact_distribution_and_a_wrong_temperature_is_caught
 
 
 @pytest.mark.parametrize("family", models.FAMILIES)
-def test_left_padded_buffer_gives_the_full_forward_logits(family):
+def test_slot_cache_gives_the_full_forward_logits(family):
+    # two rows continue prefixes of one source (a whole sequence and its first 5 tokens), a
+    # third another source; mid-decoding that third slot is taken over by a new source, as
+    # the engine does when a row finishes. Every step must equal a full forward of each row.
     model, tok = models.tiny_model(family, seed=1)
     eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(), chat=False)
-    seqs = [tok("Tom has 3 apples")["input_ids"], tok("He buys 4")["input_ids"]]
+    seqs = [tok("Tom has 3 apples")["input_ids"], tok("He buys 4")["input_ids"], tok("So 7")["input_ids"]]
     kvs = [eng._prefill(s)[0] for s in seqs]
-    layers, pad = kvbuffer.left_padded(kvs, [len(s) for s in seqs])
-    cache = kvbuffer.buffer_cache(layers)
-    width = layers[0][0].shape[2]
-    mask = torch.arange(width + 1)[None, :] >= torch.tensor(pad)[:, None]
-    nxt = torch.tensor([[tok.convert_tokens_to_ids("!")]] * 2)
-    pos = torch.tensor([[len(s)] for s in seqs])
-    with torch.no_grad():
-        got = model(input_ids=nxt, position_ids=pos, attention_mask=mask, cache=cache).logits[:, -1]
-        for r, s in enumerate(seqs):
-            want = model(torch.tensor([s + [nxt[r, 0].item()]])).logits[0, -1]
+    cache = kvbuffer.SlotCache(kvs[0], slots=3, capacity=2, limit=64)  # too small: must grow
+    src = [cache.add_source(kv) for kv in kvs[:2]]
+    cache.put(0, src[0], len(seqs[0]))
+    cache.put(1, src[0], 5)
+    cache.put(2, src[1], len(seqs[1]))
+    live = [list(seqs[0]), list(seqs[0][:5]), list(seqs[1])]
+    for step, nxt in enumerate("!ab?c"):
+        if step == 2:
+            cache.put(2, cache.add_source(kvs[2]), len(seqs[2]))
+            live[2] = list(seqs[2])
+        ids = torch.tensor([[tok.convert_tokens_to_ids(nxt)]] * 3)
+        pos = torch.tensor([[cache.position(j)] for j in range(3)])
+        assert pos.flatten().tolist() == [len(x) for x in live]
+        cache.advance()
+        with torch.no_grad(), kvbuffer.attending(model, cache):
+            got = model(input_ids=ids, position_ids=pos, attention_mask=torch.ones(3, 1, 1, 1, dtype=torch.bool),
+                        cache=cache).logits[:, -1]
+        for r in range(3):
+            live[r].append(ids[r, 0].item())
+            with torch.no_grad():
+                want = model(torch.tensor([live[r]])).logits[0, -1]
             torch.testing.assert_close(got[r], want, atol=1e-4, rtol=1e-4)
+    assert model.config._attn_implementation != kvbuffer.ATTENTION  # restored after the block
+    whole = cache.take(0)
+    with torch.no_grad():
+        want = kvbuffer.cache_tensors(model(torch.tensor([live[0]]), use_cache=True).past_key_values)
+    for (k, v), (wk, wv) in zip(whole, want):
+        torch.testing.assert_close(k, wk, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(v, wv, atol=1e-4, rtol=1e-4)
+
+
+def test_attention_that_bypasses_the_interface_is_refused():
+    # a layer that reads its own copy of the config keeps its old attention and would see
+    # only the newest token; the engine must say so instead of sampling garbage
+    import copy
+
+    model, tok = models.tiny_model("llama", seed=2)
+    model.model.layers[0].self_attn.config = copy.deepcopy(model.config)
+    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(n_traces=1, n_continuations=2, max_new_tokens=8),
+                         chat=False)
+    with pytest.raises(RuntimeError, match="1 of 2 attention layers"):
+        eng.sample_continuations(tok("Q: 1")["input_ids"], [], 2, 8, torch.Generator().manual_seed(0))
+    assert model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("family", models.FAMILIES)
+def test_engine_continuations_equal_greedy_generate(family):
+    # top-k 1 makes sampling greedy, so every continuation is determined: through slots that
+    # are refilled as rows end (3 slots, 2 traces x several checkpoints), each must equal
+    # generate's greedy continuation of its own prefix. Larger initial weights give peaked
+    # logits, so greedy choices are not near-ties.
+    model, tok = models.tiny_model(family, seed=11, eos_bias=1.0, initializer_range=0.5)
+    cfg = rollout.RolloutConfig(n_traces=2, n_continuations=1, stride=6, max_new_tokens=30, top_k=1,
+                                stop_at_answer=False, max_batch_rows=3)
+    eng = rollout.Engine(model, tok, TASK, cfg, chat=False)
+    prompt = tok("Q: 3 + 4 =")["input_ids"]
+    g = torch.Generator().manual_seed(0)
+    traces = [torch.randint(4, len(tok), (n,), generator=g).tolist() for n in (17, 11)]
+    _, results, _ = eng.continue_traces(prompt, eng.prepare_traces(prompt, traces), g)
+    lengths = set()
+    for (i, t), (cont,) in results.items():
+        ids = torch.tensor([prompt + traces[i][:t]])
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=30 - t,
+                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)[0, ids.shape[1]:].tolist()
+        want = out[: out.index(tok.eos_token_id)] if tok.eos_token_id in out else out
+        assert cont == want, (i, t)
+        lengths.add(len(cont))
+    assert len(results) == 7 and len(lengths) > 2  # rows ended at different steps
 
 
 @pytest.mark.parametrize("family", models.FAMILIES)
