@@ -12,14 +12,14 @@ reads the same prefix once per row at every step. :class:`SlotCache` instead kee
   written in place (no ``torch.cat`` per step). A finished row's slot takes the next waiting
   row at once (continuous batching), so the batch stays full until the work runs out.
 
-Attention for a decoding step is split in two (cascade attention): each source's keys are
-read once for all the rows that continue it, each row's own tokens are read once, and the two
-partial softmaxes are merged exactly through their log-sum-exp. The result equals ordinary
-attention over the row's whole sequence, and the engine's tests check it against full
+Attention for a decoding step lays each row's scores out as ``[its source's prefix | its own
+tokens]``: each source's keys are read once for all the rows that continue it, each row's own
+keys once, and one masked softmax over the row gives exactly the attention over its whole
+sequence (the values are read the same way). The engine's tests check it against full
 forwards and ``generate`` for every architecture in the registry.
 
 The layers are ``CacheLayerMixin`` s, so every architecture that takes a ``Cache`` works with
-them unchanged; the split attention is registered with transformers' ``AttentionInterface``
+them unchanged; this attention is registered with transformers' ``AttentionInterface``
 and is active only inside :func:`attending`, around the engine's decoding forwards.
 """
 
@@ -37,20 +37,17 @@ _ACTIVE: contextvars.ContextVar[SlotCache | None] = contextvars.ContextVar("siau
 
 
 class _Step:
-    """What one decoding step reads and writes, shared by every layer: each row's source and
-    prefix length, its own length so far, and the rows of each source."""
+    """What one decoding step reads and writes, shared by every layer: where each row writes
+    its new token, the rows of each source, and which score columns each row may attend to."""
 
     def __init__(self, slots: int, device):
         self.device = device
         self.rows = torch.arange(slots, device=device)
         self.own = torch.zeros(slots, dtype=torch.long, device=device)  # where this step writes
-        self.width = 1                                                   # own positions attended
-        # own positions are read in two tiers: [0, split) for every row (a view, no copy), and
-        # [split, width) only for the rows that long, gathered (see SlotCache.advance)
-        self.split = 1
-        self.long: torch.Tensor | None = None
-        self.near = self.far = None  # the tiers' masks
-        self.groups: list[tuple[int, torch.Tensor, torch.Tensor, int]] = []  # (source, rows, mask, length)
+        self.width = 1                  # own positions attended (the longest row's, plus this step's)
+        self.prefix_cols = 0            # score columns for prefixes (the longest prefix in use)
+        self.groups: list[tuple[int, torch.Tensor, int]] = []  # (source, its rows, its longest prefix)
+        self.hidden: torch.Tensor | None = None  # (B, 1, 1, prefix_cols + width): True where masked
 
 
 class SlotLayer(DynamicLayer):
@@ -151,47 +148,21 @@ class SlotCache(Cache):
         dev = self.step.device
         self.step.own = torch.tensor(own, dtype=torch.long, device=dev)
         self.step.width = width
-        split = self._split(own)
-        self.step.split = split
-        pos = torch.arange(width, device=dev)[None, :]
-        self.step.near = pos[:, :split] <= self.step.own[:, None]
-        long = [j for j, m in enumerate(own) if m >= split]
-        self.step.long = torch.tensor(long, dtype=torch.long, device=dev) if long else None
-        if long:
-            self.step.far = pos[:, split:] <= self.step.own[self.step.long][:, None]
-        groups = {}
-        for j, (s, n) in enumerate(zip(self.source, self.prefix)):
-            if s >= 0:
-                groups.setdefault(s, ([], []))
-                groups[s][0].append(j)
-                groups[s][1].append(n)
-        self.step.groups = []
-        for s, (rows, ns) in groups.items():
-            n = torch.tensor(ns, device=dev)
-            length = max(ns)
-            self.step.groups.append((s, torch.tensor(rows, device=dev),
-                                     torch.arange(length, device=dev)[None, :] < n[:, None], length))
+        groups: dict[int, list[int]] = {}
+        for j, src in enumerate(self.source):
+            if src >= 0:
+                groups.setdefault(src, []).append(j)
+        self.step.groups = [(src, torch.tensor(rows, device=dev), max(self.prefix[j] for j in rows))
+                            for src, rows in groups.items()]
+        cols = max(length for _, _, length in self.step.groups)
+        self.step.prefix_cols = cols
+        prefix = torch.tensor([n if src >= 0 else 0 for n, src in zip(self.prefix, self.source)], device=dev)
+        c = torch.arange(cols + width, device=dev)[None, :]
+        seen = torch.where(c < cols, c < prefix[:, None], c - cols <= self.step.own[:, None])
+        self.step.hidden = ~seen[:, None, None, :]
         for j, s in enumerate(self.source):
             if s >= 0:
                 self.length[j] += 1
-
-    @staticmethod
-    def _split(own: list[int]) -> int:
-        """Where the dense tier ends: rows' lengths are spread (continuations end at random
-        times), so reading every row up to the longest wastes most of the read. Positions
-        past ``split`` are gathered (copied, then read) for the few rows that long, so the
-        split minimises ``B * split + 2 * sum over long rows of (width - split)``."""
-        width = max(own) + 1
-        lengths = sorted(own)
-        b = len(lengths)
-        best, best_cost = width, b * width
-        for q in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
-            split = lengths[int(q * (b - 1))] + 1
-            n_long = sum(1 for m in lengths if m >= split)
-            cost = b * split + 2 * n_long * (width - split)
-            if cost < best_cost:
-                best, best_cost = split, cost
-        return best
 
     def select(self, indices: list[int]) -> None:
         """Keep only the slots ``indices``, in that order."""
@@ -204,30 +175,13 @@ class SlotCache(Cache):
         self.step.rows = torch.arange(len(indices), device=idx.device)
 
 
-def _partial(q, k, v, mask, scaling, softcap):
-    """Unnormalised attention of queries ``q (..., Q, D)`` over ``k, v (..., L, D)``: returns
-    ``(max score, sum of exp, exp-weighted sum of values)``, the pieces a softmax is merged from."""
-    scores = torch.matmul(q, k.transpose(-1, -2)).float() * scaling
-    if softcap is not None:
-        scores = torch.tanh(scores / softcap) * softcap
-    scores = scores.masked_fill(~mask, float("-inf"))
-    top = scores.amax(-1, keepdim=True)
-    e = torch.exp(scores - top)
-    return top, e.sum(-1, keepdim=True), torch.matmul(e.to(v.dtype), v).float()
-
-
-def _merge(acc, rows: torch.Tensor, part) -> None:
-    """Fold the partial softmax ``part`` of ``rows`` into the running ``acc`` (in place)."""
-    top, total, out = acc
-    t1, s1, o1 = top[rows], total[rows], out[rows]
-    t2, s2, o2 = part
-    m = torch.maximum(t1, t2)
-    a1, a2 = torch.exp(t1 - m), torch.exp(t2 - m)
-    top[rows], total[rows], out[rows] = m, a1 * s1 + a2 * s2, a1 * o1 + a2 * o2
-
-
 def slot_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, softcap=None, **kwargs):
-    """Attention of one decoding step over a :class:`SlotCache`: per source, then per row, merged."""
+    """Attention of one decoding step over a :class:`SlotCache`.
+
+    The scores of a row are laid out as ``[its source's prefix | its own tokens]``: each
+    source's keys are multiplied once with the queries of all its rows, each row's own keys
+    with its own query; one masked softmax over the row gives exactly the attention over
+    its whole sequence; the values are read the same way."""
     cache = _ACTIVE.get()
     if cache is None:
         raise RuntimeError(f"{ATTENTION} attention runs only inside kvbuffer.attending(model, cache)")
@@ -236,25 +190,28 @@ def slot_attention(module, query, key, value, attention_mask, scaling=None, drop
     s = cache.step
     b, hq, _, d = query.shape
     hkv = layer._k.shape[1]
-    scaling = d ** -0.5 if scaling is None else scaling
-    q = query.reshape(b, hkv, hq // hkv, d)          # grouped-query heads share their key head
-    # each row's own tokens: the near tier for every row, the far tier for long rows
-    top, total, out = _partial(q, layer._k[:, :, : s.split], layer._v[:, :, : s.split], s.near[:, None, None, :],
-                               scaling, softcap)
-    if s.long is not None:
-        far = slice(s.split, s.width)
-        _merge((top, total, out), s.long,
-               _partial(q.index_select(0, s.long), layer._k[:, :, far].index_select(0, s.long),
-                        layer._v[:, :, far].index_select(0, s.long), s.far[:, None, None, :], scaling, softcap))
-    # the shared prefixes: one read of each source for all its rows
-    for src, rows, mask, length in s.groups:
-        sk, sv = cache.sources[src][module.layer_idx]
-        qs = q.index_select(0, rows).transpose(0, 1).reshape(hkv, -1, d)    # (Hkv, rows * groups, D)
-        t2, s2, o2 = _partial(qs, sk[0, :, :length], sv[0, :, :length],
-                              mask.repeat_interleave(hq // hkv, dim=0)[None], scaling, softcap)
-        _merge((top, total, out), rows, [x.reshape(hkv, len(rows), hq // hkv, -1).transpose(0, 1) for x in (t2, s2, o2)])
-    attn = (out / total).to(query.dtype).reshape(b, hq, 1, out.shape[-1])
-    return attn.transpose(1, 2).contiguous(), None
+    r = hq // hkv
+    q = query.reshape(b, hkv, r, d)  # grouped-query heads share their key head
+    cols, width = s.prefix_cols, s.width
+    own_k, own_v = layer._k[:, :, :width], layer._v[:, :, :width]
+    scores = q.new_empty((b, hkv, r, cols + width), dtype=torch.float32)
+    scores[..., cols:] = torch.matmul(q, own_k.transpose(-1, -2))
+    sources = cache.sources
+    for src, rows, length in s.groups:
+        sk = sources[src][module.layer_idx][0][0, :, :length]           # (Hkv, L, D)
+        qs = q.index_select(0, rows).transpose(0, 1).reshape(hkv, -1, d)  # (Hkv, rows * r, D)
+        part = torch.matmul(qs, sk.transpose(-1, -2)).reshape(hkv, len(rows), r, length).transpose(0, 1)
+        scores[rows, :, :, :length] = part.float()
+    scores.mul_(scaling if scaling is not None else d ** -0.5)
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
+    probs = scores.masked_fill_(s.hidden, float("-inf")).softmax(-1).to(own_v.dtype)
+    out = torch.matmul(probs[..., cols:], own_v).float()  # the two parts are summed in float32
+    for src, rows, length in s.groups:
+        sv = sources[src][module.layer_idx][1][0, :, :length]
+        ps = probs.index_select(0, rows)[..., :length].transpose(0, 1).reshape(hkv, -1, length)
+        out.index_add_(0, rows, torch.matmul(ps, sv).float().reshape(hkv, len(rows), r, -1).transpose(0, 1))
+    return out.to(query.dtype).reshape(b, hq, 1, -1).transpose(1, 2).contiguous(), None
 
 
 AttentionInterface.register(ATTENTION, slot_attention)
