@@ -33,6 +33,7 @@ from transformers import AttentionInterface
 from transformers.cache_utils import Cache, DynamicLayer
 
 ATTENTION = "siautil_slots"
+EMPTY, PRIVATE = -1, -2  # a slot's source when it holds no row, or a row with its prefix copied in
 _ACTIVE: contextvars.ContextVar[SlotCache | None] = contextvars.ContextVar("siautil_slot_cache", default=None)
 
 
@@ -102,7 +103,7 @@ class SlotCache(Cache):
         self.step = _Step(slots, like[0][0].device)
         self.limit = limit
         self.sources: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
-        self.source = [-1] * slots   # slot -> source index (-1: empty)
+        self.source = [EMPTY] * slots  # slot -> source index, EMPTY or PRIVATE
         self.prefix = [0] * slots    # slot -> prefix length taken from its source
         self.length = [0] * slots    # slot -> own tokens written so far
         self.attended = 0            # layers that ran slot_attention in the current step
@@ -121,8 +122,20 @@ class SlotCache(Cache):
         """Start ``slot`` as a row whose prefix is the first ``n`` positions of ``source``."""
         self.source[slot], self.prefix[slot], self.length[slot] = source, n, 0
 
+    def put_private(self, slot: int, kv: list[tuple[torch.Tensor, torch.Tensor]], n: int) -> None:
+        """Start ``slot`` as a row that copies the first ``n`` positions of ``kv`` into its own
+        buffer: for prefixes that only a few rows continue, where a source of their own would
+        cost more small operations per layer than the copy saves."""
+        if n > self.layers[0].capacity():
+            for layer in self.layers:
+                layer.grow(max(n, min(2 * layer.capacity(), self.limit or n)))
+        for layer, (k, v) in zip(self.layers, kv):
+            layer._k[slot, :, :n] = k[0, :, :n]
+            layer._v[slot, :, :n] = v[0, :, :n]
+        self.source[slot], self.prefix[slot], self.length[slot] = PRIVATE, 0, n
+
     def clear(self, slot: int) -> None:
-        self.source[slot] = -1
+        self.source[slot] = EMPTY
 
     def position(self, slot: int) -> int:
         """The position id of the next token of ``slot``."""
@@ -130,7 +143,11 @@ class SlotCache(Cache):
 
     def take(self, slot: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``slot``'s whole sequence so far (prefix and own tokens), per layer ``(1, H, n, D)``."""
-        n, m, src = self.prefix[slot], self.length[slot], self.sources[self.source[slot]]
+        n, m = self.prefix[slot], self.length[slot]
+        if self.source[slot] == PRIVATE:
+            return [(layer._k[slot: slot + 1, :, :m].clone(), layer._v[slot: slot + 1, :, :m].clone())
+                    for layer in self.layers]
+        src = self.sources[self.source[slot]]
         return [(torch.cat([sk[:, :, :n], layer._k[slot: slot + 1, :, :m]], dim=2),
                  torch.cat([sv[:, :, :n], layer._v[slot: slot + 1, :, :m]], dim=2))
                 for layer, (sk, sv) in zip(self.layers, src)]
@@ -138,7 +155,7 @@ class SlotCache(Cache):
     def advance(self) -> None:
         """Prepare the next step: every live row writes one token after its own tokens. Empty
         slots write at 0 and attend only to it (their output is never used)."""
-        own = [m if s >= 0 else 0 for m, s in zip(self.length, self.source)]
+        own = [m if s != EMPTY else 0 for m, s in zip(self.length, self.source)]
         width = max(own) + 1
         if width > self.layers[0].capacity():
             cap = self.layers[0].capacity()
@@ -154,14 +171,14 @@ class SlotCache(Cache):
                 groups.setdefault(src, []).append(j)
         self.step.groups = [(src, torch.tensor(rows, device=dev), max(self.prefix[j] for j in rows))
                             for src, rows in groups.items()]
-        cols = max(length for _, _, length in self.step.groups)
+        cols = max((length for _, _, length in self.step.groups), default=0)
         self.step.prefix_cols = cols
         prefix = torch.tensor([n if src >= 0 else 0 for n, src in zip(self.prefix, self.source)], device=dev)
         c = torch.arange(cols + width, device=dev)[None, :]
         seen = torch.where(c < cols, c < prefix[:, None], c - cols <= self.step.own[:, None])
         self.step.hidden = ~seen[:, None, None, :]
         for j, s in enumerate(self.source):
-            if s >= 0:
+            if s != EMPTY:
                 self.length[j] += 1
 
     def select(self, indices: list[int]) -> None:

@@ -177,16 +177,18 @@ class Engine:
         return False
 
     def _decode(self, items: list[_Item], gen: torch.Generator, record_every: int | None = None,
-                save_kv: bool = False) -> None:
+                save_kv: bool = False, share: bool = True) -> None:
         """Decode every item's row to completion, ``max_batch_rows`` slots at a time: a slot
         freed by a finished row takes the next waiting item at once (continuous batching).
         Items are admitted in the given order; an item's first token is sampled from its
-        prefix logits, so no prefix is ever encoded here."""
+        prefix logits, so no prefix is ever encoded here. With ``share``, items with the same
+        prefix keys and values read them from one shared source; otherwise each row copies
+        its prefix (better when every prefix has only its ``M`` rows, as shuffled ones do)."""
         if not items:
             return
         slots = min(self.config.max_batch_rows, len(items))
         queue = deque(items)
-        limit = max(it.row.budget for it in items)
+        limit = max(it.row.budget + (0 if share else it.n) for it in items)
         cache = kvbuffer.SlotCache(items[0].kv, slots, capacity=min(limit, 64), limit=limit)
         source: dict[int, int] = {}              # id(prefix kv) -> source index in the cache
         row: list[_Row | None] = [None] * slots   # slot -> row
@@ -210,10 +212,13 @@ class Engine:
                             it.row.logits[len(it.row.tokens)] = it.logits
                         finish(it.row, [(k[:, :, :it.n], v[:, :, :it.n]) for k, v in it.kv])
                         continue
-                    if id(it.kv) not in source:
-                        source[id(it.kv)] = cache.add_source(it.kv)
                     j = free.pop()
-                    cache.put(j, source[id(it.kv)], it.n)
+                    if not share:
+                        cache.put_private(j, it.kv, it.n)
+                    else:
+                        if id(it.kv) not in source:
+                            source[id(it.kv)] = cache.add_source(it.kv)
+                        cache.put(j, source[id(it.kv)], it.n)
                     row[j], tok[j] = it.row, x
 
         admit(list(range(slots))[::-1])
@@ -317,7 +322,7 @@ class Engine:
         order = sorted(prefixes, key=lambda x: x[1])
         rows = {(i, t): [_Row(budget=b, tail=texts[i, t][-400:]) for _ in range(m)] for i, t, b in order}
         self._decode([_Item(r, prefix_kv[i, t], p + t, prefix_logits[i, t]) for i, t, _ in order for r in rows[i, t]],
-                     gen)
+                     gen, share=not cfg.shuffle_prefix)  # shuffled prefixes are one per checkpoint
         results = {key: [r.tokens for r in rs] for key, rs in rows.items()}
         return texts, results, deterministic
 
