@@ -144,8 +144,10 @@ def records(profile: str, chosen: list[Cell] | None = None, runs_dir: str | Path
     return pd.concat(frames, ignore_index=True)
 
 
-#: Generated tokens per second assumed for the estimate, per device kind: measured on the
-#: benchmark workload (benchmarks/rollout_throughput.py), rounded down.
+#: Generated tokens per second assumed for the estimate, per device kind. These are rough
+#: assumptions, not measurements: the CPU figure sits between SmolLM2-135M in the default book
+#: (about 120 tok/s) and the benchmark's tiny model (about 2,000 tok/s); the CUDA figure has not
+#: been measured (benchmarks/rollout_throughput.py --device cuda measures it).
 THROUGHPUT = {"cpu": 300.0, "cuda": 20000.0}
 
 

@@ -45,6 +45,7 @@ class _Step:
         self.device = device
         self.rows = torch.arange(slots, device=device)
         self.own = torch.zeros(slots, dtype=torch.long, device=device)  # where this step writes
+        self.position = torch.zeros(slots, dtype=torch.long, device=device)  # position id of the new token
         self.width = 1                  # own positions attended (the longest row's, plus this step's)
         self.prefix_cols = 0            # score columns for prefixes (the longest prefix in use)
         self.groups: list[tuple[int, torch.Tensor, int]] = []  # (source, its rows, its longest prefix)
@@ -109,10 +110,6 @@ class SlotCache(Cache):
         self.attended = 0            # layers that ran slot_attention in the current step
         super().__init__(layers=[SlotLayer(k, v, slots, capacity, self.step) for k, v in like])
 
-    @property
-    def slots(self) -> int:
-        return len(self.source)
-
     def add_source(self, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> int:
         """Hold a prefill's per-layer ``(1, H, L, D)`` keys and values (by reference); return its index."""
         self.sources.append(kv)
@@ -126,9 +123,7 @@ class SlotCache(Cache):
         """Start ``slot`` as a row that copies the first ``n`` positions of ``kv`` into its own
         buffer: for prefixes that only a few rows continue, where a source of their own would
         cost more small operations per layer than the copy saves."""
-        if n > self.layers[0].capacity():
-            for layer in self.layers:
-                layer.grow(max(n, min(2 * layer.capacity(), self.limit or n)))
+        self._reserve(n)
         for layer, (k, v) in zip(self.layers, kv):
             layer._k[slot, :, :n] = k[0, :, :n]
             layer._v[slot, :, :n] = v[0, :, :n]
@@ -136,10 +131,6 @@ class SlotCache(Cache):
 
     def clear(self, slot: int) -> None:
         self.source[slot] = EMPTY
-
-    def position(self, slot: int) -> int:
-        """The position id of the next token of ``slot``."""
-        return self.prefix[slot] + self.length[slot]
 
     def take(self, slot: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``slot``'s whole sequence so far (prefix and own tokens), per layer ``(1, H, n, D)``."""
@@ -153,15 +144,12 @@ class SlotCache(Cache):
                 for layer, (sk, sv) in zip(self.layers, src)]
 
     def advance(self) -> None:
-        """Prepare the next step: every live row writes one token after its own tokens. Empty
-        slots write at 0 and attend only to it (their output is never used)."""
+        """Prepare the next step: every live row writes one token after its own tokens, at the
+        position ids ``step.position``. Empty slots write at 0 and attend only to it (their
+        output is never used)."""
         own = [m if s != EMPTY else 0 for m, s in zip(self.length, self.source)]
         width = max(own) + 1
-        if width > self.layers[0].capacity():
-            cap = self.layers[0].capacity()
-            new = max(width, min(cap + cap // 2, self.limit or width))
-            for layer in self.layers:
-                layer.grow(new)
+        self._reserve(width)
         dev = self.step.device
         self.step.own = torch.tensor(own, dtype=torch.long, device=dev)
         self.step.width = width
@@ -174,12 +162,21 @@ class SlotCache(Cache):
         cols = max((length for _, _, length in self.step.groups), default=0)
         self.step.prefix_cols = cols
         prefix = torch.tensor([n if src >= 0 else 0 for n, src in zip(self.prefix, self.source)], device=dev)
+        self.step.position = prefix + self.step.own
         c = torch.arange(cols + width, device=dev)[None, :]
         seen = torch.where(c < cols, c < prefix[:, None], c - cols <= self.step.own[:, None])
         self.step.hidden = ~seen[:, None, None, :]
         for j, s in enumerate(self.source):
             if s != EMPTY:
                 self.length[j] += 1
+
+    def _reserve(self, needed: int) -> None:
+        """Make every slot's buffer hold ``needed`` positions, growing by half (at most to ``limit``)."""
+        have = self.layers[0].capacity()
+        if needed > have:
+            new = max(needed, min(have + have // 2, self.limit or needed))
+            for layer in self.layers:
+                layer.grow(new)
 
     def select(self, indices: list[int]) -> None:
         """Keep only the slots ``indices``, in that order."""

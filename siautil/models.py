@@ -118,12 +118,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SIAUTIL_CACHE", Path.home() / ".cache" / "siautil"))
 
 
+def _gguf_copy(src: Path) -> Path:
+    """Where the safetensors copy of the GGUF file ``src`` is kept."""
+    return cache_dir() / "gguf" / f"{src.stem}-{src.stat().st_size}"
+
+
 def _converted_gguf(path: str, gguf: str) -> Path | None:
     """A safetensors copy of a GGUF model, made on first use: transformers de-quantizes GGUF
     weights and converts the tokenizer at every load (30 s for SmolLM2-135M on a laptop CPU)."""
-    src = Path(path) / gguf
-    stat = src.stat()
-    target = cache_dir() / "gguf" / f"{src.stem}-{stat.st_size}"
+    target = _gguf_copy(Path(path) / gguf)
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
     return None
@@ -136,7 +139,7 @@ def _keep_converted(model, tokenizer, src: Path) -> None:
     import shutil
     import warnings
 
-    target = cache_dir() / "gguf" / f"{src.stem}-{src.stat().st_size}"
+    target = _gguf_copy(src)
     tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
     quantizer = getattr(model, "hf_quantizer", None)
     try:

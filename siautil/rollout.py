@@ -229,11 +229,10 @@ class Engine:
             if not queue and len(row) - len(live) >= max(1, len(row) // 4):
                 cache.select(live)  # compact once a quarter of the slots have nothing left to do
                 row, tok = [row[j] for j in live], [tok[j] for j in live]
-            position = torch.tensor([cache.position(j) for j in range(len(row))], device=self.device)
             cache.advance()
             with kvbuffer.attending(self.model, cache):
                 out = self._forward(input_ids=torch.tensor(tok, device=self.device)[:, None],
-                                    position_ids=position[:, None], cache=cache,
+                                    position_ids=cache.step.position[:, None], cache=cache,
                                     # a ready 4-D mask is passed through untouched; the attention
                                     # builds its own from the cache
                                     attention_mask=torch.ones(len(row), 1, 1, 1, dtype=torch.bool, device=self.device))

@@ -109,9 +109,9 @@ def test_slot_cache_gives_the_full_forward_logits(family):
             cache.put(2, cache.add_source(kvs[2]), len(seqs[2]))
             live[2] = list(seqs[2])
         ids = torch.tensor([[tok.convert_tokens_to_ids(nxt)]] * 4)
-        pos = torch.tensor([[cache.position(j)] for j in range(4)])
-        assert pos.flatten().tolist() == [len(x) for x in live]
         cache.advance()
+        pos = cache.step.position[:, None]
+        assert pos.flatten().tolist() == [len(x) for x in live]
         with torch.no_grad(), kvbuffer.attending(model, cache):
             got = model(input_ids=ids, position_ids=pos, attention_mask=torch.ones(4, 1, 1, 1, dtype=torch.bool),
                         cache=cache).logits[:, -1]
