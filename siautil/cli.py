@@ -25,10 +25,12 @@ def _rollout(args: argparse.Namespace) -> int:
         settings = rollout.RolloutConfig(
             n_traces=args.traces, n_continuations=args.continuations, stride=args.stride,
             max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-            top_k=args.top_k, seed=args.seed, shuffle_prefix=args.shuffle_prefix,
+            top_k=args.top_k, min_p=args.min_p, seed=args.seed, shuffle_prefix=args.shuffle_prefix,
+            stop=args.stop, extraction=args.extraction,
             prompt_style=args.prompt_style, few_shot=args.few_shot, max_batch_rows=args.max_batch_rows)
         path = runs.rollout_to_store(args.model, args.task, args.out, settings, limit=args.limit, shard=args.shard,
-                                     quantize=args.quantize, device=args.device, split=args.split,
+                                     precision=args.precision, quantize=args.quantize, device=args.device,
+                                     split=args.split,
                                      sample=args.sample, data_dir=args.data_dir)
     except (ValueError, KeyError, models.ModelError, store.RunStoreError, tasks.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -103,13 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-new-tokens", type=int, default=600)
     r.add_argument("--temperature", type=float, default=0.7)
     r.add_argument("--top-p", type=float, default=0.95)
-    r.add_argument("--top-k", type=int, default=None, help="default: the model's generation config, else 50")
+    r.add_argument("--top-k", type=int, default=0, help="0: off, as the paper (never taken from the model)")
+    r.add_argument("--min-p", type=float, default=None)
+    r.add_argument("--stop", default="eos", choices=["eos", "answer"],
+                   help="eos: run to EOS or the budget (the paper); answer: also stop at the first final answer")
+    r.add_argument("--extraction", default="strict-match", choices=["strict-match", "flexible-extract"],
+                   help="strict-match: an explicit final-answer marker or the null answer; flexible-extract: fallbacks")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--shuffle-prefix", action="store_true", help="Table 2 ablation")
     r.add_argument("--prompt-style", default="auto", choices=["auto", "chat", "plain"])
     r.add_argument("--few-shot", type=int, default=0)
     r.add_argument("--max-batch-rows", type=int, default=256)
-    r.add_argument("--quantize", choices=["4bit", "8bit"], default=None)
+    r.add_argument("--precision", choices=["fp32", "bf16", "nf4"], default=None,
+                   help="weights: fp32, bf16 or 4-bit nf4 (CUDA); default fp32 on CPU, bf16 on CUDA")
+    r.add_argument("--quantize", choices=["4bit"], default=None, help="the old spelling of --precision nf4")
     r.add_argument("--device", default=None)
     r.set_defaults(func=_rollout)
 
@@ -119,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_merge)
 
     g = sub.add_parser("grid", help="run every (model, dataset) cell of a profile, then build the book")
-    g.add_argument("--profile", default="default", choices=["default", "paper"])
+    g.add_argument("--profile", default="default", choices=["default", "paper", "paper-nf4"])
     g.add_argument("--runs-dir", help="where the run stores go (default: data/runs of this checkout)")
     g.add_argument("--shard", help="i/n: this machine takes every n-th question of every cell")
     g.add_argument("--no-book", action="store_true", help="sample only")

@@ -20,37 +20,51 @@ from . import estimators
 
 TRACE = ["question_id", "trace"]
 #: The common grid of normalised positions ``t / T`` for curves of different trace lengths.
+#: Curves are drawn on it; reported numbers are computed on the checkpoints themselves.
 GRID = np.linspace(0, 1, 11)
+#: A trace needs this many checkpoints for a defined alignment coefficient: with two, Pearson's
+#: coefficient is exactly ±1 whatever the estimates are.
+MIN_CHECKPOINTS = 3
+#: What identifies a group of traces: runs that differ in any setting (``run``, the run's
+#: settings hash) or in prefix shuffling are never merged.
+GROUP_KEYS = ("model", "dataset", "shuffled", "run")
 
 
 def _group_keys(df: pd.DataFrame) -> list[str]:
-    return [c for c in ("model", "dataset") if c in df.columns]
+    return [c for c in GROUP_KEYS if c in df.columns]
 
 
 # ------------------------------------------------------------------------- alignment coefficient
 
 
-def alignment_coefficient(entropy: Sequence[float], surprisal: Sequence[float]) -> tuple[float, str]:
+def alignment_coefficient(entropy: Sequence[float], surprisal: Sequence[float],
+                          min_checkpoints: int = MIN_CHECKPOINTS) -> tuple[float, str]:
     """The SIA alignment coefficient of one trace: the Pearson correlation across its
     checkpoints between ``Ĥ_t`` and ``ŝ_t`` (Section 5.1), with ``scipy.stats.pearsonr``.
 
     Returns ``(r, reason)``: ``reason`` is ``""`` when ``r`` is defined, else why it is NaN
-    (``"one checkpoint"``, ``"constant entropy"``, ``"constant surprisal"``,
+    (``"fewer than 3 checkpoints"``, ``"constant entropy"``, ``"constant surprisal"``,
     ``"infinite surprisal"``).
     """
     h = np.asarray(entropy, dtype=np.float64)
     s = np.asarray(surprisal, dtype=np.float64)
     if h.shape != s.shape or h.ndim != 1:
         raise ValueError(f"entropy and surprisal must be 1-D series of one length, got {h.shape} and {s.shape}")
-    reason = _undefined(h, s)
+    reason = _undefined(h, s, min_checkpoints)
     if reason:
         return float("nan"), reason
     return float(stats.pearsonr(h, s).statistic), ""
 
 
-def _undefined(h: np.ndarray, s: np.ndarray) -> str:
-    if len(h) < 2:
-        return "one checkpoint"
+def _too_few(min_checkpoints: int) -> str:
+    if min_checkpoints < 2:
+        raise ValueError(f"a correlation needs at least 2 checkpoints, got min_checkpoints={min_checkpoints}")
+    return f"fewer than {min_checkpoints} checkpoints"
+
+
+def _undefined(h: np.ndarray, s: np.ndarray, min_checkpoints: int) -> str:
+    if len(h) < min_checkpoints:
+        return _too_few(min_checkpoints)
     if not np.all(np.isfinite(s)):
         return "infinite surprisal"
     if np.ptp(h) == 0:
@@ -60,7 +74,7 @@ def _undefined(h: np.ndarray, s: np.ndarray) -> str:
     return ""
 
 
-def trace_alignment(traj: pd.DataFrame) -> pd.DataFrame:
+def trace_alignment(traj: pd.DataFrame, min_checkpoints: int = MIN_CHECKPOINTS) -> pd.DataFrame:
     """The alignment coefficient of every trace (vectorised Pearson; equal to
     :func:`alignment_coefficient` per trace), with ``reason`` for the undefined ones."""
     keys = _group_keys(traj) + TRACE
@@ -79,8 +93,8 @@ def trace_alignment(traj: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         r = agg["hs"] / np.sqrt(agg["hh"] * agg["ss"])
     reason = np.select(
-        [agg["n"] < 2, agg["inf"], agg["hrange"] == 0, agg["srange"] == 0],
-        ["one checkpoint", "infinite surprisal", "constant entropy", "constant surprisal"], default="")
+        [agg["n"] < min_checkpoints, agg["inf"], agg["hrange"] == 0, agg["srange"] == 0],
+        [_too_few(min_checkpoints), "infinite surprisal", "constant entropy", "constant surprisal"], default="")
     out = agg[["n", "correct"]].rename(columns={"n": "checkpoints"}).copy()
     out["coefficient"] = np.where(reason == "", np.clip(r, -1, 1), np.nan)
     out["reason"] = reason
@@ -98,17 +112,23 @@ def _bootstrap_mean(values: np.ndarray, n_resamples: int, seed: int) -> tuple[fl
 
 
 def alignment_table(coefs: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Table 1 cells from :func:`trace_alignment`: per model × dataset, the mean coefficient over
-    questions (each question's traces averaged first), its standard error and 95% bootstrap
-    interval over questions, how many traces were defined, and why the others were not."""
+    """Table 1 cells from :func:`trace_alignment`, per model × dataset (× run):
+
+    * ``trace_mean``: the mean coefficient over defined traces, the paper's "mean";
+    * ``mean``: the mean over questions (each question's defined traces averaged first), with
+      its standard error and 95% bootstrap interval over questions (traces of one question are
+      not independent, so this is the one with an honest interval);
+    * how many traces were defined, and why the others were not (one column per reason)."""
     keys = _group_keys(coefs)
     rows = []
     for name, g in (coefs.groupby(keys, sort=False) if keys else [((), coefs)]):
         per_q = g.groupby("question_id")["coefficient"].mean().to_numpy()
         per_q = per_q[np.isfinite(per_q)]
         lo, hi = _bootstrap_mean(per_q, n_resamples, seed)
+        defined = g["coefficient"].dropna()
         row = dict(zip(keys, name if isinstance(name, tuple) else (name,)))
         row.update(
+            trace_mean=float(defined.mean()) if len(defined) else float("nan"),
             mean=float(per_q.mean()) if len(per_q) else float("nan"),
             se=float(stats.sem(per_q)) if len(per_q) > 1 else float("nan"),
             ci_low=lo, ci_high=hi, questions=len(per_q), traces=len(g),
@@ -122,10 +142,13 @@ def alignment_table(coefs: pd.DataFrame, n_resamples: int = 2000, seed: int = 0)
 
 def alignment(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, estimator: str = "plugin",
               keep: int | None = None, stride: int | None = None, n_resamples: int = 2000,
-              seed: int = 0) -> pd.DataFrame:
-    """Records → Table 1 cells in one call (see :func:`alignment_table`)."""
-    traj = estimators.estimate(coarsen(records, stride), alpha=alpha, estimator=estimator, keep=keep)
-    return alignment_table(trace_alignment(traj), n_resamples=n_resamples, seed=seed)
+              seed: int = 0, min_checkpoints: int = MIN_CHECKPOINTS, answer_holding: bool = True,
+              extraction: str | None = None) -> pd.DataFrame:
+    """Records → Table 1 cells in one call (see :func:`alignment_table`; the keywords go to
+    :func:`siautil.estimators.estimate` and :func:`trace_alignment`)."""
+    traj = estimators.estimate(coarsen(records, stride), alpha=alpha, estimator=estimator, keep=keep,
+                               extraction=extraction, answer_holding=answer_holding)
+    return alignment_table(trace_alignment(traj, min_checkpoints), n_resamples=n_resamples, seed=seed)
 
 
 # ------------------------------------------------------------------------- Figure 1: cumulative gain
@@ -179,29 +202,76 @@ def _curve(wide: pd.DataFrame, grid: np.ndarray, by: list[str], n_resamples: int
     return pd.DataFrame(rows, columns=by + ["pos", "mean", "ci_low", "ci_high", "questions"])
 
 
-def cumulative_gain(traj: pd.DataFrame, grid: np.ndarray = GRID, min_total: float = 1e-9,
-                    n_resamples: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
-    """Figure 1: normalised cumulative information gain ``Ĝ_t / Ĝ_T`` (``Ĝ_t = ŝ_0 - ŝ_t``,
-    Definition 11) against ``t / T``, mean over questions split by correct and incorrect traces.
+def one_hit(m: int, alpha: float = estimators.DEFAULT_ALPHA) -> float:
+    """The smallest change in ``ŝ_t`` that one gold hit more or fewer makes among ``m``
+    continuations: ``log((m + α) / (m - 1 + α))`` nats. A total gain ``|Ĝ_T|`` below it is no
+    measured change at all."""
+    return float(np.log((m + alpha) / (m - 1 + alpha)))
 
-    Traces whose total gain is not positive (``Ĝ_T <= min_total``: the gold answer ended no more
-    likely than it started) have no normalised gain; they are left out and counted in the
-    returned Series of reasons.
+
+def cumulative_gain(traj: pd.DataFrame, grid: np.ndarray = GRID, min_total: float | None = None,
+                    n_resamples: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Figure 1: the cumulative information gain ``Ĝ_t = ŝ_0 - ŝ_t`` (Definition 11) against
+    ``t / T``, mean over questions, for correct and incorrect traces. Returns ``(curves, counts)``.
+
+    ``curves`` holds two measures (column ``measure``): ``"gain"``, ``Ĝ_t`` in nats for every
+    trace; and ``"normalised"``, the paper's ``Ĝ_t / Ĝ_T`` for the traces whose total change
+    ``|Ĝ_T|`` is at least ``min_total`` (default :func:`one_hit` at the run's ``M``: the ratio is
+    undefined or meaningless for the rest). ``counts`` gives, per group and correctness, how
+    many traces there are and in which of the two groups each one falls (every trace in
+    exactly one). Positions are interpolated onto ``grid`` for the picture.
     """
     keys = _group_keys(traj) + TRACE
     traj = traj.sort_values(keys + ["t"]).copy()
+    if min_total is None:
+        min_total = one_hit(int(traj["m"].max())) if "m" in traj else 1e-9
     g = traj.groupby(keys, sort=False)["surprisal"]
     s0, sT = g.transform("first"), g.transform("last")
     total = s0 - sT
-    traj["norm_gain"] = (s0 - traj["surprisal"]) / total.where(total > min_total)
-    bad = traj["norm_gain"].isna()
-    per_trace = bad.groupby([traj[k] for k in keys], sort=False).any()
-    reasons = pd.Series({"total gain not positive": int(per_trace.sum()), "used": int((~per_trace).sum())})
-    ok = traj[~bad.groupby([traj[k] for k in keys], sort=False).transform("any")]
-    if ok.empty:
-        return pd.DataFrame(columns=_group_keys(traj) + ["correct", "pos", "mean", "ci_low", "ci_high", "questions"]), reasons
-    wide = _on_grid(ok, "norm_gain", grid)
-    return _curve(wide, grid, _group_keys(traj) + ["correct"], n_resamples, seed), reasons
+    traj["gain"] = s0 - traj["surprisal"]
+    big = (total.abs() >= min_total - 1e-12) & np.isfinite(total)
+    traj["normalised"] = traj["gain"] / total.where(big)
+    by = _group_keys(traj) + ["correct"]
+    per_trace = traj.groupby(keys, sort=False).agg(correct=("correct", "first"), big=("normalised", "count"))
+    per_trace["big"] = per_trace["big"] > 0
+    counts = per_trace.groupby(by, sort=False).agg(traces=("big", "size"), normalised=("big", "sum")).reset_index()
+    counts["|total| below threshold"] = counts["traces"] - counts["normalised"]
+    counts["threshold (nats)"] = min_total
+    curves = []
+    for measure, frame in (("gain", traj), ("normalised", traj[big])):
+        if frame.empty:
+            continue
+        wide = _on_grid(frame, measure, grid)
+        curves.append(_curve(wide, grid, by, n_resamples, seed).assign(measure=measure))
+    cols = by + ["measure", "pos", "mean", "ci_low", "ci_high", "questions"]
+    curve = pd.concat(curves, ignore_index=True)[cols] if curves else pd.DataFrame(columns=cols)
+    return curve, counts
+
+
+def information_gain(traj: pd.DataFrame, by: Iterable[str] = ("correct",)) -> pd.DataFrame:
+    """The per-step information gain ``ĝ = ŝ_{t_{k-1}} - ŝ_{t_k}`` between consecutive
+    checkpoints (Definition 10, estimated; the paper reports its average as mean ± SE,
+    Appendix A.1.6), per group: the mean per step and per token (``ĝ / (t_k - t_{k-1})``), the
+    standard error over questions (each question's steps averaged first), and the counts."""
+    keys = _group_keys(traj) + TRACE
+    traj = traj.sort_values(keys + ["t"])
+    g = traj.groupby(keys, sort=False)
+    step = (g["surprisal"].shift(1) - traj["surprisal"]).rename("step")
+    width = (traj["t"] - g["t"].shift(1)).rename("width")
+    steps = traj[_group_keys(traj) + ["question_id"] + list(by)].assign(step=step, per_token=step / width)
+    steps = steps[np.isfinite(steps["step"])]
+    rows = []
+    group = _group_keys(traj) + list(by)
+    for key, h in (steps.groupby(group, sort=False) if group else [((), steps)]):
+        per_q = h.groupby("question_id")[["step", "per_token"]].mean()
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(group, key)),
+                     "gain_per_step": float(h["step"].mean()),
+                     "se": float(stats.sem(per_q["step"])) if len(per_q) > 1 else float("nan"),
+                     "gain_per_token": float(h["per_token"].mean()),
+                     "se_per_token": float(stats.sem(per_q["per_token"])) if len(per_q) > 1 else float("nan"),
+                     "steps": len(h), "questions": len(per_q)})
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------- Figure 2: AUC(t)
@@ -368,8 +438,8 @@ def shuffle_table(original: pd.DataFrame, shuffled: pd.DataFrame, **kw) -> pd.Da
     """Table 2: mean coefficient of the original run beside the shuffled-prefix run."""
     a = alignment(original, **kw)
     b = alignment(shuffled, **kw)
-    keys = _group_keys(a)
-    cols = ["mean", "ci_low", "ci_high", "questions"]
+    keys = [k for k in ("model", "dataset") if k in a]  # the two runs differ in `shuffled` and `run`
+    cols = ["trace_mean", "mean", "ci_low", "ci_high", "questions"]
     if keys:
         return a[keys + cols].merge(b[keys + cols], on=keys, suffixes=("_original", "_shuffled"))
     return pd.concat([a[cols].add_suffix("_original"), b[cols].add_suffix("_shuffled")], axis=1)
@@ -377,7 +447,7 @@ def shuffle_table(original: pd.DataFrame, shuffled: pd.DataFrame, **kw) -> pd.Da
 
 def budget_curve(records: pd.DataFrame, continuations: Sequence[int] | None = None,
                  strides: Sequence[int | None] = (None,), alpha: float = estimators.DEFAULT_ALPHA,
-                 n_resamples: int = 500, seed: int = 0) -> pd.DataFrame:
+                 n_resamples: int = 500, seed: int = 0, **kw) -> pd.DataFrame:
     """Table 3 and beyond: the alignment coefficient recomputed for every number of
     continuations per prefix in ``continuations`` (first ``m`` of the stored answers) and
     every ``stride`` (a multiple of the run's), from the stored samples alone."""
@@ -386,7 +456,7 @@ def budget_curve(records: pd.DataFrame, continuations: Sequence[int] | None = No
     rows = []
     for stride in strides:
         for m in continuations:
-            tab = alignment(records, alpha=alpha, keep=m, stride=stride, n_resamples=n_resamples, seed=seed)
+            tab = alignment(records, alpha=alpha, keep=m, stride=stride, n_resamples=n_resamples, seed=seed, **kw)
             tab.insert(0, "stride", stride if stride is not None else "run")
             tab.insert(1, "continuations", m)
             rows.append(tab)
@@ -394,11 +464,11 @@ def budget_curve(records: pd.DataFrame, continuations: Sequence[int] | None = No
 
 
 def surprisal_sensitivity(records: pd.DataFrame, alphas: Sequence[float] = (0.01, 0.1, 0.5, 1.0, 2.0),
-                          n_resamples: int = 500, seed: int = 0) -> pd.DataFrame:
+                          n_resamples: int = 500, seed: int = 0, **kw) -> pd.DataFrame:
     """The alignment coefficient under each gold-surprisal smoothing ``α``."""
     rows = []
     for a in alphas:
-        tab = alignment(records, alpha=a, n_resamples=n_resamples, seed=seed)
+        tab = alignment(records, alpha=a, n_resamples=n_resamples, seed=seed, **kw)
         tab.insert(0, "alpha", a)
         rows.append(tab)
     return pd.concat(rows, ignore_index=True)

@@ -211,17 +211,61 @@ def gold_surprisal(hits, m, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
         return -np.log(gold_probability(hits, m, alpha))
 
 
+def reextract(records: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """``records`` with ``answers``, ``trace_answer`` and ``correct`` read again from the stored
+    text under extraction ``mode`` (``"strict-match"`` or ``"flexible-extract"``), without
+    sampling anything. Needs records written under protocol 2 (they keep ``prefix_text`` and
+    ``continuations``). ARC's last fallback (an answer given as an option's exact text) needs the
+    question's options, which records do not keep, so it is not applied here."""
+    from .tasks import Question, get
+    from .tasks.extract import check_mode
+
+    check_mode(mode)
+    missing = [c for c in ("prefix_text", "continuations", "trace_text", "dataset") if c not in records]
+    if missing:
+        raise RecordsError(f"re-extraction needs the columns {missing}: these records were written before "
+                           "continuations were kept (protocol 1); sample the run again")
+    out = records.copy()
+    answers, trace_answers, correct = [], [], []
+    tasks = {}
+    for row in records[["dataset", "question_id", "gold", "prefix_text", "continuations", "trace_text"]].itertuples(index=False):
+        task = tasks.setdefault(row.dataset, get(row.dataset))
+        q = Question(id=row.question_id, text="", gold=row.gold)
+        answers.append([task.extract_answer(row.prefix_text + c, q, mode=mode) for c in row.continuations])
+        a = task.extract_answer(row.trace_text, q, mode=mode)
+        trace_answers.append(a)
+        correct.append(bool(task.is_correct(a, q)))
+    out["answers"] = pd.Series(pd.arrays.ArrowExtensionArray(pa.array(answers, type=pa.list_(pa.string()))),
+                               index=records.index)
+    out["trace_answer"], out["correct"] = trace_answers, correct
+    return out
+
+
 def estimate(records: pd.DataFrame, alpha: float = DEFAULT_ALPHA, estimator: str = "plugin",
-             keep: int | None = None) -> pd.DataFrame:
+             keep: int | None = None, extraction: str | None = None,
+             answer_holding: bool = True) -> pd.DataFrame:
     """One row per record: ``entropy`` ``Ĥ_t``, ``surprisal`` ``ŝ_t``, ``gold_prob``, ``m``,
-    ``mode`` (the majority answer) and ``pos = t / T``, beside the record's keys."""
+    ``mode`` (the majority answer) and ``pos = t / T``, beside the record's keys.
+
+    ``extraction`` reads the answers again under that mode first (:func:`reextract`; ``None``
+    keeps the run's own). ``answer_holding=False`` drops the checkpoints whose prefix already
+    holds a complete final answer (their entropy is near 0 and their surprisal set by the
+    trace's correctness alone, so they leak the label into every diagnostic)."""
     check_records(records)
+    if extraction is not None:
+        records = reextract(records, extraction)
+    if not answer_holding:
+        if "holds_answer" not in records:
+            raise RecordsError("these records have no holds_answer flag (written under protocol 1): "
+                               "answer-holding checkpoints cannot be excluded; sample the run again")
+        records = records[~records["holds_answer"].astype(bool)]
+        check_records(records)
     ac = count_answers(records["answers"], records["gold"], keep=keep)
     if np.any(ac.m == 0):
         bad = records.loc[ac.m == 0, ["question_id", "trace", "t"]].head(3).to_dict("records")
         raise RecordsError(f"{int((ac.m == 0).sum())} records have no answers (M = 0), e.g. {bad}")
-    keys = [c for c in ("model", "dataset", "regime", "shuffled", "question_id", "trace", "t", "T", "correct")
-            if c in records]
+    keys = [c for c in ("model", "dataset", "regime", "shuffled", "run", "question_id", "trace", "t", "T", "correct",
+                        "holds_answer", "deterministic") if c in records]
     out = records[keys].reset_index(drop=True).copy()
     out["m"] = ac.m
     out["entropy"] = entropy_from_counts(ac, estimator)

@@ -3,14 +3,20 @@ what the whole grid costs, and one call that runs it and rebuilds the book.
 
 * ``default``: the embedded models (the toy task's base, SFT and RL models; SmolLM2-135M
   on easy word problems and SVAMP) with settings sized for a laptop CPU;
-* ``paper``: the paper's eleven models on GSM8K, SVAMP and ARC-Challenge, 4-bit, for a GPU
-  machine with the Hugging Face hub.
+* ``paper``: the paper's eleven models on GSM8K, SVAMP and ARC-Challenge, bf16 unquantised as
+  released, for a GPU machine with the Hugging Face hub;
+* ``paper-nf4``: the same in 4-bit NF4, for GPUs under 24 GB (it changes ``p_θ`` itself).
+
+Every profile follows the paper's protocol (:data:`PROTOCOL`: generations run to EOS or the
+budget, answers read with ``strict-match``, temperature and top-p only) and holds one sampling
+chain for all its cells, except where a cell says otherwise by name (the toy models: see
+:data:`TOY`). N, M, the stride and the budget are a profile's size.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import InitVar, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,15 +26,21 @@ from . import models, rollout, runs, store, tasks
 
 @dataclass(frozen=True)
 class Cell:
-    """One run of the grid: a model on a task with fixed settings."""
+    """One run of the grid: a model on a task with fixed settings. ``sampling`` names the
+    sampling chain when a cell departs from its profile's (shown in the tables)."""
 
     model: str
     task: str
     settings: rollout.RolloutConfig
     limit: int | None = None
     split: str | None = None
-    quantize: str | None = None
+    precision: str | None = None   # models.PRECISIONS; None: fp32 on CPU, bf16 on CUDA
     needs_data: bool = False       # reads benchmark files (skipped when they are absent)
+    quantize: InitVar[str | None] = None  # the old keyword: "4bit" is precision "nf4"
+
+    def __post_init__(self, quantize):
+        if quantize is not None or self.precision is not None:
+            object.__setattr__(self, "precision", models.resolve_precision(self.precision, quantize))
 
     @property
     def name(self) -> str:
@@ -38,15 +50,22 @@ class Cell:
         return replace(self, settings=replace(self.settings, shuffle_prefix=True))
 
 
-# Temperature 1.4: at 1.0 the toy SFT and RL models are right every time (held-out accuracy 1.0),
-# their answer distribution is a point mass from the first checkpoint, and the coefficient is
-# undefined for most traces; at 1.4 they err sometimes (SFT: 0.99 at 1.2, 0.965 at 1.3, 0.64 at 1.5).
-TOY = rollout.RolloutConfig(n_traces=4, n_continuations=16, stride=4, max_new_tokens=52,
-                            temperature=1.4, top_p=1.0, top_k=0, max_batch_rows=512)
-SMOL = rollout.RolloutConfig(n_traces=2, n_continuations=6, stride=24, max_new_tokens=96,
-                             temperature=0.7, top_p=0.95, max_batch_rows=64)
+#: The paper's protocol (Section 5, Appendix A): generations run to EOS or the token budget,
+#: answers need an explicit final-answer marker, sampling is temperature and nucleus only (the
+#: paper's values were lost from its text: 0.7 and 0.95 are our choice). Every profile uses it.
+PROTOCOL = dict(stop="eos", extraction="strict-match", temperature=0.7, top_p=0.95, top_k=0, min_p=None,
+                repetition_penalty=1.0)
 PAPER = rollout.RolloutConfig(n_traces=4, n_continuations=16, stride=50, max_new_tokens=600,
-                              temperature=0.7, top_p=0.95, max_batch_rows=512)
+                              max_batch_rows=512, **PROTOCOL)
+SMOL = rollout.RolloutConfig(n_traces=2, n_continuations=6, stride=24, max_new_tokens=96,
+                             max_batch_rows=64, **PROTOCOL)
+#: The toy models' own sampling chain, the one departure from :data:`PROTOCOL`: temperature 1.4
+#: and no nucleus. At 0.7 or 1.0 the toy SFT and RL models are right every time (held-out
+#: accuracy 1.0), their answer distribution is a point mass from the first checkpoint, and the
+#: coefficient is undefined for most traces; at 1.4 they err sometimes (SFT: 0.99 at 1.2,
+#: 0.965 at 1.3, 0.64 at 1.5). The stop rule and extraction are the protocol's.
+TOY = rollout.RolloutConfig(n_traces=4, n_continuations=16, stride=4, max_new_tokens=52,
+                            max_batch_rows=512, **{**PROTOCOL, "temperature": 1.4, "top_p": 1.0})
 
 #: Models of Table 2 (shuffled prefixes) in the paper.
 PAPER_SHUFFLE = ["qwen2.5-3b", "qwen2.5-3b-instruct", "deepseek-r1-distill-qwen-7b", "gemma-2-2b-it"]
@@ -59,12 +78,17 @@ def cells(profile: str) -> list[Cell]:
         smol = [Cell("smollm2-135m-instruct", "easy", SMOL, limit=10),
                 Cell("smollm2-135m-instruct", "svamp", SMOL, limit=6, needs_data=True)]
         return toy + [toy[0].shuffled(), toy[1].shuffled()] + smol
-    if profile == "paper":
-        out = [Cell(m, d, PAPER, quantize="4bit", needs_data=True)
+    if profile in ("paper", "paper-nf4"):
+        precision = "nf4" if profile == "paper-nf4" else "bf16"
+        out = [Cell(m, d, PAPER, precision=precision, needs_data=True)
                for m in models.PAPER_MODELS for d in ("gsm8k", "svamp", "arc-challenge")]
-        out += [Cell(m, "gsm8k", PAPER, quantize="4bit", needs_data=True).shuffled() for m in PAPER_SHUFFLE]
+        out += [Cell(m, "gsm8k", PAPER, precision=precision, needs_data=True).shuffled() for m in PAPER_SHUFFLE]
         return out
-    raise ValueError(f"unknown profile {profile!r}; profiles: default, paper")
+    raise ValueError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
+
+
+#: The profiles :func:`cells` knows.
+PROFILES = ("default", "paper", "paper-nf4")
 
 
 def default_runs_dir() -> Path:
@@ -97,18 +121,20 @@ def ensure(cell: Cell, profile: str, runs_dir: str | Path | None = None, shard: 
     if not data_available(cell):
         return None
     return runs.rollout_to_store(cell.model, cell.task, run_dir(cell, profile, runs_dir), cell.settings,
-                                 limit=cell.limit, split=cell.split, quantize=cell.quantize, shard=shard,
+                                 limit=cell.limit, split=cell.split, precision=cell.precision, shard=shard,
                                  progress=progress)
 
 
-def select(profile: str, model: str | None = None, dataset: str | None = None, quantize: str | None = None,
+def select(profile: str, model: str | None = None, dataset: str | None = None, precision: str | None = None,
            limit: int | None = None, shuffled: bool | None = False) -> list[Cell]:
     """The cells a chapter works on: the profile's (optionally only shuffled or unshuffled ones),
     or, when ``model`` is given, that one model on ``dataset`` with the profile's settings
-    (what ``papermill ... -p model X -p dataset gsm8k -p quantize 4bit`` asks for)."""
+    (what ``papermill ... -p model X -p dataset gsm8k -p precision bf16`` asks for)."""
     if model:
-        base = PAPER if profile == "paper" else (TOY if dataset == "toy" else SMOL)
-        cell = Cell(model, dataset or "gsm8k", base, limit=limit, quantize=quantize,
+        base = PAPER if profile.startswith("paper") else (TOY if dataset == "toy" else SMOL)
+        if precision is None and profile == "paper-nf4":
+            precision = "nf4"
+        cell = Cell(model, dataset or "gsm8k", base, limit=limit, precision=precision,
                     needs_data=(dataset or "gsm8k") in _SIZES)
         return [cell.shuffled()] if shuffled else [cell]
     out = cells(profile)
@@ -183,7 +209,7 @@ def run_grid(profile: str, runs_dir: str | Path | None = None, shard: str | None
              progress: bool = True) -> None:
     """Sample every cell of ``profile`` (resumable, shardable), then execute the chapters with
     parameters pointing at the stores and build the book."""
-    if profile == "paper":
+    if profile.startswith("paper"):
         est = estimate(profile)
         print(est.to_string(index=False))
         print(f"estimated total: {est['tokens'].iloc[-1]:,} generated tokens, "

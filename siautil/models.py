@@ -168,14 +168,14 @@ def quantization_config(quantize: str | None, device: str):
         raise ModelError(f"quantize must be None, '4bit' or '8bit', got {quantize!r}")
     if not str(device).startswith("cuda"):
         raise ModelError(
-            f"{quantize} weights need a CUDA GPU with bitsandbytes; on {device} load full precision "
-            "instead (quantize=None, the default on CPU)"
+            f"{quantize} (precision nf4) weights need a CUDA GPU with bitsandbytes; on {device} load "
+            "full precision instead (precision='fp32', the default on CPU, or 'bf16')"
         )
     try:
         import bitsandbytes  # noqa: F401
     except Exception as e:  # noqa: BLE001 - any import failure means the same to the user
         raise ModelError(f"{quantize} needs bitsandbytes, which failed to import ({e}); "
-                         "pip install bitsandbytes, or use quantize=None") from None
+                         "pip install bitsandbytes, or use precision='bf16'") from None
     from transformers import BitsAndBytesConfig
 
     if quantize == "4bit":
@@ -184,21 +184,51 @@ def quantization_config(quantize: str | None, device: str):
     return BitsAndBytesConfig(load_in_8bit=True)
 
 
-def load(name: str, quantize: str | None = None, device: str | None = None, dtype: torch.dtype | str | None = None):
+#: The weights a run samples from: ``fp32``; ``bf16`` (the paper's released checkpoints,
+#: unquantised); ``nf4`` (4-bit NormalFloat through bitsandbytes with bf16 compute: for GPUs with
+#: little memory; it changes ``p_θ`` itself).
+PRECISIONS = ("fp32", "bf16", "nf4")
+
+
+def resolve_precision(precision: str | None = None, quantize: str | None = None,
+                      dtype: torch.dtype | str | None = None, device: str | None = None) -> str:
+    """One ``precision`` from the new setting or the old ``quantize``/``dtype`` keywords
+    (``quantize="4bit"`` is ``nf4``; ``dtype=torch.bfloat16`` is ``bf16``); the default is
+    ``fp32`` on CPU and ``bf16`` on CUDA. Unknown values are refused with the valid ones."""
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ModelError(f"unknown precision {precision!r}; valid precisions: {', '.join(PRECISIONS)}")
+        return precision
+    if quantize not in (None, "none", ""):
+        if quantize != "4bit":
+            raise ModelError(f"quantize must be None or '4bit' (precision 'nf4'), got {quantize!r}; "
+                             f"or pass precision= one of {', '.join(PRECISIONS)}")
+        return "nf4"
+    if dtype is not None:
+        name = str(dtype).replace("torch.", "")
+        known = {"float32": "fp32", "fp32": "fp32", "bfloat16": "bf16", "bf16": "bf16"}
+        if name not in known:
+            raise ModelError(f"dtype {dtype!r} is not supported; valid precisions: {', '.join(PRECISIONS)}")
+        return known[name]
+    return "fp32" if str(device or default_device()) == "cpu" else "bf16"
+
+
+def load(name: str, precision: str | None = None, device: str | None = None, *, quantize: str | None = None,
+         dtype: torch.dtype | str | None = None):
     """Load a causal LM and its tokenizer, ready for sampling (eval mode, no gradients).
 
     ``name`` is a registry name (:data:`REGISTRY`), a hub id, or a local directory or ``.gguf``
-    file. On CPU the default is fp32; on CUDA bf16, or 4-bit NF4 with ``quantize="4bit"``.
+    file. ``precision`` is one of :data:`PRECISIONS` (default: fp32 on CPU, bf16 on CUDA); the
+    old keywords ``quantize="4bit"`` and ``dtype=`` still work (:func:`resolve_precision`).
+    ``nf4`` needs a CUDA GPU.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path, gguf, spec = resolve(name)
     device = device or default_device()
-    if dtype is None:
-        dtype = torch.float32 if device == "cpu" else torch.bfloat16
-    elif isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
-    qconf = quantization_config(quantize, device)
+    precision = resolve_precision(precision, quantize, dtype, device)
+    dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+    qconf = quantization_config("4bit" if precision == "nf4" else None, device)
     kwargs = dict(dtype=dtype)
     if gguf:
         kwargs["gguf_file"] = gguf
@@ -225,6 +255,7 @@ def load(name: str, quantize: str | None = None, device: str | None = None, dtyp
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.siautil_name = spec.name if spec else name
+    model.siautil_precision = precision
     return model, tokenizer
 
 

@@ -243,11 +243,27 @@ def explore(records: pd.DataFrame, traj: pd.DataFrame, question_id: str, trace: 
     return head + marked_trace(str(first["trace_text"]), cuts), fig
 
 
-def gain_panels(gain: pd.DataFrame) -> plt.Figure:
-    """Figure 1 / 4: one panel per (model, dataset), correct against incorrect traces."""
+def gain_panels(gain: pd.DataFrame, counts: pd.DataFrame | None = None) -> plt.Figure:
+    """Figure 1 / 4 from :func:`siautil.diagnostics.cumulative_gain`: one column per
+    (model, dataset); the top row ``Ĝ_t`` in nats for every trace, the bottom row the paper's
+    ``Ĝ_t / Ĝ_T`` for the traces with a measurable total; correct against incorrect traces,
+    each line labelled with how many traces it stands on (from ``counts``)."""
     groups = list(gain.groupby(["model", "dataset"], sort=False))
-    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5 * max(1, len(groups)), 4), squeeze=False)
-    for ax, ((m, d), g) in zip(axes[0], groups):
-        g = g.assign(label=["correct" if c else "incorrect" for c in g["correct"]])
-        curves(g, "label", r"$\hat G_t / \hat G_T$", f"{m} · {d}", ax=ax)
+    n = max(1, len(groups))
+    fig, axes = plt.subplots(2, n, figsize=(5 * n, 7.5), squeeze=False)
+    for j, ((m, d), g) in enumerate(groups):
+        for i, (measure, ylabel) in enumerate((("gain", r"$\hat G_t$ (nats)"), ("normalised", r"$\hat G_t / \hat G_T$"))):
+            h = g[g["measure"] == measure]
+            if h.empty:
+                axes[i, j].set_axis_off()
+                continue
+            labels = []
+            for c in h["correct"]:
+                name = "correct" if c else "incorrect"
+                if counts is not None:
+                    row = counts[(counts["model"] == m) & (counts["dataset"] == d) & (counts["correct"] == c)]
+                    n_tr = int(row["traces"].sum() if measure == "gain" else row["normalised"].sum())
+                    name += f" ({n_tr} traces)"
+                labels.append(name)
+            curves(h.assign(label=labels), "label", ylabel, f"{m} · {d}" if i == 0 else "", ax=axes[i, j])
     return fig

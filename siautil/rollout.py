@@ -1,7 +1,9 @@
 """The sampling engine: reasoning traces, checkpoints, and Monte-Carlo continuations (Appendix A).
 
 For each question: sample ``N`` traces; take checkpoints ``t ∈ {0, s, 2s, …} ∪ {T}``; from each
-prefix ``(x, z_<=t)`` sample ``M`` continuations with the same decoding; extract every answer.
+prefix ``(x, z_<=t)``, ``t = T`` included, sample ``M`` continuations with the same decoding;
+extract every answer. Every record keeps its continuations' text (answers can be read again
+under another extraction mode) and says whether its prefix already holds a final answer.
 
 What makes it fast, compared with calling ``generate`` once per prefix:
 
@@ -13,7 +15,8 @@ What makes it fast, compared with calling ``generate`` once per prefix:
   takes the next one at once, so the batch stays full until the work runs out;
 * shared prefixes are read once: every checkpoint of a trace is a prefix of the same keys and
   values, which all its rows attend to through one read per step (:mod:`siautil.kvbuffer`);
-* a continuation stops at EOS or as soon as its final answer is written (the task says when);
+* a generation stops at EOS or its token budget (``stop="eos"``, the paper's protocol), or
+  also as soon as its final answer is written (``stop="answer"``; the task says when);
 * generated keys and values are written in place into preallocated slots, and the sampler
   never sorts the whole vocabulary (:mod:`siautil.sampling`).
 
@@ -26,22 +29,37 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 
 import torch
 
 from . import kvbuffer
 from .sampling import SamplingChain
 from .tasks import Question, Task
+from .tasks.extract import check_mode
 
 #: characters after which a final answer may have just become complete (see Task.answer_complete)
 TRIGGERS = (".", "\n", "}", ")", " ")
 
 
+#: How a generation ends. ``"eos"``: at EOS or the token budget, as the paper's protocol
+#: (Appendix A: traces run to EOS or 600 tokens). ``"answer"``: also as soon as a complete final
+#: answer is written (cheaper; changes T, the trace's label and the continuations' answers for
+#: models that write past their first answer).
+STOP_RULES = ("eos", "answer")
+#: characters of recent text kept per row for the answer-complete check of ``stop="answer"``
+TAIL_CHARS = 400
+
+
 @dataclass(frozen=True)
 class RolloutConfig:
-    """Sampling settings of a run. The paper's own temperature, top-p, N, M and stride were
-    lost from its text; these defaults are documented choices (FORMULAS.md, Appendix A)."""
+    """Sampling settings of a run, every one explicit and recorded in the run's configuration;
+    none is taken from a model's generation config. The paper names temperature and top-p only
+    and its values were lost from its text: these defaults are documented choices (the book's
+    protocol page). ``top_k`` 0 (or ``None``) is off; ``repetition_penalty`` must be 1.0 (none),
+    the only value the engine samples exactly.
+
+    ``stop_at_answer=`` (the old keyword) still works: ``True`` is ``stop="answer"``."""
 
     n_traces: int = 4                 # N traces per question
     n_continuations: int = 16         # M continuations per checkpoint
@@ -49,22 +67,46 @@ class RolloutConfig:
     max_new_tokens: int = 600         # trace budget; a continuation from t gets max_new_tokens - t
     temperature: float = 0.7
     top_p: float = 0.95
-    top_k: int | None = None          # None: the model's generation config, else generate's 50
+    top_k: int | None = 0             # 0 / None: off, as the paper (temperature and top-p only)
     min_p: float | None = None
+    repetition_penalty: float = 1.0
     seed: int = 0
     shuffle_prefix: bool = False      # Table 2: permute each prefix's tokens for the continuations
-    stop_at_answer: bool = True
+    stop: str = "eos"                 # one of STOP_RULES
+    extraction: str = "strict-match"  # one of tasks.extract.EXTRACTION_MODES
     prompt_style: str = "auto"        # "auto" | "chat" | "plain"
     few_shot: int = 0
     max_batch_rows: int = 256         # continuation rows decoded together
+    stop_at_answer: InitVar[bool | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, stop_at_answer):
+        if stop_at_answer is not None:
+            object.__setattr__(self, "stop", "answer" if stop_at_answer else "eos")
+        if self.top_k is None:
+            object.__setattr__(self, "top_k", 0)
         for name in ("n_traces", "n_continuations", "stride", "max_new_tokens", "max_batch_rows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.stop not in STOP_RULES:
+            raise ValueError(f"unknown stop rule {self.stop!r}; valid rules: {', '.join(STOP_RULES)}")
+        check_mode(self.extraction)
+        if self.repetition_penalty != 1.0:
+            raise ValueError(f"repetition_penalty must be 1.0 (the engine samples the paper's chain: "
+                             f"temperature, top-p, optional top-k and min-p), got {self.repetition_penalty}")
+        self.chain()  # validates temperature, top-p, top-k
+
+    def chain(self) -> SamplingChain:
+        """The sampling chain these settings define (whatever the model's generation config says)."""
+        return SamplingChain(temperature=self.temperature, top_k=int(self.top_k), top_p=self.top_p,
+                             min_p=self.min_p)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def checkpoints(T: int, stride: int) -> list[int]:
+    """The checkpoints of a trace of ``T`` tokens: ``{0, s, 2s, …} ∪ {T}`` (Appendix A)."""
+    return sorted(set(range(0, T + 1, stride)) | {T})
 
 
 @dataclass
@@ -100,7 +142,7 @@ class Engine:
     def __init__(self, model, tokenizer, task: Task, config: RolloutConfig = RolloutConfig(),
                  chat: bool | None = None):
         self.model, self.tokenizer, self.task, self.config = model, tokenizer, task, config
-        self.chain = SamplingChain.for_model(model, config.temperature, config.top_p, config.top_k, config.min_p)
+        self.chain = config.chain()
         self.device = next(model.parameters()).device
         self.chat = chat
         eos = model.generation_config.eos_token_id if getattr(model, "generation_config", None) else None
@@ -167,13 +209,11 @@ class Engine:
         if len(row.tokens) >= row.budget:
             row.reason = "length"
             return True
-        if self.config.stop_at_answer and self.trigger[tok]:
-            row.tail = (row.tail + self.piece[tok])[-400:]
-            if self.task.answer_complete(row.tail):
+        if self.config.stop == "answer":
+            row.tail = (row.tail + self.piece[tok])[-TAIL_CHARS:]
+            if self.trigger[tok] and self.task.answer_complete(row.tail):
                 row.reason = "answer"
                 return True
-        else:
-            row.tail = (row.tail + self.piece[tok])[-400:]
         return False
 
     def _decode(self, items: list[_Item], gen: torch.Generator, record_every: int | None = None,
@@ -268,12 +308,19 @@ class Engine:
 
     def sample_traces(self, prompt: list[int], gen: torch.Generator) -> list[_Row]:
         """``N`` traces from one prefill of the prompt. Each finished trace keeps its keys and
-        values and the logits at its checkpoints, for the continuations."""
+        values and the logits at its checkpoints, ``t = T`` included, for the continuations."""
         cfg = self.config
         kv, last = self._prefill(prompt)
         n = cfg.n_traces
         traces = [_Row(budget=cfg.max_new_tokens) for _ in range(n)]
         self._decode([_Item(tr, kv, len(prompt), last[-1]) for tr in traces], gen, record_every=cfg.stride, save_kv=True)
+        for tr in traces:
+            T = len(tr.tokens)
+            if T not in tr.logits and T < cfg.max_new_tokens:
+                # a trace that stopped at its answer: its last token was sampled but never fed,
+                # so encode the whole trace once for the t = T checkpoint's keys and logits
+                tr.kv, logits = self._prefill(list(prompt) + tr.tokens)
+                tr.logits[T] = logits[-1]
         return traces
 
     def prepare_traces(self, prompt: list[int], tokens: list[list[int]], reason: str = "eos") -> list[_Row]:
@@ -281,7 +328,7 @@ class Engine:
         :meth:`continue_traces`."""
         out = []
         for toks in tokens:
-            ts = sorted(set(range(0, len(toks) + 1, self.config.stride)) | {len(toks)})
+            ts = checkpoints(len(toks), self.config.stride)
             keep = torch.tensor([len(prompt) + t - 1 for t in ts], device=self.device)
             kv, logits = self._prefill(list(prompt) + list(toks), keep=keep)
             out.append(_Row(budget=self.config.max_new_tokens, tokens=list(toks), reason=reason,
@@ -290,47 +337,49 @@ class Engine:
 
     def continue_traces(self, prompt: list[int], traces: list[_Row], gen: torch.Generator,
                         max_continuation_tokens: int | None = None):
-        """``M`` continuations from every checkpoint of every trace, batched across checkpoints
-        and traces. A continuation from ``t`` may run ``max_new_tokens - t`` tokens (capped at
-        ``max_continuation_tokens`` if given). Returns ``(prefix texts, continuation tokens,
-        deterministic checkpoints)``."""
+        """``M`` continuations from every checkpoint of every trace, ``t = T`` included, batched
+        across checkpoints and traces. A continuation from ``t`` may run ``max_new_tokens - t``
+        tokens (capped at ``max_continuation_tokens`` if given); a checkpoint with no budget
+        left is deterministic (its prefix is the whole generation). Returns ``(prefix texts,
+        continuation tokens, deterministic checkpoints)``, each keyed by ``(trace, t)``; a prefix
+        text is the pair (the trace's prefix, the prefix the continuations saw), which differ
+        only with ``shuffle_prefix``."""
         cfg = self.config
         p = len(prompt)
         prefixes, deterministic = [], []
         texts = {}
         for i, tr in enumerate(traces):
-            T = len(tr.tokens)
-            for t in sorted(set(range(0, T + 1, cfg.stride)) | {T}):
+            for t in checkpoints(len(tr.tokens), cfg.stride):
                 texts[i, t] = self.tokenizer.decode(tr.tokens[:t], skip_special_tokens=True)
                 budget = cfg.max_new_tokens - t
                 if max_continuation_tokens is not None:
                     budget = min(budget, max_continuation_tokens)
-                if budget <= 0 or (tr.reason == "answer" and t == T and not cfg.shuffle_prefix):
-                    deterministic.append((i, t))  # the prefix already holds the whole generation
+                if budget <= 0:
+                    deterministic.append((i, t))
                 else:
                     prefixes.append((i, t, budget))
         if cfg.shuffle_prefix:
             prefix_kv, prefix_logits, prefix_text = self._shuffled_prefixes(prompt, traces, prefixes, gen)
-            texts.update(prefix_text)
         else:
             prefix_kv = {(i, t): traces[i].kv for i, t, _ in prefixes}
             prefix_logits = {(i, t): traces[i].logits[t] for i, t, _ in prefixes}
+            prefix_text = texts
         m = cfg.n_continuations
         # shortest prefixes first: rows decoding together then have similar lengths, so few
         # attended positions are padding
         order = sorted(prefixes, key=lambda x: x[1])
-        rows = {(i, t): [_Row(budget=b, tail=texts[i, t][-400:]) for _ in range(m)] for i, t, b in order}
+        rows = {(i, t): [_Row(budget=b, tail=prefix_text[i, t][-TAIL_CHARS:]) for _ in range(m)] for i, t, b in order}
         self._decode([_Item(r, prefix_kv[i, t], p + t, prefix_logits[i, t]) for i, t, _ in order for r in rows[i, t]],
                      gen, share=not cfg.shuffle_prefix)  # shuffled prefixes are one per checkpoint
         results = {key: [r.tokens for r in rs] for key, rs in rows.items()}
-        return texts, results, deterministic
+        return {key: (text, prefix_text.get(key, text)) for key, text in texts.items()}, results, deterministic
 
     def sample_continuations(self, prompt: list[int], prefix: list[int], m: int, max_new_tokens: int,
                              gen: torch.Generator | None = None) -> list[list[int]]:
         """``m`` continuations of ``prompt + prefix`` (token ids) through the engine's own path:
         one prefill, buffered batched decoding, the run's sampling chain and stopping rules."""
         kv, last = self._prefill(list(prompt) + list(prefix))
-        tail = self.tokenizer.decode(prefix, skip_special_tokens=True)[-400:]
+        tail = self.tokenizer.decode(prefix, skip_special_tokens=True)[-TAIL_CHARS:]
         rows = [_Row(budget=max_new_tokens, tail=tail) for _ in range(m)]
         self._decode([_Item(r, kv, len(prompt) + len(prefix), last[-1]) for r in rows], gen)
         return [r.tokens + ([next(iter(self.eos))] if r.reason == "eos" else []) for r in rows]
@@ -349,35 +398,45 @@ class Engine:
             texts[i, t] = self.tokenizer.decode(toks, skip_special_tokens=True)
         return kv, logits, texts
 
+    def _continuation_text(self, prefix: list[int], prefix_text: str, cont: list[int]) -> str:
+        """The text a continuation adds to its prefix, such that ``prefix_text + it`` is the
+        decoded whole (what the answer is read from, now and on re-extraction)."""
+        whole = self.tokenizer.decode(prefix + cont, skip_special_tokens=True)
+        if whole.startswith(prefix_text):
+            return whole[len(prefix_text):]
+        return self.tokenizer.decode(cont, skip_special_tokens=True)
+
     def _records(self, question, index, traces, texts, results, deterministic) -> list[dict]:
-        extract = self.task.extract_answer
+        """One record per (trace, checkpoint): the ``M`` answers, the continuations' text (so the
+        answers can be read again under another extraction mode), and the checkpoint's flags."""
+        cfg = self.config
+
+        def extract(text):
+            return self.task.extract_answer(text, question, mode=cfg.extraction)
+
         records = []
         name = getattr(self.model, "siautil_name", None) or getattr(self.model.config, "_name_or_path", "")
         for i, tr in enumerate(traces):
             T = len(tr.tokens)
             trace_text = self.tokenizer.decode(tr.tokens, skip_special_tokens=True)
-            trace_answer = extract(trace_text, question)
-            for t in sorted(set(range(0, T + 1, self.config.stride)) | {T}):
+            trace_answer = extract(trace_text)
+            for t in checkpoints(T, cfg.stride):
+                original, prefix_text = texts[i, t]
                 if (i, t) in results:
-                    conts = results[i, t]
-                    prefix = tr.tokens[:t] if not self.config.shuffle_prefix else None
-                    answers = []
-                    for c in conts:
-                        if prefix is not None:
-                            text = self.tokenizer.decode(prefix + c, skip_special_tokens=True)
-                        else:
-                            text = texts[i, t] + self.tokenizer.decode(c, skip_special_tokens=True)
-                        answers.append(extract(text, question))
-                    lengths = [len(c) for c in conts]
-                else:  # the prefix already holds the whole generation
-                    answers = [extract(texts[i, t], question)] * self.config.n_continuations
-                    lengths = [0] * self.config.n_continuations
+                    # the shuffled prefix's tokens are not kept, so its continuations are decoded alone
+                    conts = [self._continuation_text(tr.tokens[:t], prefix_text, c) if not cfg.shuffle_prefix
+                             else self.tokenizer.decode(c, skip_special_tokens=True) for c in results[i, t]]
+                    lengths = [len(c) for c in results[i, t]]
+                else:  # no budget left: the prefix is the whole generation
+                    prefix_text = original
+                    conts, lengths = [""] * cfg.n_continuations, [0] * cfg.n_continuations
                 records.append(dict(
                     model=name, dataset=self.task.name, question_id=question.id, question_index=index,
-                    trace=i, t=t, T=T, answers=answers, gold=question.gold,
+                    trace=i, t=t, T=T, answers=[extract(prefix_text + c) for c in conts], gold=question.gold,
                     correct=bool(self.task.is_correct(trace_answer, question)), trace_answer=trace_answer,
                     finish=tr.reason, continuation_tokens=lengths, trace_text=trace_text,
-                    prefix_chars=len(texts[i, t]) if not self.config.shuffle_prefix else None,
+                    prefix_chars=len(original), prefix_text=prefix_text, continuations=conts,
+                    holds_answer=bool(self.task.holds_answer(original)),
+                    deterministic=(i, t) not in results,
                 ))
         return records
-

@@ -24,25 +24,38 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
     return i, n
 
 
-def run_config(model: str, task: str, settings: rollout.RolloutConfig, quantize: str | None,
+#: Version of the sampling protocol a store was written under. 1 (no ``protocol`` key): the
+#: first answer stopped every generation and ``t = T`` was filled in from the trace's own answer
+#: without sampling. 2: the stop rule, extraction mode and sampling chain are explicit settings,
+#: every checkpoint with budget left is sampled, and records keep their continuations' text.
+PROTOCOL = 2
+
+
+def run_config(model: str, task: str, settings: rollout.RolloutConfig, precision: str,
                split: str | None, sample: int | None, data_seed: int) -> dict:
     return dict(model=model, task=task, split=split, sample=sample, data_seed=data_seed,
-                quantize=quantize, **settings.as_dict())
+                precision=precision, protocol=PROTOCOL, **settings.as_dict())
 
 
 def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.RolloutConfig = rollout.RolloutConfig(),
-                     limit: int | None = None, shard: str | None = None, quantize: str | None = None,
+                     limit: int | None = None, shard: str | None = None, precision: str | None = None,
                      device: str | None = None, split: str | None = None, sample: int | None = None,
-                     data_seed: int = 0, data_dir: str | None = None, loaded=None, progress: bool = True) -> Path:
+                     data_seed: int = 0, data_dir: str | None = None, loaded=None, progress: bool = True,
+                     quantize: str | None = None) -> Path:
     """Sample ``task`` with ``model`` into the run directory ``out``; resume if it exists.
 
-    ``loaded`` is an already loaded ``(model, tokenizer)`` pair (the name is still recorded).
+    ``precision`` is one of :data:`siautil.models.PRECISIONS` (the old ``quantize="4bit"`` is
+    ``nf4``). ``loaded`` is an already loaded ``(model, tokenizer)`` pair (the name is still
+    recorded, and its precision when it was loaded by :func:`siautil.models.load`).
     Questions are numbered in the task's order (after ``sample``); ``limit`` keeps the first
     ``limit`` of them; ``shard="i/n"`` takes every n-th from the i-th.
     """
     i, n = parse_shard(shard)
     task_obj = tasks.get(task) if isinstance(task, str) else task
-    config = run_config(model, task_obj.name, settings, quantize, split, sample, data_seed)
+    if loaded is not None and precision is None and quantize is None:
+        precision = getattr(loaded[0], "siautil_precision", None)
+    precision = models.resolve_precision(precision, quantize, device=device)
+    config = run_config(model, task_obj.name, settings, precision, split, sample, data_seed)
     run = store.RunStore.open(out, {**config, "versions": store.package_versions()})
     questions = task_obj.load(split, sample=sample, seed=data_seed, data_dir=data_dir)
     if limit is not None:
@@ -50,7 +63,7 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
     todo = [(k, q) for k, q in enumerate(questions) if k % n == i and k not in run.done()]
     if not todo:
         return run.path
-    lm, tok = loaded if loaded is not None else models.load(model, quantize=quantize, device=device)
+    lm, tok = loaded if loaded is not None else models.load(model, precision, device=device)
     engine = rollout.Engine(lm, tok, task_obj, settings, chat=models.is_chat(model, tok))
     bar = tqdm(todo, desc=f"{model} × {task_obj.name}", unit="question", disable=not progress)
     start = time.perf_counter()

@@ -14,9 +14,11 @@ the same directory is refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
@@ -121,28 +123,56 @@ def read_config(path: str | os.PathLike) -> dict:
     return json.loads(p.read_text())
 
 
+def run_id(config: dict) -> str:
+    """A short name for a run's settings: equal for the shards of one run, different for runs
+    that differ in any setting (so diagnostics never merge them)."""
+    text = json.dumps(_comparable(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+#: Why a store written before protocol 2 is kept apart (see :data:`siautil.runs.PROTOCOL`).
+LEGACY = ("written under protocol 1: every generation stopped at its first answer and each trace's "
+          "t = T record was filled in from its own answer without sampling; its records have no "
+          "continuation text or answer-holding flags. Diagnostics keep it apart (column `run`); "
+          "sample it again for the paper's protocol.")
+
+
+def _labelled(table: pa.Table, config: dict) -> pa.Table:
+    n = table.num_rows
+    return (table.append_column("run", pa.array([run_id(config)] * n, pa.string()))
+                 .append_column("protocol", pa.array([int(config.get("protocol", 1))] * n, pa.int64())))
+
+
 def load_records(paths: str | os.PathLike | Iterable[str | os.PathLike], arrow: bool = True) -> pd.DataFrame:
     """All records of one or more run directories (or merged ``.parquet`` files) as one
-    DataFrame, sorted by question, trace and checkpoint. ``arrow=True`` keeps the answer lists
-    Arrow-backed, which the estimators count without conversion."""
+    DataFrame, sorted by question, trace and checkpoint, with the columns ``run`` (the run's
+    :func:`run_id`) and ``protocol``. ``arrow=True`` keeps the answer and continuation lists
+    Arrow-backed, which the estimators count without conversion. A store written before
+    the present protocol loads with a warning that says what differs."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     tables = []
     for path in map(Path, paths):
         if path.is_file():
-            tables.append(pq.read_table(path))
+            t = pq.read_table(path)  # a bare file has no configuration: its columns tell the protocol
+            tables.append(_labelled(t, {"file": path.name, "protocol": 2 if "continuations" in t.column_names else 1}))
             continue
         files = sorted((path / RECORDS).glob("q*.parquet"))
         if not (path / CONFIG).exists():
             raise RunStoreError(f"{path} is not a run directory (no {CONFIG})")
         if not files:
             raise RunStoreError(f"{path} has no records yet: run `siautil rollout` first")
-        tables.extend(pq.read_table(f) for f in files)
+        config = read_config(path)
+        if "protocol" not in config:
+            warnings.warn(f"{path}: {LEGACY}", stacklevel=2)
+        tables.extend(_labelled(pq.read_table(f), config) for f in files)
     table = pa.concat_tables(tables, promote_options="default")
-    df = table.drop_columns(["answers"]).to_pandas()
-    answers = table.column("answers")
-    df["answers"] = (pd.arrays.ArrowExtensionArray(answers) if arrow
-                     else pd.Series(answers.to_pylist(), dtype=object).to_numpy())
+    lists = [c for c in ("answers", "continuations") if c in table.column_names]
+    df = table.drop_columns(lists).to_pandas()
+    for c in lists:
+        col = table.column(c)
+        df[c] = (pd.arrays.ArrowExtensionArray(col) if arrow
+                 else pd.Series(col.to_pylist(), dtype=object).to_numpy())
     return df.sort_values(["question_index", "trace", "t"], kind="stable").reset_index(drop=True)
 
 

@@ -327,6 +327,7 @@ class Check:
     rhs: float
     t: int | None = None
     note: str = ""
+    x: int | None = None   # the question, for results stated per x (Lemmas 3 and 4)
 
     @property
     def slack(self) -> float:
@@ -435,12 +436,11 @@ def check_lemma2(p, q) -> Check:
                  "cross-entropy = H(p) + KL(p||q)")
 
 
-def _kl_terms(p: np.ndarray, q: np.ndarray) -> tuple[float, float, float]:
-    """Per ``x`` (weighted by ``p(x)``): joint KL of ``(Z, A) | x``, KL of ``Z | x``, and the
-    expected KL of ``A | x, Z``. These are the three terms of Lemma 3."""
-    steps, a = _layout(p)
+def _kl_terms(p: np.ndarray, q: np.ndarray) -> list[tuple[int, float, float, float]]:
+    """For each ``x`` with ``p(x) > 0``: ``(x, KL of (Z, A) | x, KL of Z | x, expected KL of
+    A | x, Z)``, the three terms of Lemma 3, each conditional on that ``x``."""
     px = marginal(p, 0)
-    joint_kl = z_kl = a_kl = 0.0
+    out = []
     for x in range(p.shape[0]):
         if px[x] == 0:
             continue
@@ -453,33 +453,34 @@ def _kl_terms(p: np.ndarray, q: np.ndarray) -> tuple[float, float, float]:
             pa = pzx / pz[..., None]
             qa = qzx / qz[..., None]
             terms = np.where(pzx > 0, pzx * (np.log(pa) - np.log(qa)), 0.0)
-        ak = float(terms.sum())
-        joint_kl += px[x] * jk
-        z_kl += px[x] * zk
-        a_kl += px[x] * ak
-    return joint_kl, z_kl, a_kl
+        out.append((x, jk, zk, float(terms.sum())))
+    return out
 
 
-def check_lemma3(p, q) -> Check:
-    """Lemma 3 (chain rule of KL): ``KL(p(Z,A|x) || q(Z,A|x)) = KL(p(Z|x) || q(Z|x)) + E_p[KL(p(A|x,Z) || q(A|x,Z))]``,
-    averaged over ``x ~ p(x)``."""
+def _pair(p, q) -> tuple[np.ndarray, np.ndarray]:
     p = validate_distribution(p, "P")
     q = validate_distribution(q, "Q")
     _same_shape(p, q)
-    joint_kl, z_kl, a_kl = _kl_terms(p, q)
-    return Check("Lemma 3", "=", joint_kl, z_kl + a_kl, None, "KL chain rule")
+    _layout(p)
+    return p, q
+
+
+def check_lemma3(p, q) -> list[Check]:
+    """Lemma 3 (chain rule of KL), for each ``x`` as stated:
+    ``KL(p(Z,A|x) || q(Z,A|x)) = KL(p(Z|x) || q(Z|x)) + E_{p(Z|x)}[KL(p(A|x,Z) || q(A|x,Z))]``."""
+    p, q = _pair(p, q)
+    return [Check("Lemma 3", "=", jk, zk + ak, None, "KL chain rule given x", x) for x, jk, zk, ak in _kl_terms(p, q)]
 
 
 def check_lemma4(p, q) -> list[Check]:
-    """Lemma 4: if the joint KL of Lemma 3 is at most δ, so is each of its two terms (δ = that KL)."""
-    p = validate_distribution(p, "P")
-    q = validate_distribution(q, "Q")
-    _same_shape(p, q)
-    joint_kl, z_kl, a_kl = _kl_terms(p, q)
-    return [
-        Check("Lemma 4", "<=", z_kl, joint_kl, None, "KL of the trace <= joint KL"),
-        Check("Lemma 4", "<=", a_kl, joint_kl, None, "expected KL of the answer <= joint KL"),
-    ]
+    """Lemma 4, for each ``x``: if the joint KL of Lemma 3 given ``x`` is at most δ, so is each of
+    its two terms (δ = that KL)."""
+    p, q = _pair(p, q)
+    out = []
+    for x, jk, zk, ak in _kl_terms(p, q):
+        out.append(Check("Lemma 4", "<=", zk, jk, None, "KL of the trace given x <= joint KL given x", x))
+        out.append(Check("Lemma 4", "<=", ak, jk, None, "expected KL of the answer given x <= joint KL given x", x))
+    return out
 
 
 def check_lemma5(p, q) -> Check:
@@ -562,8 +563,8 @@ def check_all(joint, other=None, ts: Iterable[int] | None = None) -> list[Check]
         if joint.shape[-1] > 2:
             out.extend(check_theorem1(joint, t))
     if other is not None:
-        out += [check_lemma2(joint, other), check_lemma3(joint, other)]
-        out += check_lemma4(joint, other)
+        out.append(check_lemma2(joint, other))
+        out += check_lemma3(joint, other) + check_lemma4(joint, other)
         out.append(check_lemma5(joint, other))
         for t in ts:
             out += [check_lemma6(joint, other, t), check_lemma7(joint, other, t),
@@ -574,7 +575,7 @@ def check_all(joint, other=None, ts: Iterable[int] | None = None) -> list[Check]
 def checks_frame(checks: Iterable[Check], atol: float = 1e-9) -> pd.DataFrame:
     """A tidy table of checks: one row each, with ``slack`` and ``holds``."""
     rows = [dict(asdict(c), slack=c.slack, holds=c.holds(atol)) for c in checks]
-    return pd.DataFrame(rows, columns=["result", "relation", "lhs", "rhs", "t", "note", "slack", "holds"])
+    return pd.DataFrame(rows, columns=["result", "relation", "lhs", "rhs", "t", "x", "note", "slack", "holds"])
 
 
 def survey(

@@ -67,7 +67,7 @@ def test_bad_records():
 
 
 def test_single_answer_and_all_null():
-    r = rec([("q", 0, 0, 2, [None], False), ("q", 0, 2, 2, [None], False)])
+    r = rec([("q", 0, 0, 2, [None], False), ("q", 0, 1, 2, [None], False), ("q", 0, 2, 2, [None], False)])
     tr = E.estimate(r)
     assert (tr["entropy"] == 0).all()  # M = 1: a defined, zero entropy
     co = D.trace_alignment(tr)
@@ -81,10 +81,13 @@ def test_alignment_coefficient_matches_pearsonr_and_explains_nan():
     h, s = [1.0, 0.5, 0.2, 0.1], [2.0, 1.0, 0.8, 0.1]
     r, why = D.alignment_coefficient(h, s)
     assert r == pytest.approx(stats.pearsonr(h, s).statistic) and why == ""
-    assert D.alignment_coefficient([1.0], [1.0])[1] == "one checkpoint"
+    assert D.alignment_coefficient([1.0], [1.0])[1] == "fewer than 3 checkpoints"
+    # two checkpoints always give exactly ±1, so by default they do not count as defined
+    assert D.alignment_coefficient([1.0, 0.2], [5.0, 0.1])[1] == "fewer than 3 checkpoints"
+    assert D.alignment_coefficient([1.0, 0.2], [5.0, 0.1], min_checkpoints=2) == (pytest.approx(1.0), "")
     assert D.alignment_coefficient([1, 1, 1], [1, 2, 3])[1] == "constant entropy"
     assert D.alignment_coefficient([1, 2, 3], [1, 1, 1])[1] == "constant surprisal"
-    assert D.alignment_coefficient([1, 2], [1, np.inf])[1] == "infinite surprisal"
+    assert D.alignment_coefficient([1, 2, 3], [1, 2, np.inf])[1] == "infinite surprisal"
 
 
 def test_vectorised_coefficients_equal_scipy_per_trace():
@@ -105,6 +108,7 @@ def test_alignment_table_by_hand():
                            checkpoints=3, correct=True))
     t = D.alignment_table(co, n_resamples=200)
     assert t["mean"][0] == pytest.approx(0.45)  # question means 0.3 and 0.6
+    assert t["trace_mean"][0] == pytest.approx(0.4)  # the paper's mean over the 3 defined traces
     assert t["se"][0] == pytest.approx(stats.sem([0.3, 0.6]))
     assert t["questions"][0] == 2 and t["defined"][0] == 3 and t["undefined: constant entropy"][0] == 1
     assert t["ci_low"][0] <= 0.45 <= t["ci_high"][0]
@@ -121,10 +125,53 @@ def _traj(rows):
 def test_cumulative_gain_by_hand():
     tr = _traj([("a", 0, 0, 2, 1.0, 3.0, True), ("a", 0, 1, 2, 0.5, 1.0, True), ("a", 0, 2, 2, 0.1, 1.0, True),
                 ("b", 0, 0, 2, 1.0, 1.0, False), ("b", 0, 2, 2, 1.0, 2.0, False)])
-    curve, reasons = D.cumulative_gain(tr, grid=np.array([0, 0.5, 1]), n_resamples=10)
-    got = curve[curve.correct].set_index("pos")["mean"]
+    curve, counts = D.cumulative_gain(tr, grid=np.array([0, 0.5, 1]), min_total=0.1, n_resamples=10)
+    got = curve[curve.correct & (curve.measure == "normalised")].set_index("pos")["mean"]
     np.testing.assert_allclose(got.to_numpy(), [0, 1, 1])  # all gain arrives by the midpoint
-    assert reasons["total gain not positive"] == 1 and reasons["used"] == 1
+    nats = curve[curve.correct & (curve.measure == "gain")].set_index("pos")["mean"]
+    np.testing.assert_allclose(nats.to_numpy(), [0, 2, 2])
+    # the incorrect trace lost information (Ĝ_T = -1): it is shown, in nats and normalised
+    wrong = curve[~curve.correct.astype(bool)].set_index(["measure", "pos"])["mean"]
+    np.testing.assert_allclose(wrong["gain"].to_numpy(), [0, -0.5, -1])
+    np.testing.assert_allclose(wrong["normalised"].to_numpy(), [0, 0.5, 1])
+    c = counts.set_index("correct")
+    assert c.loc[False, "traces"] == 1 and c.loc[False, "normalised"] == 1
+
+
+def test_cumulative_gain_counts_every_incorrect_trace():
+    # Incorrect traces whose gold surprisal rises (Ĝ_T < 0) and one that never moves: each is in
+    # the nats curve, and counted in exactly one of the two groups.
+    rows = []
+    for q, rise in enumerate([0.5, 1.0, 1.5, 0.0]):
+        rows += [(f"w{q}", 0, t, 4, 1.0, 1.0 + rise * t / 4, False) for t in (0, 2, 4)]
+    rows += [("c", 0, t, 4, 1.0 - t / 8, 2.0 - t / 4, True) for t in (0, 2, 4)]
+    curve, counts = D.cumulative_gain(_traj(rows), grid=np.array([0, 0.5, 1]), min_total=0.1, n_resamples=10)
+    wrong = counts.set_index("correct").loc[False]
+    assert wrong["traces"] == 4 and wrong["normalised"] == 3 and wrong["|total| below threshold"] == 1
+    assert (counts["normalised"] + counts["|total| below threshold"] == counts["traces"]).all()
+    end = curve[(~curve.correct.astype(bool)) & (curve.measure == "gain") & (curve.pos == 1)]
+    assert end["mean"].item() == pytest.approx(-np.mean([0.5, 1.0, 1.5, 0.0]))
+    assert end["questions"].item() == 4
+
+
+def test_information_gain_by_hand():
+    tr = _traj([("a", 0, 0, 4, 1, 3.0, True), ("a", 0, 2, 4, 1, 2.0, True), ("a", 0, 4, 4, 1, 0.0, True),
+                ("b", 0, 0, 4, 1, 1.0, True), ("b", 0, 4, 4, 1, 2.0, True)])
+    g = D.information_gain(tr, by=()).iloc[0]
+    assert g["gain_per_step"] == pytest.approx(np.mean([1.0, 2.0, -1.0]))
+    assert g["gain_per_token"] == pytest.approx(np.mean([0.5, 1.0, -0.25]))
+    assert g["se"] == pytest.approx(stats.sem([1.5, -1.0]))  # per-question means
+    assert g["steps"] == 3 and g["questions"] == 2
+
+
+def test_auc_at_a_checkpoint_is_roc_auc_score():
+    run = oracle.sample_run(oracle.aligned(steps=12), n_questions=30, n_traces=3, n_continuations=8, stride=4, seed=5)
+    tr = E.estimate(run)
+    auc = D.auc_by_position(tr)
+    for t, g in tr.groupby("t"):
+        row = auc[auc.t == t].iloc[0]
+        if g["correct"].nunique() == 2:
+            assert row["auc"] == pytest.approx(roc_auc_score(g["correct"].astype(int), -g["entropy"]))
 
 
 def test_auc_by_hand_and_undefined():

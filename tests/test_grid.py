@@ -14,14 +14,28 @@ def test_profiles():
     assert any(c.settings.shuffle_prefix for c in default)
     cells = grid.cells("paper")
     assert len([c for c in cells if not c.settings.shuffle_prefix]) == 33
-    assert all(c.quantize == "4bit" and c.settings.max_new_tokens == 600 for c in cells)
-    with pytest.raises(ValueError, match="profiles: default, paper"):
+    assert all(c.precision == "bf16" and c.settings.max_new_tokens == 600 for c in cells)
+    assert all(c.precision == "nf4" for c in grid.cells("paper-nf4"))
+    with pytest.raises(ValueError, match="profiles: default, paper, paper-nf4"):
         grid.cells("nope")
 
 
+def test_every_profile_follows_the_protocol_with_one_chain():
+    for profile in grid.PROFILES:
+        cells = grid.cells(profile)
+        assert all(c.settings.stop == "eos" and c.settings.extraction == "strict-match" for c in cells)
+        assert all(c.settings.top_k == 0 and c.settings.repetition_penalty == 1.0 for c in cells)
+        # one chain per profile, except the toy cells, which name their own (grid.TOY)
+        chains = {c.settings.chain() for c in cells if c.task != "toy"}
+        assert len(chains) == 1, (profile, chains)
+
+
 def test_select_one_model():
-    (cell,) = grid.select("paper", model="Qwen/Qwen2.5-3B-Instruct", dataset="gsm8k", quantize="4bit")
-    assert cell.quantize == "4bit" and cell.needs_data and cell.name == "Qwen/Qwen2.5-3B-Instruct__gsm8k"
+    (cell,) = grid.select("paper", model="Qwen/Qwen2.5-3B-Instruct", dataset="gsm8k", precision="nf4")
+    assert cell.precision == "nf4" and cell.needs_data and cell.name == "Qwen/Qwen2.5-3B-Instruct__gsm8k"
+    assert grid.Cell("m", "gsm8k", grid.PAPER, quantize="4bit").precision == "nf4"  # the old keyword
+    with pytest.raises(models.ModelError, match="valid precisions: fp32, bf16, nf4"):
+        grid.Cell("m", "gsm8k", grid.PAPER, precision="int3")
     assert grid.select("default", shuffled=True) and all(c.settings.shuffle_prefix for c in grid.select("default", shuffled=True))
 
 

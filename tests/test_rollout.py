@@ -203,7 +203,7 @@ def test_batch_size_does_not_change_the_distribution_of_work():
 
 def test_continuations_stop_once_the_answer_is_written():
     model, tok = models.tiny_model("llama", seed=6)
-    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(max_new_tokens=50), chat=False)
+    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(max_new_tokens=50, stop="answer"), chat=False)
     row = rollout._Row(budget=50, tail="so the answer is 12")
     assert not eng._done(row, tok.convert_tokens_to_ids("."))
     assert eng._done(row, tok.convert_tokens_to_ids("\n")) and row.reason == "answer"
@@ -226,7 +226,7 @@ def test_context_overflow_names_the_question():
 def test_model_resolution_errors():
     with pytest.raises(models.ModelError, match="Registry names: .*qwen2.5-3b.*hub id"):
         models.resolve("not-a-model")
-    with pytest.raises(models.ModelError, match="CUDA GPU.*quantize=None"):
+    with pytest.raises(models.ModelError, match="CUDA GPU.*precision='fp32'"):
         models.quantization_config("4bit", "cpu")
     assert models.resolve("Qwen/Qwen2.5-3B")[0] == "Qwen/Qwen2.5-3B"
     assert models.resolve("qwen2.5-3b-instruct")[0] == "Qwen/Qwen2.5-3B-Instruct"

@@ -120,10 +120,32 @@ def test_lemma1_proposition1_theorem1(p):
 @given(pairs)
 def test_two_distribution_results(pq):
     p, q = pq
-    _assert([th.check_lemma2(p, q), th.check_lemma3(p, q), th.check_lemma5(p, q)])
+    _assert([th.check_lemma2(p, q), th.check_lemma5(p, q)])
+    _assert(th.check_lemma3(p, q))
     _assert(th.check_lemma4(p, q))
     for t in range(1, p.ndim - 1):
         _assert([th.check_lemma6(p, q, t), th.check_lemma7(p, q, t), th.check_theorem2(p, q, t)])
+
+
+def test_lemmas_3_and_4_are_checked_for_each_x():
+    # Lemma 4 is stated per x: a pair whose average KL hides one x with a large KL must show
+    # that x's own terms, and each x's chain rule must hold on its own.
+    rng = np.random.default_rng(3)
+    p = th.random_joint(3, 3, 2, 3, rng=rng)
+    q = p.copy()
+    q[1] = th.perturb(p[1] / p[1].sum(), 3.0, rng) * p[1].sum()  # only x = 1 differs
+    c3 = th.check_lemma3(p, q)
+    assert [c.x for c in c3] == [0, 1, 2]
+    _assert(c3)
+    kl = {c.x: c.lhs for c in c3}
+    assert kl[0] == pytest.approx(0, abs=1e-12) and kl[2] == pytest.approx(0, abs=1e-12) and kl[1] > 0.05
+    c4 = th.check_lemma4(p, q)
+    assert len(c4) == 6 and {c.x for c in c4} == {0, 1, 2}
+    _assert(c4)
+    # the x = 1 bound is against that x's joint KL, not the average over x
+    assert max(c.rhs for c in c4 if c.x == 1) == pytest.approx(kl[1])
+    frame = th.checks_frame(c3 + c4)
+    assert frame["x"].notna().all()
 
 
 def test_entropy_is_a_progress_variable():

@@ -134,7 +134,10 @@ class Task:
 
     # ------------------------------------------------------------------ answers
 
-    def extract_answer(self, text: str, question: Question | None = None) -> str | None:
+    def extract_answer(self, text: str, question: Question | None = None,
+                       mode: str = "flexible-extract") -> str | None:
+        """The final answer written in ``text`` (``None``: the null answer), read under an
+        extraction ``mode`` of :data:`siautil.tasks.extract.EXTRACTION_MODES`."""
         raise NotImplementedError
 
     def canonical_gold(self, raw: Any) -> str:
@@ -147,6 +150,13 @@ class Task:
     def answer_complete(self, text: str) -> bool:
         """Whether generation can stop: the final answer is fully written in ``text``."""
         return False
+
+    def holds_answer(self, text: str) -> bool:
+        """Whether ``text``, if it ended here, already holds a complete final answer. A
+        checkpoint whose prefix does is not a measurement of the reasoning (its continuations
+        mostly repeat that answer), so every record carries this flag. Text that ends in a
+        digit does not: "The answer is 12" may still become 123."""
+        return not text[-1:].isdigit() and self.answer_complete(text + "\n")
 
 
 # ---------------------------------------------------------------------- file helpers
@@ -224,8 +234,9 @@ class NumericTask(Task):
         "\"The answer is N.\" where N is a number.\n\n{question}"
     )
 
-    def extract_answer(self, text: str, question: Question | None = None) -> str | None:
-        return extract.extract_number(text)
+    def extract_answer(self, text: str, question: Question | None = None,
+                       mode: str = "flexible-extract") -> str | None:
+        return extract.extract_number(text, mode)
 
     def canonical_gold(self, raw: Any) -> str:
         return extract.canonical_number(raw)
@@ -243,8 +254,9 @@ class ChoiceTask(Task):
     )
     answer_format = "The answer is ({answer})."
 
-    def extract_answer(self, text: str, question: Question | None = None) -> str | None:
-        return extract.extract_choice(text, question.options if question else None)
+    def extract_answer(self, text: str, question: Question | None = None,
+                       mode: str = "flexible-extract") -> str | None:
+        return extract.extract_choice(text, question.options if question else None, mode)
 
     def canonical_gold(self, raw: Any) -> str:
         return str(raw).strip()

@@ -16,6 +16,20 @@ from typing import Sequence
 #: Decimal places kept for values with no finite decimal expansion (1/3 -> "0.333333").
 DECIMALS = 6
 
+#: How an answer is read from generated text, named as lm-evaluation-harness names its filters.
+#: ``strict-match``: only an explicit final-answer marker ("The answer is", ``####``,
+#: ``\\boxed{}``) counts; output without one is the null answer ``∅`` (our reading of the
+#: paper's Appendix A.1.1: "unparsable output" maps to ``∅``). ``flexible-extract``: the marker
+#: first, else fallbacks (the last number in the text; a bare or bold option label).
+EXTRACTION_MODES = ("strict-match", "flexible-extract")
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is an extraction mode, else a ``ValueError`` listing the valid ones."""
+    if mode not in EXTRACTION_MODES:
+        raise ValueError(f"unknown extraction mode {mode!r}; valid modes: {', '.join(EXTRACTION_MODES)}")
+    return mode
+
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
 # a sign only when it is not a binary minus ("5-3" is two numbers); U+2212 is the math minus
 _SIGNED = rf"(?<![\w.)\]])[-\u2212]?(?:{_NUM})"
@@ -152,13 +166,15 @@ def _from_window(window: str) -> str | None:
     return _word_number(clause[:40])
 
 
-def extract_number(text: str) -> str | None:
+def extract_number(text: str, mode: str = "flexible-extract") -> str | None:
     """The final numeric answer in a model's output, canonical, or ``None``.
 
     The last explicit answer marker wins (``#### x``, "the answer is x", "final answer: x",
-    the last ``\\boxed{...}``); otherwise the last number in the text; otherwise a number
-    written as a simple word when it follows a marker or the text has no digits at all.
+    the last ``\\boxed{...}``). Under ``mode="strict-match"`` that is all: text without a
+    marker is the null answer. Under ``"flexible-extract"`` the fallbacks follow: the last
+    number in the text, else a number written as a simple word when the text has no digits.
     """
+    check_mode(mode)
     if not text:
         return None
     candidates: list[tuple[int, str]] = []
@@ -173,6 +189,8 @@ def extract_number(text: str) -> str | None:
             candidates.append((m.start(), value))
     if candidates:
         return max(candidates)[1]
+    if mode == "strict-match":
+        return None
     nums = _numbers(_clean_latex(text))
     if nums:
         return nums[-1][1]
@@ -190,21 +208,25 @@ _CHOICE_MARKERS = [
 ]
 
 
-def extract_choice(text: str, options: Sequence[tuple[str, str]] | None = None) -> str | None:
+def extract_choice(text: str, options: Sequence[tuple[str, str]] | None = None,
+                   mode: str = "flexible-extract") -> str | None:
     """The option label a model chose, or ``None``.
 
     ``options`` is ``[(label, text), ...]``; labels may be letters ``A``–``E`` or digits
     ``1``–``5``. The last label after an answer marker wins ("The answer is (B)", "Answer: C",
-    ``\\boxed{B}``), then a label standing alone in bold (``**B**``) or on its own line, then an
-    answer given as one option's exact text.
+    ``\\boxed{B}``). Under ``mode="strict-match"`` that is all; under ``"flexible-extract"``
+    a label standing alone in bold (``**B**``) or on its own line counts too, then an answer
+    given as one option's exact text.
     """
+    check_mode(mode)
     if not text:
         return None
     labels = [lab for lab, _ in options] if options else list("ABCDE") + list("12345")
     lab_re = "|".join(re.escape(lab) for lab in sorted(labels, key=len, reverse=True))
     label = rf"[\(\[\*]*\s*(?P<label>{lab_re})\s*[\)\]\*]*(?![\w'])"
     found: list[tuple[int, str]] = []
-    for marker in _CHOICE_MARKERS:
+    markers = _CHOICE_MARKERS[:2] if mode == "strict-match" else _CHOICE_MARKERS
+    for marker in markers:
         flags = re.IGNORECASE | (re.MULTILINE if marker == r"^\s*" else 0)
         pat = re.compile(marker + label, flags)
         for m in pat.finditer(text):
@@ -218,11 +240,12 @@ def extract_choice(text: str, options: Sequence[tuple[str, str]] | None = None) 
             if marker == r"^\s*" and rest.strip() and not rest.startswith(("\n", ".", ")")):
                 continue
             found.append((m.start("label"), lab))
-    for m in re.finditer(rf"\*\*\s*\(?(?P<label>{lab_re})\)?[.:]?\s*\*\*", text):
-        found.append((m.start("label"), m["label"]))
+    if mode == "flexible-extract":
+        for m in re.finditer(rf"\*\*\s*\(?(?P<label>{lab_re})\)?[.:]?\s*\*\*", text):
+            found.append((m.start("label"), m["label"]))
     if found:
         return max(found)[1]
-    if options:
+    if options and mode == "flexible-extract":
         norm = _normalise_text(text)
         tail = _normalise_text(re.split(r"answer\s*(?:is|:)", text, flags=re.IGNORECASE)[-1])
         exact = [lab for lab, opt in options if _normalise_text(opt) in (norm, tail)]
