@@ -77,17 +77,17 @@ class SamplingChain:
         """``(token ids, probabilities)`` of the tokens the chain keeps, per row: shape ``(B, k')``.
 
         Equal in distribution to ``softmax(processors(logits))`` but without sorting the whole
-        vocabulary when top-k is on: top-k keeps every token tied with the k-th score (as
-        ``TopKLogitsWarper`` does), and top-p is then applied to those candidates only, which
-        gives the same set because the removed tokens have probability zero.
+        vocabulary: top-k keeps every token tied with the k-th score (as ``TopKLogitsWarper``
+        does), and top-p is then applied to those candidates only, which gives the same set
+        because the removed tokens have probability zero; top-p alone grows a ``torch.topk``
+        candidate set until it holds the nucleus (:meth:`_nucleus`).
         """
-        scores = logits.float()
-        if self.temperature != 1.0:
-            scores = scores / self.temperature
-        if not self.top_k or self.min_p is not None or self.top_k >= scores.shape[-1]:
-            probs = self.processors()(None, scores).softmax(-1)
-            ids = torch.arange(scores.shape[-1], device=scores.device).expand_as(scores)
-            return ids, probs
+        raw = logits.float()
+        if self.min_p is not None or (not self.top_k and self.top_p >= 1.0) or self.top_k >= raw.shape[-1]:
+            return self._full(raw)
+        scores = raw / self.temperature if self.temperature != 1.0 else raw
+        if not self.top_k:
+            return self._nucleus(raw, scores)
         vals, ids = torch.topk(scores, self.top_k, dim=-1)
         kth = vals[..., -1:]
         n_keep = int((scores >= kth).sum(-1).max())  # ties with the k-th score are kept
@@ -95,15 +95,42 @@ class SamplingChain:
             vals, ids = torch.topk(scores, n_keep, dim=-1)
             vals = vals.masked_fill(vals < kth, float("-inf"))
         if self.top_p < 1.0:
-            # TopPLogitsWarper: sort ascending, drop tokens whose cumulative probability is
-            # <= 1 - top_p, always keep the most likely one
-            asc_vals, asc_pos = torch.sort(vals, descending=False)
-            cum = asc_vals.softmax(-1).cumsum(-1)
-            remove = cum <= (1 - self.top_p)
-            remove[..., -1:] = False
-            mask = remove.scatter(-1, asc_pos, remove)
-            vals = vals.masked_fill(mask, float("-inf"))
+            vals = vals.masked_fill(self._outside_nucleus(vals, vals.logsumexp(-1, keepdim=True)), float("-inf"))
         return ids, vals.softmax(-1)
+
+    def _full(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """transformers' warpers on the whole row of unscaled logits ``raw``."""
+        ids = torch.arange(raw.shape[-1], device=raw.device).expand_as(raw)
+        return ids, self.processors()(None, raw).softmax(-1)
+
+    def _outside_nucleus(self, vals: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+        """TopPLogitsWarper's rule on candidate scores ``vals`` whose full-vocabulary
+        normaliser is ``lse``: sort ascending, drop tokens whose cumulative probability (every
+        token outside the candidates counted below them) is ``<= 1 - top_p``, always keep the
+        most likely one."""
+        asc_vals, asc_pos = torch.sort(vals, descending=False)
+        p = (asc_vals - lse).exp()
+        rest = (1 - p.sum(-1, keepdim=True)).clamp_min(0)
+        remove = (rest + p.cumsum(-1)) <= (1 - self.top_p)
+        remove[..., -1:] = False
+        return remove.scatter(-1, asc_pos, remove)
+
+    def _nucleus(self, raw: torch.Tensor, scores: torch.Tensor, k: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact top-p without sorting the vocabulary: take the ``k`` best candidates by
+        ``torch.topk``; when every row's lowest candidate falls outside the nucleus, so does
+        every token below it, and the nucleus lies within the candidates. Otherwise ``k`` grows
+        (×4), and only past a quarter of the vocabulary is the whole row sorted."""
+        lse = scores.logsumexp(-1, keepdim=True)
+        v = scores.shape[-1]
+        while k < v // 4:
+            vals, ids = torch.topk(scores, k, dim=-1)
+            out = self._outside_nucleus(vals, lse)
+            lowest = vals.argmin(-1, keepdim=True)
+            if bool(out.gather(-1, lowest).all()):
+                vals = vals.masked_fill(out, float("-inf"))
+                return ids, vals.softmax(-1)
+            k *= 4
+        return self._full(raw)
 
     def sample(self, logits: torch.Tensor, generator: torch.Generator | None = None,
                num_samples: int = 1) -> torch.Tensor:

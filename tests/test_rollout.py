@@ -19,6 +19,12 @@ Q = tasks.Question(id="q1", text="Tom has 3 apples and buys 4 more. How many app
     SamplingChain(temperature=1.0, top_k=0, top_p=0.9),
     SamplingChain(temperature=0.5, top_k=20, top_p=1.0),
     SamplingChain(temperature=1.0, top_k=10, top_p=0.8, min_p=0.05),
+    # top-k off: the temperature is applied once, and top-p alone finds its nucleus in a
+    # growing top-k candidate set (a flat row needs the full sort)
+    SamplingChain(temperature=1.4, top_k=0, top_p=1.0),
+    SamplingChain(temperature=0.7, top_k=0, top_p=0.95),
+    SamplingChain(temperature=2.0, top_k=0, top_p=0.99),
+    SamplingChain(temperature=0.7, top_k=0, top_p=0.9, min_p=0.02),
 ])
 def test_fast_sampler_is_transformers_chain(chain):
     torch.manual_seed(0)

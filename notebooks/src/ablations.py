@@ -16,7 +16,7 @@
 profile = "default"
 model = None
 dataset = None
-quantize = None
+precision = None
 limit = None
 runs_dir = None
 n_resamples = 500
@@ -27,8 +27,8 @@ import pandas as pd
 
 from siautil import diagnostics, grid, paper
 
-original = grid.records(profile, grid.select(profile, model, dataset, quantize, limit), runs_dir=runs_dir)
-shuffled_cells = grid.select(profile, model, dataset, quantize, limit, shuffled=True)
+original = grid.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
+shuffled_cells = grid.select(profile, model, dataset, precision, limit, shuffled=True)
 shuffled = grid.records(profile, shuffled_cells, runs_dir=runs_dir)
 keep = shuffled.groupby(["model", "dataset"]).ngroups
 original = original.merge(shuffled[["model", "dataset"]].drop_duplicates(), on=["model", "dataset"])

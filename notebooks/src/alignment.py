@@ -4,21 +4,30 @@
 # The paper's first claim: for models whose reasoning is aligned with correctness, the
 # conditional answer entropy $\hat H_t$ and the gold surprisal $\hat s_t$ move together along a
 # trace. Per trace, the **alignment coefficient** is their Pearson correlation across the
-# checkpoints; Table 1 reports its mean per model and dataset. Here each cell is the mean over
-# questions (a question's traces are averaged first), with its standard error and a 95%
-# bootstrap interval over questions, and the count of traces whose coefficient is undefined
-# (a constant series), with the reason.
+# checkpoints; Table 1 reports its mean per model and dataset. Each cell below gives
+# `trace_mean`, the mean over traces (the paper's "mean"), and `mean`, the mean over questions
+# (a question's traces averaged first, since traces of one question are not independent) with
+# its standard error and 95% bootstrap interval over questions; then how many traces have a
+# defined coefficient and why the others do not. A coefficient needs at least three
+# checkpoints (with two, Pearson's coefficient is exactly ±1 whatever the estimates).
+#
+# Every run follows the paper's protocol (`siautil.grid.PROTOCOL`): traces and continuations
+# run to EOS or the token budget, every checkpoint is sampled, `t = T` included, and an answer
+# counts only when it is written after an explicit marker ("The answer is …"; `strict-match`),
+# otherwise it is the null answer. The one departure is named: the toy models sample at
+# temperature 1.4 with no nucleus (`grid.TOY`), because at the protocol's 0.7 they are never
+# wrong and the coefficient is undefined.
 #
 # By default this chapter uses the embedded models (profile `default`): the toy task's base,
 # SFT and RL models, and SmolLM2-135M-Instruct on easy word problems and SVAMP. With
-# `-p profile paper` on a GPU machine with the hub it runs the paper's eleven models, or one
-# model with `-p model ... -p dataset ... -p quantize 4bit`.
+# `-p profile paper` on a GPU machine with the hub it runs the paper's eleven models (bf16;
+# `paper-nf4` for small GPUs), or one model with `-p model ... -p dataset ... -p precision bf16`.
 
 # %% tags=["parameters"]
 profile = "default"     # "default" (embedded models, CPU) or "paper" (the paper's models, GPU)
 model = None            # one model instead of the profile's (registry name, hub id or path)
 dataset = None          # with `model`: the task to run it on
-quantize = None         # with `model`: "4bit" on a CUDA GPU
+precision = None        # with `model`: "fp32", "bf16" or "nf4" (CUDA); None: fp32 on CPU, bf16 on CUDA
 limit = None            # questions per cell (None: the profile's)
 runs_dir = None         # where run stores live (None: data/runs of this checkout)
 alpha = 0.5             # gold-surprisal smoothing (pseudo-counts)
@@ -30,13 +39,32 @@ import pandas as pd
 
 from siautil import diagnostics, grid, paper, plots
 
-cells = grid.select(profile, model, dataset, quantize, limit)
+cells = grid.select(profile, model, dataset, precision, limit)
 records = grid.records(profile, cells, runs_dir=runs_dir)
 print(f"{len(records):,} checkpoint records from {records.groupby(['model', 'dataset']).ngroups} cells")
 
 # %%
 table = paper.beside_paper(diagnostics.alignment(records, alpha=alpha, n_resamples=n_resamples))
 table.round(3)
+
+# %% [markdown]
+# ## Checkpoints whose prefix already holds the answer
+#
+# Once a trace has written its final answer, the continuations from its later prefixes mostly
+# repeat it: their entropy is near 0 and their gold surprisal sits at an extreme set by whether
+# that answer is right. Those checkpoints measure the written answer, not the reasoning, and
+# they push the coefficient towards the sign of correctness. Every record says whether its
+# prefix holds a complete final answer. The table above (the headline, as the paper computes
+# it) keeps them; here they are left out, with the difference.
+
+# %%
+without = diagnostics.alignment(records, alpha=alpha, n_resamples=n_resamples, answer_holding=False)
+compare = table[["model", "dataset", "trace_mean", "mean", "defined"]].merge(
+    without[["model", "dataset", "trace_mean", "mean", "defined"]], on=["model", "dataset"],
+    suffixes=("", " (answer-holding out)"))
+compare["change in mean"] = compare["mean (answer-holding out)"] - compare["mean"]
+held = records.groupby(["model", "dataset"])["holds_answer"].mean().rename("share of checkpoints holding the answer")
+compare.merge(held, on=["model", "dataset"]).round(3)
 
 # %%
 table["label"] = table["model"] + " · " + table["dataset"]

@@ -94,14 +94,15 @@ sens.pivot(index="alpha", columns="world", values="mean").round(3)
 # ## The signatures on the oracle
 #
 # The same diagnostics the later chapters apply to language models: normalised cumulative
-# information gain split by correctness (the paper's Figure 1), the AUC of entropy for
+# information gain split by correctness (for the traces with a measurable total change) (the paper's Figure 1), the AUC of entropy for
 # separating correct from incorrect traces at each prefix length (Figure 2), and mean
 # entropy trajectories (Figure 3).
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
 for name, traj in trajectories.items():
-    gain, reasons = diagnostics.cumulative_gain(traj)
+    gain, _ = diagnostics.cumulative_gain(traj)
+    gain = gain[gain["measure"] == "normalised"].copy()
     gain["label"] = [f"{name}, {'correct' if c else 'incorrect'}" for c in gain["correct"]]
     plots.curves(gain, "label", r"$\hat G_t / \hat G_T$", "Cumulative information gain", ax=axes[0])
     auc = diagnostics.auc_by_position(traj).assign(label=name)

@@ -11,7 +11,7 @@
 profile = "default"
 model = None
 dataset = None
-quantize = None
+precision = None
 limit = None
 runs_dir = None
 regimes = ["Base"]
@@ -22,26 +22,40 @@ import matplotlib.pyplot as plt
 
 from siautil import diagnostics, estimators, grid, plots
 
-records = grid.records(profile, grid.select(profile, model, dataset, quantize, limit), runs_dir=runs_dir)
+records = grid.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
 traj_all = estimators.estimate(records)
 traj = traj_all[traj_all["regime"].isin(regimes)] if model is None else traj_all
 print(f"{traj.groupby(['model', 'dataset', 'question_id', 'trace']).ngroups:,} traces of the base models")
 
 # %% [markdown]
-# ## Figure 4: normalised cumulative information gain, base models
+# ## Figure 4: cumulative information gain, base models
+#
+# As Figure 1: $\hat G_t$ in nats for every trace above, the paper's normalised gain below for
+# the traces with a measurable total change, and the count of each group.
 
 # %%
-gain, reasons = diagnostics.cumulative_gain(traj, n_resamples=n_resamples)
-fig = plots.gain_panels(gain)
+gain, counts = diagnostics.cumulative_gain(traj, n_resamples=n_resamples)
+fig = plots.gain_panels(gain, counts)
 plt.show()
-print("traces used / left out (total gain not positive):", reasons.to_dict())
+counts.round(3)
+
+# %%
+diagnostics.information_gain(traj).round(4)
 
 # %% [markdown]
 # ## Figure 5: AUC of entropy for correctness, base models beside aligned ones
 
 # %%
-auc = diagnostics.auc_by_position(traj_all, normalised=True)
-fig = plots.auc_curve(auc, x="pos", label_by=["model", "dataset"], title="AUC of $-\\hat H_t$ for correct vs incorrect")
+picture = diagnostics.auc_by_position(traj_all, normalised=True)
+fig = plots.auc_curve(picture, x="pos", label_by=["model", "dataset"], title="AUC of $-\\hat H_t$ for correct vs incorrect")
 plt.show()
-summary = auc.groupby(["model", "dataset"]).agg(mean_auc=("auc", "mean"), final_auc=("auc", "last")).round(3)
-summary
+
+# %% [markdown]
+# The reported numbers, at the checkpoints: the mean AUC over a model's checkpoints, the AUC at
+# its first checkpoint past $t = 0$, and at its last checkpoint where both classes remain.
+
+# %%
+auc = diagnostics.auc_by_position(traj_all).dropna(subset=["auc"])
+auc = auc[auc["t"] > 0]
+auc.groupby(["model", "dataset"]).agg(mean_auc=("auc", "mean"), first_t=("t", "first"), first_auc=("auc", "first"),
+                                      last_t=("t", "last"), last_auc=("auc", "last")).round(3)

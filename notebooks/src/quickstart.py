@@ -8,12 +8,13 @@
 #
 # By default it uses the embedded toy SFT model on the toy task (both ship with `siautil`
 # and run in seconds on a CPU). On a GPU with the Hugging Face hub, try
-# `-p model Qwen/Qwen2.5-3B-Instruct -p dataset gsm8k -p quantize 4bit -p stride 50 -p max_new_tokens 600`.
+# `-p model Qwen/Qwen2.5-3B-Instruct -p dataset gsm8k -p precision bf16 -p stride 50 -p max_new_tokens 600
+# -p temperature 0.7 -p top_p 0.95`.
 
 # %% tags=["parameters"]
 model = "toy-sft"           # registry name, hub id or local path
 dataset = "toy"             # task name
-quantize = None             # "4bit" on a CUDA GPU
+precision = None            # "fp32", "bf16" or "nf4" (CUDA); None: fp32 on CPU, bf16 on CUDA
 question_index = 0          # which question of the test split
 n_continuations = 32        # M
 stride = 4                  # tokens between checkpoints
@@ -30,10 +31,10 @@ from siautil import estimators, models, plots, rollout, tasks
 
 task = tasks.get(dataset)
 question = task.load(limit=question_index + 1)[question_index]
-lm, tokenizer = models.load(model, quantize=quantize)
+lm, tokenizer = models.load(model, precision)
 settings = rollout.RolloutConfig(n_traces=1, n_continuations=n_continuations, stride=stride,
                                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                 top_k=0, seed=seed)
+                                 top_k=0, seed=seed, stop="eos", extraction="strict-match")
 engine = rollout.Engine(lm, tokenizer, task, settings, chat=models.is_chat(model, tokenizer))
 records = pd.DataFrame(engine.run_question(question))
 print("Question:", question.text)

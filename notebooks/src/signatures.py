@@ -6,10 +6,16 @@
 #
 # 1. **Early information accumulation** (Figure 1): correct traces gather a larger share of
 #    their total information gain $\hat G_t / \hat G_T$ early, where
-#    $\hat G_t = \hat s_0 - \hat s_t$ is the cumulative gain of Definition 11.
+#    $\hat G_t = \hat s_0 - \hat s_t$ is the cumulative gain of Definition 11. The top row
+#    shows $\hat G_t$ itself, in nats, for every trace; the bottom row the paper's normalised
+#    gain, for the traces whose total change $|\hat G_T|$ is at least one gold hit's worth (for
+#    the rest the ratio is undefined). Incorrect traces are all there, and the table under the
+#    figure counts each trace in exactly one of the two groups.
 # 2. **Early separability** (Figure 2): the conditional entropy at a prefix already separates
 #    traces that will end correct from those that will not; the AUC of $-\hat H_t$ is above
-#    0.5 well before the answer is written.
+#    0.5 well before the answer is written. The reported numbers are computed at the
+#    checkpoints themselves (prefix length $t$ in tokens); the curve over $t/T$, which
+#    interpolates each trace, is only the picture.
 # 3. **Saturation** (Figure 3): the mean entropy trajectory falls and plateaus near zero for
 #    aligned models; others stay above zero or rebound late.
 #
@@ -20,7 +26,7 @@
 profile = "default"
 model = None
 dataset = None
-quantize = None
+precision = None
 limit = None
 runs_dir = None
 regimes = ["SFT", "SFT+RL"]   # which training regimes this chapter shows
@@ -32,29 +38,43 @@ import pandas as pd
 
 from siautil import diagnostics, estimators, grid, plots
 
-records = grid.records(profile, grid.select(profile, model, dataset, quantize, limit), runs_dir=runs_dir)
+records = grid.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
 records = records[records["regime"].isin(regimes)] if model is None else records
 traj = estimators.estimate(records)
 cells = traj.groupby(["model", "dataset"]).ngroups
 print(f"{len(traj):,} checkpoints, {traj.groupby(['model', 'dataset', 'question_id', 'trace']).ngroups:,} traces, {cells} cells")
 
 # %% [markdown]
-# ## Figure 1: normalised cumulative information gain
+# ## Figure 1: cumulative information gain
 
 # %%
-gain, reasons = diagnostics.cumulative_gain(traj, n_resamples=n_resamples)
-fig = plots.gain_panels(gain)
+gain, counts = diagnostics.cumulative_gain(traj, n_resamples=n_resamples)
+fig = plots.gain_panels(gain, counts)
 plt.show()
-print("traces used / left out (total gain not positive):", reasons.to_dict())
+counts.round(3)
+
+# %% [markdown]
+# The average information gain per step, $\hat g$ between consecutive checkpoints
+# (Definition 10), as mean ± standard error over questions, for correct and incorrect traces:
+
+# %%
+diagnostics.information_gain(traj).round(4)
 
 # %% [markdown]
 # ## Figure 2: early separability, AUC of entropy for correctness
 
 # %%
-auc = diagnostics.auc_by_position(traj, normalised=True)
-fig = plots.auc_curve(auc, x="pos", label_by=["model", "dataset"], title="AUC of $-\\hat H_t$ for correct vs incorrect")
+picture = diagnostics.auc_by_position(traj, normalised=True)
+fig = plots.auc_curve(picture, x="pos", label_by=["model", "dataset"], title="AUC of $-\\hat H_t$ for correct vs incorrect")
 plt.show()
-auc.pivot_table(index="pos", columns=["model", "dataset"], values="auc").round(3)
+
+# %% [markdown]
+# The AUC at each checkpoint $t$ (tokens), with its 95% interval (DeLong, clustered by question)
+# and how many correct and incorrect traces reach that checkpoint:
+
+# %%
+auc = diagnostics.auc_by_position(traj)
+auc[["model", "dataset", "t", "auc", "ci_low", "ci_high", "n_correct", "n_incorrect", "reason"]].round(3)
 
 # %% [markdown]
 # ## Figure 3: saturation of the mean entropy

@@ -57,9 +57,10 @@ plt.show()
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(16, 4))
-gain, _ = diagnostics.cumulative_gain(traj, n_resamples=n_resamples)
+gain, counts = diagnostics.cumulative_gain(traj, n_resamples=n_resamples)
+gain = gain[gain["measure"] == "gain"].copy()
 gain["label"] = gain["model"] + ", " + gain["correct"].map({True: "correct", False: "incorrect"})
-plots.curves(gain, "label", r"$\hat G_t / \hat G_T$", "Cumulative information gain", ax=axes[0])
+plots.curves(gain, "label", r"$\hat G_t$ (nats)", "Cumulative information gain", ax=axes[0])
 auc = diagnostics.auc_by_position(traj, normalised=True)
 plots.auc_curve(auc, x="pos", label_by="model", title="Early separability", ax=axes[1])
 curve = diagnostics.entropy_curve(traj, n_resamples=n_resamples)
