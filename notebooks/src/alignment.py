@@ -15,7 +15,7 @@
 # run to EOS or the token budget, every checkpoint is sampled, `t = T` included, and an answer
 # counts only when it is written after an explicit marker ("The answer is …"; `strict-match`),
 # otherwise it is the null answer. The one departure is named: the toy models sample at
-# temperature 1.4 with no nucleus (`grid.TOY`), because at the protocol's 0.7 they are never
+# temperature 2.0 with no nucleus (`grid.TOY`), because at the protocol's 0.7 they are never
 # wrong and the coefficient is undefined.
 #
 # By default this chapter uses the embedded models (profile `default`): the toy task's base,
