@@ -89,14 +89,15 @@ def arrow_records(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def count_answers(answers: pd.Series | list, gold: pd.Series | list | None = None,
-                  keep: int | None = None) -> AnswerCounts:
-    """Count each record's answers (vectorised). ``keep`` uses only the first ``keep`` answers
-    of each record (continuations are i.i.d., so that is a valid subsample with fewer ``M``)."""
+                  keep: int | None = None, start: int = 0) -> AnswerCounts:
+    """Count each record's answers (vectorised). ``keep`` uses only ``keep`` answers of each
+    record from position ``start`` on (continuations are i.i.d., so that is a valid subsample
+    with fewer ``M``; disjoint slices are independent samples)."""
     lists = _as_arrow_lists(answers)
-    if keep is not None:
-        if keep < 1:
+    if keep is not None or start:
+        if keep is not None and keep < 1:
             raise RecordsError(f"keep must be at least 1 answer per record, got {keep}")
-        lists = pc.list_slice(lists, 0, keep)
+        lists = pc.list_slice(lists, start, None if keep is None else start + keep)
     n = len(lists)
     m = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     flat = pc.list_flatten(lists)

@@ -183,15 +183,20 @@ def estimate(profile: str, device: str | None = None, mean_trace: int = 300) -> 
     """A rough cost of a profile: generated tokens per cell and hours on ``device``.
 
     Per question: ``N`` traces of ``mean_trace`` tokens, and from each of their checkpoints
-    ``M`` continuations of about half the remaining budget, or until the answer.
+    (``t = T`` included) ``M`` continuations. Under ``stop="eos"`` a continuation from ``t``
+    is another draw of the rest of a generation: about ``mean_trace - t`` tokens plus a tail of
+    20 (capped by its budget); under ``stop="answer"`` it ends at the answer, assumed to come
+    within half the remaining budget.
     """
     device = device or models.default_device()
     rows = []
     for cell in cells(profile):
         s = cell.settings
         n_q = cell.limit or _size(cell)
-        checkpoints = mean_trace // s.stride + 2
-        cont = sum(min((s.max_new_tokens - t) / 2, mean_trace - t + 20) for t in range(0, mean_trace + 1, s.stride))
+        ts = rollout.checkpoints(mean_trace, s.stride)
+        checkpoints = len(ts)
+        share = 1.0 if s.stop == "eos" else 0.5
+        cont = sum(min((s.max_new_tokens - t) * share, mean_trace - t + 20) for t in ts)
         tokens = n_q * s.n_traces * (mean_trace + s.n_continuations * cont)
         rows.append(dict(cell=cell.name, questions=n_q, checkpoints_per_trace=checkpoints, tokens=int(tokens),
                          hours=tokens / THROUGHPUT["cuda" if device.startswith("cuda") else "cpu"] / 3600))

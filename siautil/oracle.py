@@ -64,6 +64,15 @@ def misaligned(**kw) -> OracleConfig:
     return OracleConfig(aligned=False, **kw)
 
 
+def no_information(gold_prob: float = 0.8, **kw) -> OracleConfig:
+    """Prefixes that carry no information: the answer is fixed before the first token
+    (no jumps) and no token reveals it, so ``p(a | x, z_<=t)`` is the same at every checkpoint
+    (gold with probability ``gold_prob``, up to the null share). The exact coefficient does
+    not exist here (both true series are constant); an estimator should read 0."""
+    kw.update(jump=0.0, reveal=0.0, gold_start=gold_prob)
+    return OracleConfig(aligned=True, **kw)
+
+
 def _question_law(cfg: OracleConfig, gold: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(π, w) for one question."""
     k = cfg.n_answers
