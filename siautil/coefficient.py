@@ -178,6 +178,8 @@ def _mean_ci(values: np.ndarray, question: np.ndarray, n_resamples: int, seed: i
     per_q = frame.groupby("q")["v"].mean().to_numpy()
     if not len(per_q):
         return np.nan, np.nan, np.nan, 0
+    if not n_resamples:
+        return float(per_q.mean()), np.nan, np.nan, len(per_q)
     lo, hi = diagnostics._bootstrap_mean(per_q, n_resamples, seed)
     return float(per_q.mean()), lo, hi, len(per_q)
 

@@ -376,6 +376,19 @@ def auc_by_position(traj: pd.DataFrame, normalised: bool = False, grid: np.ndarr
     return pd.DataFrame(rows, columns=cols)
 
 
+def auc_at_fraction(traj: pd.DataFrame, fraction: float = 0.5) -> pd.DataFrame:
+    """The AUC of ``-Ĥ_t`` for correctness at each trace's checkpoint nearest ``fraction`` of
+    its length (a real checkpoint, nothing interpolated): the "mid-trace AUC" for
+    ``fraction = 0.5``, per group, with the clustered DeLong interval of
+    :func:`auc_by_position`."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+    keys = _group_keys(traj) + TRACE
+    dist = (traj["pos"] - fraction).abs()
+    nearest = traj.loc[dist.groupby([traj[k] for k in keys], sort=False).idxmin()]
+    return auc_by_position(nearest.assign(t=fraction)).rename(columns={"t": "fraction"})
+
+
 # ------------------------------------------------------------------------- Figure 3: saturation
 
 

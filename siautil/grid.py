@@ -147,6 +147,24 @@ def select(profile: str, model: str | None = None, dataset: str | None = None, p
     return out
 
 
+def sweep(base: Cell, runs_dir: str | Path | None = None, progress: bool = True, **values) -> pd.DataFrame:
+    """Records of ``base`` re-run under every combination of the sampling ``values`` given
+    (e.g. ``temperature=(1.6, 2.0), top_p=(1.0, 0.9)``), each a run of its own under the
+    ``sweep`` profile (resumable, reused once sampled), with one column per swept setting."""
+    import itertools
+
+    names = list(values)
+    frames = []
+    for combo in itertools.product(*(values[n] for n in names)):
+        settings = replace(base.settings, **dict(zip(names, combo)))
+        tag = "__".join(f"{n}={v}" for n, v in zip(names, combo))
+        cell = replace(base, settings=settings)
+        path = runs.rollout_to_store(cell.model, cell.task, run_dir(cell, "sweep", runs_dir) / tag, settings,
+                                     limit=cell.limit, split=cell.split, precision=cell.precision, progress=progress)
+        frames.append(store.load_records(path).assign(**dict(zip(names, combo))))
+    return pd.concat(frames, ignore_index=True)
+
+
 def records(profile: str, chosen: list[Cell] | None = None, runs_dir: str | Path | None = None,
             run_missing: bool = True, progress: bool = False) -> pd.DataFrame:
     """The records of ``chosen`` cells (default: every cell of the profile), concatenated, with

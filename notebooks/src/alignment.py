@@ -66,6 +66,27 @@ compare["change in mean"] = compare["mean (answer-holding out)"] - compare["mean
 held = records.groupby(["model", "dataset"])["holds_answer"].mean().rename("share of checkpoints holding the answer")
 compare.merge(held, on=["model", "dataset"]).round(3)
 
+# %% [markdown]
+# ## What the coefficient measures here
+#
+# The paper's coefficient takes $\hat H_t$ and $\hat s_t$ from the same $M$ answers, so it
+# reads positive whenever gold is the modal answer, with or without information in the
+# prefixes (the chapter {doc}`open` measures this on an oracle whose truth is known). Beside it
+# for every cell, with 95% intervals over questions: the **decoupled** estimate (entropy and
+# surprisal from disjoint halves of the continuations; 0 without information, attenuated
+# otherwise), the **corrected** one (the decoupled mean divided by the split-half reliabilities
+# $\sqrt{r_H r_s}$; blank where those are too low to tell information from noise at this $M$),
+# the no-information **baseline** (the paper's coefficient if every checkpoint's answers came
+# from the trace's pooled answers) and the **excess** over it. The decoupled interval answers
+# "do the prefixes inform the answer at all?"; the corrected value "how strongly?"; the
+# paper's value is what the paper reports.
+
+# %%
+from siautil import coefficient
+
+estimates = coefficient.table(records, alpha=alpha, n_resamples=n_resamples)
+estimates.drop(columns=["run"], errors="ignore").round(3)
+
 # %%
 table["label"] = table["model"] + " · " + table["dataset"]
 fig = plots.coefficient_bars(table, label="label")

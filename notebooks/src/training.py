@@ -48,6 +48,17 @@ table = diagnostics.alignment_table(diagnostics.trace_alignment(traj), n_resampl
 table = table.merge(accuracy, left_on="model", right_index=True)
 table.round(3)
 
+# %% [markdown]
+# A model that is accurate can look aligned to the paper's coefficient without any
+# information in its prefixes (it reads positive whenever gold is the modal answer; see
+# {doc}`open`). Per regime, the paper's coefficient beside the decoupled and corrected
+# estimates and the excess over the no-information baseline:
+
+# %%
+from siautil import coefficient
+
+coefficient.table(records, n_resamples=n_resamples).drop(columns=["run"], errors="ignore").round(3)
+
 # %%
 fig = plots.coefficient_bars(table.assign(label=table["model"]), label="label", paper_col=None)
 plt.show()

@@ -166,6 +166,25 @@ def _from_window(window: str) -> str | None:
     return _word_number(clause[:40])
 
 
+def marked_numbers(text: str) -> list[str]:
+    """Every numeric answer ``text`` announces with a marker or ``\\boxed{}``, in order of
+    position: a trace that writes "The answer is 12. Wait, ... The answer is 13." gives
+    ``["12", "13"]``, which is where the stop rule ``answer`` and ``eos`` part ways."""
+    if not text:
+        return []
+    found = []
+    for pos, content in boxed_contents(text):
+        nums = _numbers(_clean_latex(content))
+        value = nums[-1][1] if nums else _word_number(content)
+        if value is not None:
+            found.append((pos, value))
+    for m in MARKER.finditer(text):
+        value = _from_window(text[m.end():m.end() + 120])
+        if value is not None:
+            found.append((m.start(), value))
+    return [v for _, v in sorted(found)]
+
+
 def extract_number(text: str, mode: str = "flexible-extract") -> str | None:
     """The final numeric answer in a model's output, canonical, or ``None``.
 
@@ -177,18 +196,9 @@ def extract_number(text: str, mode: str = "flexible-extract") -> str | None:
     check_mode(mode)
     if not text:
         return None
-    candidates: list[tuple[int, str]] = []
-    for pos, content in boxed_contents(text):
-        nums = _numbers(_clean_latex(content))
-        value = nums[-1][1] if nums else _word_number(content)
-        if value is not None:
-            candidates.append((pos, value))
-    for m in MARKER.finditer(text):
-        value = _from_window(text[m.end():m.end() + 120])
-        if value is not None:
-            candidates.append((m.start(), value))
-    if candidates:
-        return max(candidates)[1]
+    marked = marked_numbers(text)
+    if marked:
+        return marked[-1]
     if mode == "strict-match":
         return None
     nums = _numbers(_clean_latex(text))

@@ -1,0 +1,147 @@
+# %% [markdown]
+# # What the paper leaves open
+#
+# The paper's numbers rest on choices its text does not pin down: how the alignment
+# coefficient is estimated from finite samples, whether checkpoints whose prefix already holds
+# the answer count, how an answer is read from text, how the gold probability is smoothed,
+# which entropy estimator, how many checkpoints a trace needs, when generation stops, and the
+# sampling temperature and top-p (lost from its text). This chapter first finds out what the
+# coefficient measures on a process whose truth is known, then shows what each choice changes
+# in the default profile's headline numbers.
+#
+# ## What the coefficient measures
+#
+# The paper computes, per trace, the Pearson correlation across checkpoints of $\hat H_t$ and
+# $\hat s_t$, both from the *same* $M$ sampled answers. They share sampling noise: when more
+# continuations than usual land on the modal answer, $\hat H_t$ falls, and $\hat s_t$ falls too
+# if that answer is gold. So the coefficient reads positive whenever gold is the modal answer,
+# even if the prefixes carry no information. `siautil.coefficient` sets beside it:
+#
+# * **decoupled**: $\hat H_t$ from half of the continuations and $\hat s_t$ from the other half,
+#   both ways round, averaged (no shared noise; each side rests on $M/2$ answers, which
+#   attenuates the correlation);
+# * **corrected**: the decoupled cell mean divided by $\sqrt{r_H r_s}$, the split-half
+#   reliabilities of the two series within traces (Spearman's correction for attenuation);
+#   it abstains where a reliability is below 0.1;
+# * **baseline**: per trace, the paper's coefficient if every checkpoint's answers were drawn
+#   from the trace's pooled answers (no information), and **excess** = paper − baseline.
+#
+# The oracle reasoner (`siautil.oracle`) knows its exact $p(a \mid x, z_{\le t})$, so each
+# estimator can be set against the exact coefficient: aligned and misaligned settings, and one
+# with no information at all (the same answer distribution at every checkpoint, gold at 0.8),
+# where the truth is "no relation" and an estimator should read 0.
+
+# %% tags=["parameters"]
+profile = "default"
+runs_dir = None
+limit = None
+budgets = [8, 16, 32, 64]     # M for the validation
+n_questions = 60              # oracle questions per setting and M
+sweep_questions = 20          # toy questions per sampling setting in the sweep
+sweep_temperatures = [1.6, 2.0, 2.4]
+sweep_top_p = [1.0, 0.9]
+
+# %%
+from dataclasses import replace
+
+import pandas as pd
+
+from siautil import choices, coefficient, grid
+from siautil.tasks.extract import marked_numbers
+
+validation = coefficient.validate(ms=budgets, n_questions=n_questions)
+validation.pivot_table(index=["setting", "estimator"], columns="m", values="mean", sort=False).round(3)
+
+# %% [markdown]
+# The same, as bias against the exact coefficient (for "no information", against 0), and the
+# exact value each informative setting is measured against:
+
+# %%
+summary = validation.pivot_table(index=["setting", "estimator"], columns="m", values="bias", sort=False).round(3)
+exact = validation[validation.estimator == "paper"].pivot_table(index="setting", columns="m", values="exact").round(3)
+display(summary)
+exact
+
+# %% [markdown]
+# What the validation supports, measured in the tables above and restated by the next cell
+# from them: the paper's estimate is near the truth only when the signal across checkpoints is
+# strong and aligned; with no information it reads as high as for the aligned oracle, so on
+# its own it cannot tell information from a modal gold answer. The decoupled estimate is the
+# only one that reads 0 without information and keeps the sign of the truth in both
+# informative settings, but it is strongly attenuated. The correction recovers most of the
+# size where there is signal and abstains where there is none. The book therefore reads the
+# **decoupled** estimate (its sign and interval) as the test of whether prefixes inform the
+# answer, and the **corrected** one as its size, with its measured bias, beside the paper's.
+
+# %%
+m_book = 16
+row = validation[validation.m == m_book].set_index(["setting", "estimator"])
+for setting in ("aligned", "misaligned"):
+    ex = row.loc[(setting, "paper"), "exact"]
+    print(f"{setting}, M = {m_book}: exact {ex:+.3f}; paper {row.loc[(setting, 'paper'), 'mean']:+.3f}, "
+          f"decoupled {row.loc[(setting, 'decoupled'), 'mean']:+.3f}, corrected {row.loc[(setting, 'corrected'), 'mean']:+.3f}")
+ni = row.loc["no information"]
+print(f"no information, M = {m_book}: paper {ni.loc['paper', 'mean']:+.3f}, decoupled {ni.loc['decoupled', 'mean']:+.3f} "
+      f"(± {ni.loc['decoupled', 'se']:.3f}), baseline {ni.loc['baseline', 'mean']:+.3f}, corrected "
+      + ("abstains" if pd.isna(ni.loc['corrected', 'mean']) else f"{ni.loc['corrected', 'mean']:+.3f}"))
+
+# %% [markdown]
+# ## Every open choice on the default profile's cells
+#
+# Each block of rows changes one choice and keeps the others at the book's default (the first
+# value of each block): the Table 1 mean over traces, the Figure 1 end-point (the mean total
+# gain $\hat G_T$ in nats of correct and of incorrect traces) and the mid-trace AUC (at each
+# trace's checkpoint nearest $t = T/2$).
+
+# %%
+records = grid.records(profile, grid.select(profile, limit=limit), runs_dir=runs_dir)
+records = records[records["protocol"] == records["protocol"].max()]
+open_table = choices.table(records)
+open_table.drop(columns=["run", "shuffled"], errors="ignore").round(3)
+
+# %% [markdown]
+# Where a choice flips a sign or halves a number (computed from the table above):
+
+# %%
+for sentence in choices.flags(open_table) or ["No choice flips a sign or halves a headline number."]:
+    print(sentence)
+
+# %% [markdown]
+# ## The stop rule
+#
+# The paper's traces run to EOS. Stopping at the first written answer instead changes a trace
+# only if it writes another answer after its first. The share of such traces in the default
+# runs:
+
+# %%
+choices.rewrites_answer(records).drop(columns=["run", "shuffled"], errors="ignore").round(3)
+
+# %% [markdown]
+# Where that share is 0, no default model tells the two rules apart, so the difference is
+# shown on a written trace instead (the engine's test, `tests/test_protocol.py`, runs this
+# trace through both rules):
+
+# %%
+trace = "The answer is 12. Wait, 5 + 8 = 13. The answer is 13."
+answers = marked_numbers(trace)
+print(f"marked answers in order: {answers}; stop 'answer' reads {answers[0]}, stop 'eos' reads {answers[-1]}")
+
+# %% [markdown]
+# ## Temperature and top-p
+#
+# The paper's sampling values were lost. The toy SFT model, re-run on the first questions of
+# its cell under each combination (every run is kept and reused); the last columns are the
+# decoupled and corrected estimates.
+
+# %%
+base = next(c for c in grid.cells(profile) if c.model == "toy-sft" and not c.settings.shuffle_prefix)
+swept = grid.sweep(replace(base, limit=sweep_questions), runs_dir=runs_dir,
+                   temperature=sweep_temperatures, top_p=sweep_top_p)
+rows = []
+for (temp, top_p), g in swept.groupby(["temperature", "top_p"]):
+    h = choices.headline(g).iloc[0]
+    c = coefficient.table(g, n_draws=20, n_resamples=0).iloc[0]
+    acc = g.drop_duplicates(["question_id", "trace"])["correct"].mean()
+    rows.append(dict(temperature=temp, top_p=top_p, accuracy=acc, **h.drop(["model", "dataset", "run"], errors="ignore"),
+                     decoupled=c["decoupled"], corrected=c["corrected"]))
+pd.DataFrame(rows).round(3)
