@@ -187,7 +187,10 @@ def _mean_ci(values: np.ndarray, question: np.ndarray, n_resamples: int, seed: i
 def table(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_draws: int = 200,
           n_resamples: int = 1000, seed: int = 0, min_checkpoints: int = diagnostics.MIN_CHECKPOINTS) -> pd.DataFrame:
     """Per cell, every estimator's mean over questions with its 95% bootstrap interval, the
-    paper's mean over traces, and the reliabilities behind ``corrected``."""
+    paper's mean over traces, the reliabilities behind ``corrected``, and a ``verdict`` read
+    from the decoupled interval: ``informative`` (above 0), ``misinformative`` (below 0) or
+    ``cannot tell at this M`` (it contains 0: the run's continuations cannot tell information
+    from noise)."""
     traces, rel = per_trace(records, alpha, n_draws, seed, min_checkpoints)
     groups = [k for k in diagnostics.GROUP_KEYS if k in traces]
     rows = []
@@ -200,6 +203,9 @@ def table(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_draw
             row.update({name: mean, f"{name} low": lo, f"{name} high": hi})
         r = rel.merge(pd.DataFrame([dict(zip(groups, key))]), on=groups) if groups else rel
         r_h, r_s = (float(r["r_H"].iloc[0]), float(r["r_s"].iloc[0])) if len(r) else (np.nan, np.nan)
+        lo, hi = row["decoupled low"], row["decoupled high"]
+        row["verdict"] = ("informative" if lo > 0 else "misinformative" if hi < 0 else
+                          "cannot tell at this M" if np.isfinite(lo) else "no interval")
         row.update({"corrected": corrected(row["decoupled"], r_h, r_s), "r_H": r_h, "r_s": r_s,
                     "traces": len(g), "paper defined": int(g["paper"].notna().sum()),
                     "decoupled defined": int(g["decoupled"].notna().sum())})

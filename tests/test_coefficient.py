@@ -36,6 +36,16 @@ def test_baseline_of_a_trace_whose_answers_never_change_is_undefined():
     assert np.isnan(b["baseline"].item()) and b["baseline_defined"].item() == 0.0
 
 
+def test_table_verdicts_follow_the_decoupled_interval():
+    runs = {name: oracle.sample_run(cfg, n_questions=40, n_traces=4, n_continuations=32, stride=5, seed=6)
+            for name, cfg in (("aligned", oracle.aligned()), ("none", oracle.no_information()))}
+    recs = pd.concat([r.assign(model=name) for name, r in runs.items()], ignore_index=True)
+    tab = C.table(recs, n_draws=20, n_resamples=300).set_index("model")
+    assert tab.loc["aligned", "verdict"] == "informative"
+    assert tab.loc["none", "verdict"] == "cannot tell at this M"
+    assert tab.loc["none", "paper"] > 0.8 and np.isnan(tab.loc["none", "corrected"])
+
+
 def test_corrected_refuses_to_divide_noise_by_noise():
     assert np.isnan(C.corrected(0.1, 0.02, 0.5))
     assert C.corrected(0.2, 0.5, 0.5) == pytest.approx(0.4)
