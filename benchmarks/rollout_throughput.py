@@ -111,10 +111,10 @@ def run_one(args) -> dict:
     prompt, traces = workload(args, model, tok)
     budget = args.fixed_len if args.workload == "fixed" else args.max_new_tokens
     settings = rollout.RolloutConfig(n_traces=len(traces), n_continuations=args.m, stride=args.stride,
-                                     max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95,
+                                     max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95, top_k=50,
                                      max_batch_rows=args.batch_rows, stop_at_answer=args.workload != "fixed")
     engine = rollout.Engine(model, tok, tasks.get("gsm8k"), settings, chat=False)
-    checkpoints = [(i, t) for i, tr in enumerate(traces) for t in sorted(set(range(0, len(tr) + 1, args.stride)) | {len(tr)})]
+    checkpoints = [(i, t) for i, tr in enumerate(traces) for t in rollout.checkpoints(len(tr), args.stride)]
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
