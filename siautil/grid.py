@@ -109,10 +109,15 @@ def run_dir(cell: Cell, profile: str, runs_dir: str | Path | None = None) -> Pat
 
 
 def data_available(cell: Cell) -> bool:
+    """Whether a cell's benchmark files can be read here: the checkout's ``data/`` or
+    ``$SIAUTIL_DATA_DIR``, else the hub when it is not switched off."""
     if not cell.needs_data:
         return True
-    if os.environ.get(tasks.DATA_ENV):
-        return Path(os.environ[tasks.DATA_ENV]).is_dir()
+    from .tasks.datafiles import data_dir
+
+    directory = data_dir()
+    if directory is not None:
+        return directory.is_dir()
     return os.environ.get("HF_HUB_OFFLINE") != "1"
 
 

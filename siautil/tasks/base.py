@@ -10,13 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from . import extract
-
-#: Environment variable naming the directory with the benchmark files in their official formats.
-DATA_ENV = "SIAUTIL_DATA_DIR"
-
-
-class DataError(ValueError):
-    """Benchmark data is missing or malformed."""
+from .datafiles import DATA_ENV, DataError, data_dir as default_data_dir, verified
 
 
 @dataclass(frozen=True)
@@ -65,14 +59,14 @@ class Task:
         """Questions of ``split`` in file order.
 
         ``sample`` draws that many questions at random (seeded) before ``limit`` keeps the first
-        ``limit``. ``source`` is ``"files"`` (the official files in ``data_dir`` or
-        ``$SIAUTIL_DATA_DIR``), ``"hub"`` (Hugging Face datasets), or ``"auto"`` (files when a
-        directory is named, else the hub).
+        ``limit``. ``source`` is ``"files"`` (the official files in ``data_dir``, else
+        ``$SIAUTIL_DATA_DIR``, else the checkout's ``data/``), ``"hub"`` (Hugging Face datasets),
+        or ``"auto"`` (files when there is a directory, else the hub).
         """
         split = split or self.default_split
         if split not in self.splits:
             raise ValueError(f"{self.name} has no split {split!r}; its splits are: {', '.join(self.splits)}")
-        directory = data_dir or self.data_dir or os.environ.get(DATA_ENV)
+        directory = default_data_dir(data_dir or self.data_dir)
         if source == "files" or (source == "auto" and directory):
             questions = list(self._from_files(resolve_data_dir(directory, self), split))
         elif source in ("hub", "auto"):
@@ -166,9 +160,9 @@ def resolve_data_dir(directory: str | os.PathLike | None, task: Task) -> Path:
     """The benchmark directory, or a :class:`DataError` that says how to provide one."""
     if not directory:
         raise DataError(
-            f"no data directory for {task.name}: pass data_dir=... (or --data-dir) or set "
-            f"${DATA_ENV} to a directory with the official files, or load from the Hugging Face "
-            "hub with source='hub' when online"
+            f"no benchmark files for {task.name}: this install has no data/ folder. Clone the "
+            f"repository (its data/ holds them), or set ${DATA_ENV} / pass data_dir=... to a "
+            "directory with the official files, or load from the hub with source='hub' when online"
         )
     path = Path(directory).expanduser()
     if not path.is_dir():
@@ -179,13 +173,15 @@ def resolve_data_dir(directory: str | os.PathLike | None, task: Task) -> Path:
     return path
 
 
-def require_file(path: Path, task: Task) -> Path:
+def require_file(path: Path, task: Task, directory: Path | None = None) -> Path:
+    """``path`` if it exists and, when it is an official file, has its official checksum."""
     if not path.is_file():
         raise DataError(
-            f"{task.name}: missing file {path}. Put the official file there (see the README of "
-            f"the data directory), point data_dir / ${DATA_ENV} elsewhere, or use source='hub' when online"
+            f"{task.name}: missing file {path}. Put the official file there (see data/README.md: "
+            f"`git checkout -- data/` restores a clone's), point data_dir / ${DATA_ENV} elsewhere, "
+            "or use source='hub' when online"
         )
-    return path
+    return verified(path, directory if directory is not None else path.parents[1])
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:

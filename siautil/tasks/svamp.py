@@ -39,6 +39,12 @@ class SVAMP(NumericTask):
         return out
 
     def _test_ids(self, directory: Path) -> list[str]:
+        """The IDs of the 300-question test split, in its order: ``svamp/test_ids.txt`` (as the
+        project ships them), else the ID field of a ``chilled_svamp_test.jsonl`` copy."""
+        ids = directory / "svamp" / "test_ids.txt"
+        if ids.is_file() or not (directory / "svamp" / "chilled_svamp_test.jsonl").is_file():
+            path = require_file(ids, self)
+            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         path = require_file(directory / "svamp" / "chilled_svamp_test.jsonl", self)
         return [field_of(r, "id", path, n) for n, r in read_jsonl(path)]
 
