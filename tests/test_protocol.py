@@ -177,6 +177,11 @@ def test_a_store_written_before_the_protocol_loads_and_says_so(tmp_path):
         warnings.simplefilter("ignore")
         with pytest.raises(estimators.RecordsError, match="protocol 1"):
             estimators.estimate(store.load_records(path), extraction="strict-match")
+    # sampling into it is refused with the way to keep it and start afresh
+    new = runs.run_config("toy-sft", "toy", rollout.RolloutConfig(), "fp32", None, None, 0)
+    with pytest.raises(store.RunStoreError, match="protocol 1.*stays readable.*mv .*protocol1"):
+        store.RunStore.open(path, new)
+    assert (path / store.RECORDS / "q000000.parquet").exists()
 
 
 def test_the_run_names_its_weights_and_smollm2_falls_back_to_the_hub(monkeypatch):

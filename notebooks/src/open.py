@@ -95,9 +95,20 @@ print(f"no information, M = {m_book}: paper {ni.loc['paper', 'mean']:+.3f}, deco
 
 # %%
 records = grid.records(profile, grid.select(profile, limit=limit), runs_dir=runs_dir)
-records = records[records["protocol"] == records["protocol"].max()]
 open_table = choices.table(records)
-open_table.drop(columns=["run", "shuffled"], errors="ignore").round(3)
+open_table["cell"] = open_table["model"] + " · " + open_table["dataset"]
+pivots = {number: open_table.pivot_table(index=["choice", "value"], columns="cell", values=number, sort=False)
+          for number in ("table 1 mean", "Ĝ_T correct", "Ĝ_T incorrect", "mid-trace AUC")}
+pivots["table 1 mean"].round(3)
+
+# %% [markdown]
+# The Figure 1 end-points (mean $\hat G_T$ in nats, correct traces, then incorrect ones) and
+# the mid-trace AUC under the same choices:
+
+# %%
+for number in ("Ĝ_T correct", "Ĝ_T incorrect", "mid-trace AUC"):
+    print(number)
+    display(pivots[number].round(3))
 
 # %% [markdown]
 # Where a choice flips a sign or halves a number (computed from the table above):
