@@ -30,18 +30,16 @@ def headline(records: pd.DataFrame, estimator: str = "paper", answer_holding: bo
              extraction: str | None = None, alpha: float = estimators.DEFAULT_ALPHA,
              entropy: str = "plugin", min_checkpoints: int = diagnostics.MIN_CHECKPOINTS) -> pd.DataFrame:
     """The three headline numbers per cell under one set of choices."""
-    if extraction is not None:
-        records = estimators.reextract(records, extraction)
-    if not answer_holding:
-        records = records[~records["holds_answer"].astype(bool)]
+    records = estimators.select(records, extraction, answer_holding)
     traj = estimators.estimate(records, alpha=alpha, estimator=entropy)
     keys = diagnostics._group_keys(traj)
     if estimator == "paper":
         coefs = diagnostics.trace_alignment(traj, min_checkpoints)
         mean = coefs.groupby(keys, sort=False)["coefficient"].mean().rename("table 1 mean")
-    else:
+    else:  # means over traces too, as the paper's, so only the estimator changes
         tab = coefficient.table(records, alpha=alpha, n_draws=2, n_resamples=0, min_checkpoints=min_checkpoints)
-        mean = tab.set_index(keys)[estimator].rename("table 1 mean")
+        column = "decoupled (trace mean)" if estimator == "decoupled" else estimator
+        mean = tab.set_index(keys)[column].rename("table 1 mean")
     order = traj.sort_values(keys + diagnostics.TRACE + ["t"]).groupby(keys + diagnostics.TRACE, sort=False)
     ends = order.agg(correct=("correct", "first"), s0=("surprisal", "first"), sT=("surprisal", "last"))
     ends["gain"] = ends["s0"] - ends["sT"]
@@ -73,7 +71,7 @@ def flags(tab: pd.DataFrame, columns=("table 1 mean", "mid-trace AUC")) -> list[
     """Sentences naming every alternative that flips the sign of a headline number (the AUC
     around 0.5) or at least halves or doubles its distance from 0 (from 0.5), against the
     default of its choice in the same cell."""
-    keys = [k for k in ("model", "dataset") if k in tab]
+    keys = [k for k in diagnostics.GROUP_KEYS if k in tab]
     out = []
     for (choice, *cell), g in tab.groupby(["choice"] + keys, sort=False):
         base = g[g["default"]].iloc[0]
@@ -86,7 +84,7 @@ def flags(tab: pd.DataFrame, columns=("table 1 mean", "mid-trace AUC")) -> list[
                 what = ("flips the sign of" if np.sign(a) != np.sign(b) and min(abs(a), abs(b)) >= 0.02 else
                         "halves" if abs(b) <= abs(a) / 2 else "doubles" if abs(b) >= 2 * abs(a) else None)
                 if what:
-                    out.append(f"{' · '.join(map(str, cell))}: {choice} = {row['value']} {what} the {col} "
+                    out.append(f"{' · '.join(map(str, cell[:2]))}: {choice} = {row['value']} {what} the {col} "
                                f"({base[col]:+.3f} → {row[col]:+.3f}).")
     return out
 

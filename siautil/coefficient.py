@@ -52,7 +52,8 @@ def _halves(records: pd.DataFrame, alpha: float) -> tuple[pd.DataFrame, pd.DataF
     """Trajectories from the first and the second half of each record's answers."""
     m = int(records["answers"].map(len).min())
     if m < 2:
-        raise estimators.RecordsError(f"the decoupled coefficient needs at least 2 answers per checkpoint, got {m}")
+        raise estimators.RecordsError(f"the decoupled coefficient needs at least 2 answers per checkpoint, got {m}: "
+                                      "sample the run with n_continuations >= 2 (better >= 8)")
     h = m // 2
     out = []
     for start in (0, h):
@@ -142,11 +143,9 @@ def baseline(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_d
             continue
         pooled = counts.sum(0) / counts.sum()
         draws = rng.multinomial(m, pooled, size=(n_draws, k)).astype(np.float64)
-        p = draws / m
-        with np.errstate(divide="ignore", invalid="ignore"):
-            h = -np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0).sum(-1)
+        h = estimators.plugin_entropy(draws)
         hits = draws[..., gold] if gold >= 0 else np.zeros((n_draws, k))
-        s = -np.log((hits + alpha) / (m + 2 * alpha))
+        s = estimators.gold_surprisal(hits, np.full_like(hits, m), alpha)
         r = _rowwise_corr(h, s)
         ok = np.isfinite(r)
         rows.append({**row, "baseline": float(r[ok].mean()) if ok.any() else np.nan,
@@ -187,7 +186,8 @@ def _mean_ci(values: np.ndarray, question: np.ndarray, n_resamples: int, seed: i
 def table(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_draws: int = 200,
           n_resamples: int = 1000, seed: int = 0, min_checkpoints: int = diagnostics.MIN_CHECKPOINTS) -> pd.DataFrame:
     """Per cell, every estimator's mean over questions with its 95% bootstrap interval, the
-    paper's mean over traces, the reliabilities behind ``corrected``, and a ``verdict`` read
+    paper's and the decoupled mean over traces, ``corrected`` (from the decoupled trace mean, as
+    :func:`validate` validates it) with the reliabilities behind it, and a ``verdict`` read
     from the decoupled interval: ``informative`` (above 0), ``misinformative`` (below 0) or
     ``cannot tell at this M`` (it contains 0: the run's continuations cannot tell information
     from noise)."""
@@ -198,6 +198,7 @@ def table(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_draw
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(groups, key))
         row["paper (trace mean)"] = float(g["paper"].mean())
+        row["decoupled (trace mean)"] = float(g["decoupled"].mean())
         for name in ("paper", "decoupled", "baseline", "excess"):
             mean, lo, hi, nq = _mean_ci(g[name].to_numpy(), g["question_id"].to_numpy(), n_resamples, seed)
             row.update({name: mean, f"{name} low": lo, f"{name} high": hi})
@@ -206,7 +207,8 @@ def table(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_draw
         lo, hi = row["decoupled low"], row["decoupled high"]
         row["verdict"] = ("informative" if lo > 0 else "misinformative" if hi < 0 else
                           "cannot tell at this M" if np.isfinite(lo) else "no interval")
-        row.update({"corrected": corrected(row["decoupled"], r_h, r_s), "r_H": r_h, "r_s": r_s,
+        # corrected from the trace mean, as validated (validate) and as the paper averages
+        row.update({"corrected": corrected(row["decoupled (trace mean)"], r_h, r_s), "r_H": r_h, "r_s": r_s,
                     "traces": len(g), "paper defined": int(g["paper"].notna().sum()),
                     "decoupled defined": int(g["decoupled"].notna().sum())})
         rows.append(row)

@@ -210,21 +210,23 @@ def one_hit(m: int, alpha: float = estimators.DEFAULT_ALPHA) -> float:
 
 
 def cumulative_gain(traj: pd.DataFrame, grid: np.ndarray = GRID, min_total: float | None = None,
-                    n_resamples: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    n_resamples: int = 1000, seed: int = 0,
+                    alpha: float = estimators.DEFAULT_ALPHA) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Figure 1: the cumulative information gain ``Ĝ_t = ŝ_0 - ŝ_t`` (Definition 11) against
     ``t / T``, mean over questions, for correct and incorrect traces. Returns ``(curves, counts)``.
 
     ``curves`` holds two measures (column ``measure``): ``"gain"``, ``Ĝ_t`` in nats for every
     trace; and ``"normalised"``, the paper's ``Ĝ_t / Ĝ_T`` for the traces whose total change
     ``|Ĝ_T|`` is at least ``min_total`` (default :func:`one_hit` at the run's ``M``: the ratio is
-    undefined or meaningless for the rest). ``counts`` gives, per group and correctness, how
+    undefined or meaningless for the rest; pass the ``alpha`` the trajectories were estimated
+    with). ``counts`` gives, per group and correctness, how
     many traces there are and in which of the two groups each one falls (every trace in
     exactly one). Positions are interpolated onto ``grid`` for the picture.
     """
     keys = _group_keys(traj) + TRACE
     traj = traj.sort_values(keys + ["t"]).copy()
     if min_total is None:
-        min_total = one_hit(int(traj["m"].max())) if "m" in traj else 1e-9
+        min_total = one_hit(int(traj["m"].max()), alpha) if "m" in traj else 1e-9
     g = traj.groupby(keys, sort=False)["surprisal"]
     s0, sT = g.transform("first"), g.transform("last")
     total = s0 - sT
@@ -448,7 +450,11 @@ def coarsen(records: pd.DataFrame, stride: int | None) -> pd.DataFrame:
 
 
 def shuffle_table(original: pd.DataFrame, shuffled: pd.DataFrame, **kw) -> pd.DataFrame:
-    """Table 2: mean coefficient of the original run beside the shuffled-prefix run."""
+    """Table 2: mean coefficient of the original run beside the shuffled-prefix run, both on
+    the questions the shuffled run holds (the two runs may have sampled different numbers)."""
+    cell = [k for k in ("model", "dataset") if k in original and k in shuffled]
+    common = shuffled[cell + ["question_id"]].drop_duplicates()
+    original = original.merge(common, on=cell + ["question_id"])
     a = alignment(original, **kw)
     b = alignment(shuffled, **kw)
     keys = [k for k in ("model", "dataset") if k in a]  # the two runs differ in `shuffled` and `run`

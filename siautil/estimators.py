@@ -242,6 +242,21 @@ def reextract(records: pd.DataFrame, mode: str) -> pd.DataFrame:
     return out
 
 
+def select(records: pd.DataFrame, extraction: str | None = None, answer_holding: bool = True) -> pd.DataFrame:
+    """``records`` with answers read again under ``extraction`` (:func:`reextract`; ``None``
+    keeps the run's own) and, with ``answer_holding=False``, without the checkpoints whose
+    prefix already holds a complete final answer."""
+    check_records(records)
+    if extraction is not None:
+        records = reextract(records, extraction)
+    if not answer_holding:
+        if "holds_answer" not in records:
+            raise RecordsError("these records have no holds_answer flag (written under protocol 1): "
+                               "answer-holding checkpoints cannot be excluded; sample the run again")
+        records = check_records(records[~records["holds_answer"].astype(bool)])
+    return records
+
+
 def estimate(records: pd.DataFrame, alpha: float = DEFAULT_ALPHA, estimator: str = "plugin",
              keep: int | None = None, extraction: str | None = None,
              answer_holding: bool = True) -> pd.DataFrame:
@@ -251,16 +266,9 @@ def estimate(records: pd.DataFrame, alpha: float = DEFAULT_ALPHA, estimator: str
     ``extraction`` reads the answers again under that mode first (:func:`reextract`; ``None``
     keeps the run's own). ``answer_holding=False`` drops the checkpoints whose prefix already
     holds a complete final answer (their entropy is near 0 and their surprisal set by the
-    trace's correctness alone, so they leak the label into every diagnostic)."""
-    check_records(records)
-    if extraction is not None:
-        records = reextract(records, extraction)
-    if not answer_holding:
-        if "holds_answer" not in records:
-            raise RecordsError("these records have no holds_answer flag (written under protocol 1): "
-                               "answer-holding checkpoints cannot be excluded; sample the run again")
-        records = records[~records["holds_answer"].astype(bool)]
-        check_records(records)
+    trace's correctness alone, so they leak the label into every diagnostic). Both through
+    :func:`select`."""
+    records = select(records, extraction, answer_holding)
     ac = count_answers(records["answers"], records["gold"], keep=keep)
     if np.any(ac.m == 0):
         bad = records.loc[ac.m == 0, ["question_id", "trace", "t"]].head(3).to_dict("records")

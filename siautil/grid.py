@@ -189,6 +189,8 @@ def records(profile: str, chosen: list[Cell] | None = None, runs_dir: str | Path
         elif not (path / store.CONFIG).exists():
             continue
         df = store.load_records(path)
+        if cell.limit is not None:  # a store may hold more questions than this cell asks for
+            df = df[df["question_index"] < cell.limit].reset_index(drop=True)
         df["shuffled"] = cell.settings.shuffle_prefix
         df["regime"] = regime(cell.model)
         frames.append(df)

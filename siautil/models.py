@@ -282,6 +282,7 @@ def load(name: str, precision: str | None = None, device: str | None = None, *, 
         tokenizer.pad_token = tokenizer.eos_token
     model.siautil_name = spec.name if spec else name
     model.siautil_precision = precision
+    model.siautil_weights = weights(name)
     return model, tokenizer
 
 

@@ -248,10 +248,12 @@ def gain_panels(gain: pd.DataFrame, counts: pd.DataFrame | None = None) -> plt.F
     (model, dataset); the top row ``Ĝ_t`` in nats for every trace, the bottom row the paper's
     ``Ĝ_t / Ĝ_T`` for the traces with a measurable total; correct against incorrect traces,
     each line labelled with how many traces it stands on (from ``counts``)."""
-    groups = list(gain.groupby(["model", "dataset"], sort=False))
+    keys = [k for k in ("model", "dataset", "shuffled", "run") if k in gain]
+    groups = list(gain.groupby(keys, sort=False))
     n = max(1, len(groups))
     fig, axes = plt.subplots(2, n, figsize=(5 * n, 7.5), squeeze=False)
-    for j, ((m, d), g) in enumerate(groups):
+    for j, (key, g) in enumerate(groups):
+        m, d = key[0], key[1]
         for i, (measure, ylabel) in enumerate((("gain", r"$\hat G_t$ (nats)"), ("normalised", r"$\hat G_t / \hat G_T$"))):
             h = g[g["measure"] == measure]
             if h.empty:
@@ -261,7 +263,8 @@ def gain_panels(gain: pd.DataFrame, counts: pd.DataFrame | None = None) -> plt.F
             for c in h["correct"]:
                 name = "correct" if c else "incorrect"
                 if counts is not None:
-                    row = counts[(counts["model"] == m) & (counts["dataset"] == d) & (counts["correct"] == c)]
+                    row = counts.merge(pd.DataFrame([dict(zip(keys, key))]), on=keys)
+                    row = row[row["correct"] == c]
                     n_tr = int(row["traces"].sum() if measure == "gain" else row["normalised"].sum())
                     name += f" ({n_tr} traces)"
                 labels.append(name)

@@ -143,6 +143,8 @@ LEGACY = ("written under protocol 1: every generation stopped at its first answe
 
 
 def _labelled(table: pa.Table, config: dict) -> pa.Table:
+    if "run" in table.column_names:  # written from load_records output: already labelled
+        return table
     n = table.num_rows
     return (table.append_column("run", pa.array([run_id(config)] * n, pa.string()))
                  .append_column("protocol", pa.array([int(config.get("protocol", 1))] * n, pa.int64())))
@@ -160,7 +162,8 @@ def load_records(paths: str | os.PathLike | Iterable[str | os.PathLike], arrow: 
     for path in map(Path, paths):
         if path.is_file():
             t = pq.read_table(path)  # a bare file has no configuration: its columns tell the protocol
-            tables.append(_labelled(t, {"file": path.name, "protocol": 2 if "continuations" in t.column_names else 1}))
+            tables.append(_labelled(t, {"file": str(path.resolve()),
+                                        "protocol": 2 if "continuations" in t.column_names else 1}))
             continue
         files = sorted((path / RECORDS).glob("q*.parquet"))
         if not (path / CONFIG).exists():

@@ -128,5 +128,21 @@ def test_every_choice_applies_to_a_real_run():
     assert finished.any() and last.loc[finished, "holds_answer"].all()
     assert not recs.loc[recs.t == 0, "holds_answer"].any()
     assert np.isfinite(holding.loc["in", "table 1 mean"])
+    # leaving out t = T (which holds the answer) moves the end-point of every trace's gain
+    assert holding.loc["out", "Ĝ_T correct"] != holding.loc["in", "Ĝ_T correct"]
+    extraction = tab[tab.choice == "extraction"].set_index("value").drop(columns=["choice", "default"])
+    assert not extraction.loc["strict-match"].equals(extraction.loc["flexible-extract"])
+    estimator = tab[tab.choice == "estimator"].set_index("value")["table 1 mean"]
+    assert estimator["paper"] != estimator["decoupled"]
     rw = choices.rewrites_answer(recs)
     assert rw["traces"].item() == 24 and 0 <= rw["share_rewriting"].item() <= 1
+
+
+def test_table_2_compares_the_same_questions():
+    orig = oracle.sample_run(oracle.aligned(), n_questions=8, n_traces=2, n_continuations=8, seed=1).assign(model="m")
+    shuf = oracle.sample_run(oracle.aligned(), n_questions=4, n_traces=2, n_continuations=8, seed=1,
+                             shuffle_prefix=True).assign(model="m")
+    t2 = D.shuffle_table(orig, shuf, n_resamples=10)
+    assert t2["questions_original"].item() <= 4 and t2["questions_shuffled"].item() <= 4
+    alone = D.alignment(orig[orig["question_id"].isin(shuf["question_id"])], n_resamples=10)
+    assert t2["trace_mean_original"].item() == pytest.approx(alone["trace_mean"].item())

@@ -85,6 +85,18 @@ def test_stop_rule_answer_stops_at_the_first_and_still_samples_t_equals_T():
     assert list(last["continuations"]) == ["Wait, "] * 3 and list(last["answers"]) == ["12"] * 3
 
 
+def test_a_trace_stopped_at_its_answer_keeps_keys_and_logits_for_t_equals_T():
+    eng = scripted(stop="answer")
+    prompt = eng.prompt_ids(Q)
+    (trace,) = eng.sample_traces(prompt, eng.generator(Q))
+    T = len(trace.tokens)
+    assert trace.reason == "answer" and T in trace.logits
+    assert trace.kv[0][0].shape[-2] == len(prompt) + T  # the last token was encoded too
+    with torch.no_grad():  # and the logits at T are those of a full forward pass
+        full = eng.model(torch.tensor([prompt + trace.tokens])).logits[0, -1]
+    torch.testing.assert_close(trace.logits[T], full, atol=1e-4, rtol=0)
+
+
 def test_a_checkpoint_with_no_budget_left_is_deterministic():
     recs = pd.DataFrame(scripted(max_new_tokens=20, stride=8).run_question(Q))
     assert recs["finish"].iloc[0] == "length" and recs["T"].iloc[0] == 20
@@ -196,3 +208,25 @@ def test_the_run_names_its_weights_and_smollm2_falls_back_to_the_hub(monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(models.ModelError, match="not installed and the hub is off"):
         models.weights("smollm2-135m-instruct")
+
+
+def test_bare_record_files_keep_their_runs_apart(tmp_path):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = _store(tmp_path, "a")
+    one = path / store.RECORDS / "q000000.parquet"
+    # two unlabelled copies with the same file name in different folders are two runs
+    for d in ("x", "y"):
+        (tmp_path / d).mkdir()
+        shutil.copy(one, tmp_path / d / "r.parquet")
+    both = store.load_records([tmp_path / "x" / "r.parquet", tmp_path / "y" / "r.parquet"])
+    assert both["run"].nunique() == 2 and set(both["protocol"]) == {runs.PROTOCOL}
+    # a file that already carries a run label keeps it
+    table = pq.read_table(one)
+    labelled = table.append_column("run", pa.array(["abc"] * table.num_rows)).append_column(
+        "protocol", pa.array([2] * table.num_rows, pa.int64()))
+    pq.write_table(labelled, tmp_path / "l.parquet")
+    assert set(store.load_records(tmp_path / "l.parquet")["run"]) == {"abc"}
