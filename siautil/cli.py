@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_merge)
 
     g = sub.add_parser("grid", help="run every (model, dataset) cell of a profile, then build the book")
-    g.add_argument("--profile", default="default", choices=["default", "paper", "paper-nf4"])
+    g.add_argument("--profile", default="default", choices=["default", "paper", "paper-nf4", "pilot"])
     g.add_argument("--runs-dir", help="where the run stores go (default: data/runs of this checkout)")
     g.add_argument("--shard", help="i/n: this machine takes every n-th question of every cell")
     g.add_argument("--no-book", action="store_true", help="sample only")

@@ -101,6 +101,23 @@ def trace_alignment(traj: pd.DataFrame, min_checkpoints: int = MIN_CHECKPOINTS) 
     return out.reset_index()
 
 
+def trace_summary(records: pd.DataFrame, min_checkpoints: int = MIN_CHECKPOINTS) -> pd.DataFrame:
+    """Per group, what a run's traces look like: questions, traces, accuracy, the share that
+    finished at EOS (not at the budget), the share with an answer under the run's extraction,
+    the mean length ``T``, and the share whose alignment coefficient is defined."""
+    if not _group_keys(records):
+        records = records.assign(model="all")
+    keys = _group_keys(records)
+    traces = records.drop_duplicates(keys + TRACE)
+    coefs = trace_alignment(estimators.estimate(records), min_checkpoints)
+    defined = coefs.groupby(keys, sort=False)["coefficient"].apply(lambda c: float(c.notna().mean()))
+    out = traces.groupby(keys, sort=False).agg(
+        questions=("question_id", "nunique"), traces=("trace", "size"), accuracy=("correct", "mean"),
+        finished=("finish", lambda f: float((f == "eos").mean())),
+        answered=("trace_answer", lambda a: float(a.notna().mean())), mean_T=("T", "mean"))
+    return out.join(defined.rename("coefficient defined")).reset_index()
+
+
 def _bootstrap_mean(values: np.ndarray, n_resamples: int, seed: int) -> tuple[float, float]:
     values = values[np.isfinite(values)]
     if len(values) < 2 or np.ptp(values) == 0:

@@ -59,6 +59,11 @@ PAPER = rollout.RolloutConfig(n_traces=4, n_continuations=16, stride=50, max_new
                               max_batch_rows=512, **PROTOCOL)
 SMOL = rollout.RolloutConfig(n_traces=2, n_continuations=6, stride=24, max_new_tokens=96,
                              max_batch_rows=64, **PROTOCOL)
+#: SmolLM2-135M-Instruct on 10 questions of each of the paper's datasets (and ARC-Easy) under the
+#: paper's protocol, with a budget long enough for most of its traces to finish: which datasets
+#: give signal, before a larger run is sized (``siautil grid --profile pilot --runs-dir data/pilot``).
+PILOT = rollout.RolloutConfig(n_traces=2, n_continuations=4, stride=96, max_new_tokens=384,
+                              max_batch_rows=64, **PROTOCOL)
 #: The toy models' own sampling chain, the one departure from :data:`PROTOCOL`: temperature 2.0
 #: and no nucleus. At the protocol's 0.7 the toy SFT and RL models are right every time, their
 #: answer distribution is a point mass from the first checkpoint, and the coefficient is
@@ -82,6 +87,9 @@ def cells(profile: str) -> list[Cell]:
         # Table 2 needs fewer questions than Table 1: the shuffled runs take half, to keep the
         # default book within its time
         return toy + [replace(toy[0].shuffled(), limit=50), replace(toy[1].shuffled(), limit=50)] + smol
+    if profile == "pilot":
+        return [Cell("smollm2-135m-instruct", d, PILOT, limit=10, needs_data=True)
+                for d in ("gsm8k", "svamp", "arc-easy", "arc-challenge")]
     if profile in ("paper", "paper-nf4"):
         precision = "nf4" if profile == "paper-nf4" else "bf16"
         out = [Cell(m, d, PAPER, precision=precision, needs_data=True)
@@ -92,7 +100,7 @@ def cells(profile: str) -> list[Cell]:
 
 
 #: The profiles :func:`cells` knows.
-PROFILES = ("default", "paper", "paper-nf4")
+PROFILES = ("default", "paper", "paper-nf4", "pilot")
 
 
 def default_runs_dir() -> Path:

@@ -281,3 +281,16 @@ def test_delong_without_clusters_matches_textbook_case():
     # Hanley & McNeil style check: perfect separation has zero variance
     y = np.array([1, 1, 0, 0], dtype=bool)
     assert D.clustered_auc_se(y, np.array([4.0, 3.0, 2.0, 1.0]), np.arange(4)) == 0.0
+
+
+def test_trace_summary_by_hand():
+    rows = []
+    for q, (correct, finish, answer) in enumerate([(True, "eos", "1"), (False, "length", None), (False, "eos", "2")]):
+        for t in (0, 1, 2):
+            rows.append(dict(question_id=f"q{q}", trace=0, t=t, T=2, answers=["1", "2"] if t < 2 else ["1", "1"],
+                             gold="1", correct=correct, finish=finish, trace_answer=answer))
+    s = D.trace_summary(pd.DataFrame(rows)).iloc[0]
+    assert (s["questions"], s["traces"]) == (3, 3)
+    assert s["accuracy"] == pytest.approx(1 / 3) and s["finished"] == pytest.approx(2 / 3)
+    assert s["answered"] == pytest.approx(2 / 3) and s["mean_T"] == 2
+    assert s["coefficient defined"] == 1.0

@@ -16,7 +16,7 @@ def test_profiles():
     assert len([c for c in cells if not c.settings.shuffle_prefix]) == 33
     assert all(c.precision == "bf16" and c.settings.max_new_tokens == 600 for c in cells)
     assert all(c.precision == "nf4" for c in grid.cells("paper-nf4"))
-    with pytest.raises(ValueError, match="profiles: default, paper, paper-nf4"):
+    with pytest.raises(ValueError, match="profiles: default, paper, paper-nf4, pilot"):
         grid.cells("nope")
 
 
