@@ -49,7 +49,8 @@ def corrected(decoupled_mean: float, r_h: float, r_s: float, min_reliability: fl
 
 
 def _halves(records: pd.DataFrame, alpha: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Trajectories from the first and the second half of each record's answers."""
+    """Trajectories from the first and the second half of each record's answers (``M/2``
+    each, ``M`` the smallest number of answers of a record: call it on one run at a time)."""
     m = int(records["answers"].map(len).min())
     if m < 2:
         raise estimators.RecordsError(f"the decoupled coefficient needs at least 2 answers per checkpoint, got {m}: "
@@ -82,6 +83,11 @@ def decoupled(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA,
     (either alone where the other is undefined). Returns ``(per trace, per cell reliabilities)``:
     the second frame holds ``r_H`` and ``r_s`` per group (:func:`_pooled_within`)."""
     estimators.check_records(records)
+    groups = [k for k in diagnostics.GROUP_KEYS if k in records]
+    if groups and records.groupby(groups, sort=False).ngroups > 1:  # each run splits its own M
+        parts = [decoupled(g, alpha, min_checkpoints) for _, g in records.groupby(groups, sort=False)]
+        return (pd.concat([p[0] for p in parts], ignore_index=True),
+                pd.concat([p[1] for p in parts], ignore_index=True))
     a, b = _halves(records, alpha)
     keys = diagnostics._group_keys(a) + diagnostics.TRACE
     r1 = diagnostics.trace_alignment(a.assign(surprisal=b["surprisal"]), min_checkpoints)

@@ -30,6 +30,16 @@ def test_decoupled_by_hand():
     assert rel["r_H"].item() == pytest.approx(np.corrcoef(h_a, h_b)[0, 1])
 
 
+def test_each_run_is_split_at_its_own_m():
+    # a run with M = 4 beside one with M = 32: the second must not be cut to halves of 2
+    small = oracle.sample_run(oracle.aligned(), n_questions=5, n_traces=2, n_continuations=4, seed=1).assign(model="a")
+    big = oracle.sample_run(oracle.aligned(), n_questions=5, n_traces=2, n_continuations=32, seed=1).assign(model="b")
+    together, _ = C.decoupled(pd.concat([small, big], ignore_index=True))
+    alone, _ = C.decoupled(big)
+    got = together[together.model == "b"]["coefficient"].to_numpy()
+    np.testing.assert_allclose(got, alone["coefficient"].to_numpy())
+
+
 def test_baseline_of_a_trace_whose_answers_never_change_is_undefined():
     recs = _records([["1", "1"]] * 4)
     b = C.baseline(recs, n_draws=50)

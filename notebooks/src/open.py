@@ -37,7 +37,7 @@ runs_dir = None
 limit = None
 budgets = [8, 16, 32, 64]     # M for the validation
 n_questions = 60              # oracle questions per setting and M
-sweep_questions = 20          # toy questions per sampling setting in the sweep
+sweep_questions = 12          # toy questions per sampling setting in the sweep
 sweep_temperatures = [1.6, 2.0, 2.4]
 sweep_top_p = [1.0, 0.9]
 
