@@ -5,7 +5,8 @@ what the whole grid costs, and one call that runs it and rebuilds the book.
   on easy word problems and SVAMP) with settings sized for a laptop CPU;
 * ``paper``: the paper's eleven models on GSM8K, SVAMP and ARC-Challenge, bf16 unquantised as
   released, for a GPU machine with the Hugging Face hub;
-* ``paper-nf4``: the same in 4-bit NF4, for GPUs under 24 GB (it changes ``p_θ`` itself).
+* ``paper-nf4``: the same in 4-bit NF4, for GPUs under 24 GB (it changes ``p_θ`` itself);
+* ``pilot``: SmolLM2-135M-Instruct on 10 questions of each benchmark, to see where it gives signal.
 
 Every profile follows the paper's protocol (:data:`PROTOCOL`: generations run to EOS or the
 budget, answers read with ``strict-match``, temperature and top-p only) and holds one sampling
