@@ -216,8 +216,9 @@ def reextract(records: pd.DataFrame, mode: str) -> pd.DataFrame:
     """``records`` with ``answers``, ``trace_answer`` and ``correct`` read again from the stored
     text under extraction ``mode`` (``"strict-match"`` or ``"flexible-extract"``), without
     sampling anything. Needs records written under protocol 2 (they keep ``prefix_text`` and
-    ``continuations``). ARC's last fallback (an answer given as an option's exact text) needs the
-    question's options, which records do not keep, so it is not applied here."""
+    ``continuations``). Records do not keep a multiple-choice question's options, so for ARC
+    any label A–E or 1–5 is accepted here and an answer given as an option's exact text is not
+    recognised: re-reading an ARC run can differ slightly from the answers it stored."""
     from .tasks import Question, get
     from .tasks.extract import check_mode
 
