@@ -40,6 +40,11 @@ ESTIMATORS = ("paper", "decoupled", "corrected", "baseline", "excess")
 MIN_RELIABILITY = 0.1
 
 
+#: A verdict needs the decoupled coefficient on at least this many questions: a bootstrap
+#: interval over fewer says nothing.
+MIN_QUESTIONS = 5
+
+
 def corrected(decoupled_mean: float, r_h: float, r_s: float, min_reliability: float = MIN_RELIABILITY) -> float:
     """Spearman's correction for attenuation of a decoupled mean, or NaN when either split-half
     reliability is below ``min_reliability``."""
@@ -196,7 +201,8 @@ def table(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_draw
     :func:`validate` validates it) with the reliabilities behind it, and a ``verdict`` read
     from the decoupled interval: ``informative`` (above 0), ``misinformative`` (below 0) or
     ``cannot tell at this M`` (it contains 0: the run's continuations cannot tell information
-    from noise)."""
+    from noise), or ``too few questions`` (fewer than :data:`MIN_QUESTIONS` with a defined
+    decoupled coefficient)."""
     traces, rel = per_trace(records, alpha, n_draws, seed, min_checkpoints)
     groups = [k for k in diagnostics.GROUP_KEYS if k in traces]
     rows = []
@@ -211,7 +217,9 @@ def table(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_draw
         r = rel.merge(pd.DataFrame([dict(zip(groups, key))]), on=groups) if groups else rel
         r_h, r_s = (float(r["r_H"].iloc[0]), float(r["r_s"].iloc[0])) if len(r) else (np.nan, np.nan)
         lo, hi = row["decoupled low"], row["decoupled high"]
-        row["verdict"] = ("informative" if lo > 0 else "misinformative" if hi < 0 else
+        n_q = g.dropna(subset=["decoupled"])["question_id"].nunique()
+        row["verdict"] = (f"too few questions ({n_q})" if n_q < MIN_QUESTIONS else
+                          "informative" if lo > 0 else "misinformative" if hi < 0 else
                           "cannot tell at this M" if np.isfinite(lo) else "no interval")
         # corrected from the trace mean, as validated (validate) and as the paper averages
         row.update({"corrected": corrected(row["decoupled (trace mean)"], r_h, r_s), "r_H": r_h, "r_s": r_s,

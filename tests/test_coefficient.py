@@ -54,6 +54,9 @@ def test_table_verdicts_follow_the_decoupled_interval():
     assert tab.loc["aligned", "verdict"] == "informative"
     assert tab.loc["none", "verdict"] == "cannot tell at this M"
     assert tab.loc["none", "paper"] > 0.8 and np.isnan(tab.loc["none", "corrected"])
+    few = C.table(runs["aligned"][runs["aligned"]["question_id"].isin(["oracle-0", "oracle-1"])], n_draws=5,
+                  n_resamples=50)
+    assert few["verdict"].item() == "too few questions (2)"
 
 
 def test_corrected_refuses_to_divide_noise_by_noise():
