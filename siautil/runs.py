@@ -66,6 +66,7 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
         return run.path
     lm, tok = loaded if loaded is not None else models.load(model, precision, device=device)
     engine = rollout.Engine(lm, tok, task_obj, settings, chat=models.is_chat(model, tok))
+    engine.prompt_ids(todo[0][1])  # settings the model cannot take fail here, before any sampling
     bar = tqdm(todo, desc=f"{model} × {task_obj.name}", unit="question", disable=not progress)
     start = time.perf_counter()
     for k, q in bar:

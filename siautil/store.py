@@ -67,7 +67,8 @@ def _diff(old: dict, new: dict) -> list[str]:
 
 class RunStore:
     """A run directory. ``RunStore.open(path, config)`` creates it or checks that it holds the
-    same configuration; ``done()`` lists finished questions; ``write(index, records)`` adds one."""
+    same configuration (a directory with no records yet takes the new one); ``done()`` lists
+    finished questions; ``write(index, records)`` adds one."""
 
     def __init__(self, path: Path, config: dict):
         self.path = Path(path)
@@ -78,6 +79,8 @@ class RunStore:
         path = Path(path)
         config = json.loads(json.dumps(config))  # normalise tuples etc. as JSON would store them
         existing = path / CONFIG
+        if existing.exists() and not any((path / RECORDS).glob("q*.parquet")):
+            existing.unlink()  # no finished work yet: a run that failed at once takes new settings
         if existing.exists():
             try:
                 stored = json.loads(existing.read_text())
