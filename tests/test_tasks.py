@@ -1,7 +1,6 @@
 """Loading the benchmarks: the real files (when present), fixtures in the official formats, errors."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
