@@ -1,7 +1,8 @@
 """The book pipeline: execute the chapter notebooks with papermill, then build with Jupyter Book.
 
-Sources live in ``notebooks/<name>.ipynb`` (a cell tagged ``parameters``, no outputs).
-Papermill executes each into ``book/<name>.ipynb``; the chapters and their order come from
+Sources live in ``notebooks/<name>.ipynb`` (a cell tagged ``parameters``, no outputs), each
+paired by jupytext (``jupytext.toml``) with ``notebooks/<name>.py`` in percent format, the side
+to edit and review; ``jupytext --sync notebooks/*.py`` brings the two together. Papermill executes each into ``book/<name>.ipynb``; the chapters and their order come from
 ``_toc.yml``. Jupyter Book v1 then compiles ``_build/html`` without executing anything.
 """
 

@@ -2,8 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -91,11 +89,30 @@ def test_notebook_sources_have_no_outputs_and_a_parameters_cell():
         assert "parameters" in tags, f"{path.name} has no cell tagged parameters"
 
 
-def test_notebooks_match_their_percent_sources():
-    srcs = sorted(str(p) for p in (ROOT / "notebooks" / "src").glob("*.py"))
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "nbsrc.py"), "--check", *srcs],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+def _cells(nb):
+    return [(c.cell_type, c.source.strip("\n"), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+
+def test_notebooks_are_in_sync_with_their_jupytext_sources():
+    """Each chapter is a jupytext pair, notebooks/<name>.py (percent) and notebooks/<name>.ipynb
+    (jupytext.toml): same cells, sources and tags on both sides, every cell tagged as the book
+    needs it. After editing one side: .venv/bin/jupytext --sync notebooks/*.py"""
+    jupytext = pytest.importorskip("jupytext")
+    pys = {p.stem for p in (ROOT / "notebooks").glob("*.py")}
+    ipynbs = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert pys == ipynbs, f"unpaired: {sorted(pys ^ ipynbs)}"
+    config = jupytext.config.load_jupytext_config(str(ROOT / "notebooks" / "theory.py"))
+    for name in sorted(pys):
+        ipynb = ROOT / "notebooks" / f"{name}.ipynb"
+        assert config.default_formats(str(ipynb)), f"{name}.ipynb is not paired by jupytext.toml"
+        py = jupytext.read(ROOT / "notebooks" / f"{name}.py")
+        nb = jupytext.read(ipynb)
+        hint = f"{name}.py and {name}.ipynb differ: run .venv/bin/jupytext --sync notebooks/{name}.py"
+        assert _cells(py) == _cells(nb), hint
+        first = nb.cells[0]
+        assert {"remove-cell", "colab-setup"} <= set(first.metadata.get("tags", [])), \
+            f"{name}: the first cell must be the hidden Colab set-up cell"
+        assert "google.colab" in first.source
 
 
 @pytest.mark.slow

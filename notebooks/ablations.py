@@ -1,3 +1,23 @@
+# ---
+# jupyter:
+#   jupytext:
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% tags=["remove-cell", "colab-setup"]
+# Colab: install siautil on first run (does nothing elsewhere)
+import importlib.util, subprocess, sys
+if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "siautil[book] @ git+https://github.com/siautil/sia-book"], check=True)
+
 # %% [markdown]
 # # Ablations: shuffled prefixes (Table 2) and the Monte-Carlo budget (Table 3)
 #
