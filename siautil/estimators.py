@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .errors import SiautilError
+
 RECORD_COLUMNS = ("question_id", "trace", "t", "T", "answers", "gold", "correct")
 
 #: Default pseudo-count of the gold-surprisal smoothing: ``p̂ = (hits + α) / (M + 2α)``.
@@ -27,7 +29,7 @@ RECORD_COLUMNS = ("question_id", "trace", "t", "T", "answers", "gold", "correct"
 DEFAULT_ALPHA = 0.5
 
 
-class RecordsError(ValueError):
+class RecordsError(SiautilError, ValueError):
     """Records that cannot be estimated from (missing columns, no answers, ...)."""
 
 

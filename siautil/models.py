@@ -12,8 +12,10 @@ from typing import Callable
 
 import torch
 
+from .errors import SiautilError
 
-class ModelError(ValueError):
+
+class ModelError(SiautilError, ValueError):
     """A model that cannot be resolved or loaded as asked."""
 
 

@@ -27,13 +27,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import SiautilError
+
 CONFIG = "config.json"
 RECORDS = "records"
 #: configuration keys that describe the machine, not the experiment: they may differ on resume
 VOLATILE = ("versions", "machine", "shard", "limit", "max_batch_rows")
 
 
-class RunStoreError(ValueError):
+class RunStoreError(SiautilError, ValueError):
     """A run directory that cannot be used as asked."""
 
 

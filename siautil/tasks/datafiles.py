@@ -13,6 +13,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from ..errors import SiautilError
+
 #: Environment variable naming the directory with the benchmark files in their official formats.
 DATA_ENV = "SIAUTIL_DATA_DIR"
 
@@ -25,7 +27,7 @@ CHECKOUT_DATA = Path(__file__).resolve().parents[2] / "data"
 _verified: dict[tuple[str, int, int], str] = {}
 
 
-class DataError(ValueError):
+class DataError(SiautilError, ValueError):
     """Benchmark data is missing or malformed."""
 
 
