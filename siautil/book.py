@@ -18,11 +18,13 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from .errors import SiautilError
+
 #: Cell tag papermill gives the cell it injects; the book hides that cell.
 INJECTED_TAG = "injected-parameters"
 
 
-class ChapterError(RuntimeError):
+class ChapterError(SiautilError, RuntimeError):
     """A chapter could not run: unknown chapter or parameter, or a failing cell."""
 
 
