@@ -1,4 +1,4 @@
-"""The paper's reported numbers, for comparison only (FORMULAS.md, "The paper's numbers")."""
+"""The paper's reported numbers, for comparison only (book/formulas.md, "The paper's numbers")."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def table1() -> pd.DataFrame:
 
 def regime(model: str) -> str:
     """The training regime of a registry model (``"?"`` for models outside the registry)."""
-    spec = models._full_registry().get(model)
+    spec = models.REGISTRY.get(model)
     return spec.regime if spec else "?"
 
 

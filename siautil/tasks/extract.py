@@ -3,7 +3,7 @@
 Conditional answer entropy is computed over extracted answers, so two spellings of one
 value must land in one class: every numeric answer is reduced to one canonical string per
 value (:func:`canonical_number`), and ``None`` is the paper's null answer ``∅`` for output
-with no parsable answer (FORMULAS.md, "Objects").
+with no parsable answer (book/formulas.md, "Objects").
 """
 
 from __future__ import annotations
