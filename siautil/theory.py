@@ -1,231 +1,48 @@
-"""Exact information theory on finite joint distributions, and numeric checks of the paper.
+"""The paper's results checked numerically on finite joint distributions.
 
 A joint distribution is a numpy array of non-negative numbers that sums to one; each axis
 is one random variable. The joints of the paper are laid out as ``(X, Z_1, ..., Z_T, A)``:
 axis 0 is the question, axes ``1..T`` the reasoning steps, the last axis the answer.
 Every quantity is in nats (natural logarithms), with ``0 log 0 = 0``.
 
-The definitions, lemmas and theorems referred to below are those of the paper, written
-out in ``shared/paper/FORMULAS.md``.
+The information-theory primitives (entropy, mutual information, KL, TV, the Fano, Pinsker
+and Fannes–Audenaert bounds) live in :mod:`siautil.infotheory` and are re-exported here, so
+``siautil.theory.entropy`` and the rest keep working. This module holds what is the paper's
+own: random and SIA joints, one :class:`Check` per lemma and theorem, and the tables behind
+the theory chapter. The definitions, lemmas and theorems referred to below are those of the
+paper, written out on the book's formulas page (``book/formulas.md``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
 
-#: Tolerance on ``sum(p) == 1``: a distribution whose total differs from one by more than
-#: this is rejected. Loose enough for float32 arrays of a few million cells, tight enough
-#: to catch an unnormalised table.
-SUM_TOL = 1e-6
-
-Axes = int | Sequence[int]
-
-
-# --------------------------------------------------------------------------------------
-# validation
-
-
-def validate_distribution(p, name: str = "p") -> np.ndarray:
-    """Return ``p`` as a float64 array after checking that it is a probability table.
-
-    Raises ``ValueError`` naming the problem: an empty or non-finite array, negative
-    entries, or a total that differs from one by more than :data:`SUM_TOL`.
-    """
-    arr = np.asarray(p, dtype=np.float64)
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty: a distribution needs at least one outcome")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite entries")
-    if np.any(arr < 0):
-        raise ValueError(
-            f"{name} has negative entries (smallest {arr.min():.3g}); probabilities must be >= 0"
-        )
-    total = arr.sum()
-    if abs(total - 1.0) > SUM_TOL:
-        raise ValueError(
-            f"{name} sums to {total:.9g}, not 1 (tolerance {SUM_TOL:g}); normalise it first"
-        )
-    return arr
-
-
-def _axes(axes: Axes, ndim: int, name: str) -> tuple[int, ...]:
-    tup = (axes,) if isinstance(axes, (int, np.integer)) else tuple(axes)
-    out = []
-    for a in tup:
-        if not -ndim <= a < ndim:
-            raise ValueError(f"{name} axis {a} is out of range for a joint with {ndim} axes")
-        out.append(int(a) % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name} names an axis twice: {tup}")
-    return tuple(out)
-
-
-def _same_shape(p: np.ndarray, q: np.ndarray) -> None:
-    if p.shape != q.shape:
-        raise ValueError(
-            f"P and Q have mismatched shapes {p.shape} and {q.shape}; "
-            "both must be distributions over the same alphabet"
-        )
-
-
-def marginal(p, keep: Axes) -> np.ndarray:
-    """The marginal of a joint on the axes ``keep``, in the order given."""
-    p = validate_distribution(p)
-    keep = _axes(keep, p.ndim, "keep")
-    drop = tuple(a for a in range(p.ndim) if a not in keep)
-    m = p.sum(axis=drop)
-    # after summing, the remaining axes are in increasing order; reorder to `keep`
-    order = np.argsort(np.argsort(keep))
-    return np.transpose(m, order) if m.ndim > 1 else m
-
-
-# --------------------------------------------------------------------------------------
-# Definitions 6-8 and their relatives
-
-
-def _h(p: np.ndarray) -> float:
-    nz = p[p > 0]
-    return float(-(nz * np.log(nz)).sum())
-
-
-def entropy(p) -> float:
-    """Shannon entropy ``H(P) = -sum p log p`` of a (joint) distribution (Definition 6)."""
-    return _h(validate_distribution(p))
-
-
-def binary_entropy(p) -> np.ndarray | float:
-    """``h_b(p) = -p log p - (1-p) log(1-p)`` for ``p`` in [0, 1] (used in Theorem 1, Lemma 5)."""
-    arr = np.asarray(p, dtype=np.float64)
-    if np.any((arr < 0) | (arr > 1)) or not np.all(np.isfinite(arr)):
-        raise ValueError("binary_entropy takes probabilities in [0, 1]")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = -np.where(arr > 0, arr * np.log(arr), 0.0) - np.where(
-            arr < 1, (1 - arr) * np.log1p(-arr), 0.0
-        )
-    return float(out) if out.ndim == 0 else out
-
-
-def conditional_entropy(p, of: Axes, given: Axes = ()) -> float:
-    """``H(of | given) = H(of, given) - H(given)`` on a joint (Definition 7).
-
-    Axes in neither ``of`` nor ``given`` are marginalised out.
-    """
-    p = validate_distribution(p)
-    of = _axes(of, p.ndim, "of")
-    given = _axes(given, p.ndim, "given")
-    if set(of) & set(given):
-        raise ValueError(f"axes {sorted(set(of) & set(given))} are in both `of` and `given`")
-    h_joint = _h(marginal(p, of + given))
-    h_given = _h(marginal(p, given)) if given else 0.0
-    return h_joint - h_given
-
-
-def mutual_information(p, a: Axes, b: Axes) -> float:
-    """``I(A; B) = H(A) - H(A | B)`` (Definition 8)."""
-    return conditional_mutual_information(p, a, b, ())
-
-
-def conditional_mutual_information(p, a: Axes, b: Axes, given: Axes = ()) -> float:
-    """``I(A; B | C) = H(A | C) - H(A | B, C)`` (the quantity of Lemmas 1 and 7)."""
-    p = validate_distribution(p)
-    a, b, given = (_axes(x, p.ndim, n) for x, n in ((a, "a"), (b, "b"), (given, "given")))
-    if set(a) & set(b) or set(a) & set(given) or set(b) & set(given):
-        raise ValueError("the axis groups of a conditional mutual information must be disjoint")
-    return conditional_entropy(p, a, given) - conditional_entropy(p, a, b + given)
-
-
-def kl_divergence(p, q) -> float:
-    """``KL(P || Q) = sum p log(p / q)``; infinite when ``P`` puts mass where ``Q`` has none."""
-    p = validate_distribution(p, "P")
-    q = validate_distribution(q, "Q")
-    _same_shape(p, q)
-    mask = p > 0
-    if np.any(q[mask] == 0):
-        return float("inf")
-    kl = float((p[mask] * (np.log(p[mask]) - np.log(q[mask]))).sum())
-    return max(kl, 0.0)  # KL >= 0 (Gibbs); rounding can leave -1e-17 for P == Q
-
-
-def total_variation(p, q) -> float:
-    """``TV(P, Q) = 1/2 sum |p - q|``."""
-    p = validate_distribution(p, "P")
-    q = validate_distribution(q, "Q")
-    _same_shape(p, q)
-    return float(0.5 * np.abs(p - q).sum())
-
-
-# --------------------------------------------------------------------------------------
-# bounds
-
-
-def _check_alphabet(n: int) -> int:
-    if int(n) != n or n < 2:
-        raise ValueError(f"alphabet size must be an integer >= 2, got {n}")
-    return int(n)
-
-
-def fano_lower_bound(h: float, n: int) -> float:
-    """Theorem 1 (Fano): the Bayes error of predicting an ``n``-ary answer is at least
-    ``(H(A | X, Z_<=t) - log 2) / log(n - 1)`` (clipped at 0). Needs ``n > 2``.
-    """
-    n = _check_alphabet(n)
-    if n <= 2:
-        raise ValueError("the Fano bound of Theorem 1 needs more than two answers (n > 2)")
-    if h < 0:
-        raise ValueError(f"an entropy cannot be negative, got {h}")
-    return max(0.0, (h - np.log(2)) / np.log(n - 1))
-
-
-def fano_error_bound(h: float, n: int) -> float:
-    """The sharp form of Fano's inequality: the smallest ``P_e`` in ``[0, 1 - 1/n]`` with
-    ``h_b(P_e) + P_e log(n - 1) >= h`` (Theorem 1 before its last relaxation).
-    """
-    n = _check_alphabet(n)
-    if h < 0 or h > np.log(n) + 1e-12:
-        raise ValueError(f"an entropy over {n} answers lies in [0, log {n}], got {h}")
-    pmax = 1 - 1 / n
-
-    def f(e):
-        return binary_entropy(e) + e * np.log(n - 1) - h
-
-    if h <= 0:
-        return 0.0
-    if f(pmax) <= 0:
-        return pmax
-    return float(brentq(f, 0.0, pmax, xtol=1e-14))
-
-
-def pinsker_tv_bound(kl: float) -> float:
-    """Pinsker's inequality (Lemma 5): ``TV(P, Q) <= sqrt(KL(P || Q) / 2)``."""
-    if kl < 0:
-        raise ValueError(f"a KL divergence cannot be negative, got {kl}")
-    return float(np.sqrt(kl / 2))
-
-
-def fannes_audenaert_bound(tv: float, n: int) -> float:
-    """Fannes–Audenaert (Lemma 5): ``|H(P) - H(Q)| <= T log(n - 1) + h_b(T)`` for
-    ``TV(P, Q) <= T <= 1 - 1/n``. Past ``1 - 1/n`` the bound is ``log n``, the largest
-    possible entropy gap, which is also the value the formula reaches there.
-    """
-    n = _check_alphabet(n)
-    if tv < 0:
-        raise ValueError(f"a total variation cannot be negative, got {tv}")
-    if tv >= 1 - 1 / n:
-        return float(np.log(n))
-    return float(tv * np.log(n - 1) + binary_entropy(tv))
-
-
-def epsilon(delta: float, n: int) -> float:
-    """The continuity modulus of Lemma 5: ``eps_n(delta) = sqrt(delta/2) log(n-1) + h_b(sqrt(delta/2))``.
-
-    If ``KL(P || Q) <= delta`` on an alphabet of ``n`` symbols then ``|H(P) - H(Q)| <= eps_n(delta)``.
-    """
-    return fannes_audenaert_bound(pinsker_tv_bound(delta), n)
+from .infotheory import (  # noqa: F401  (re-exported: callers use siautil.theory.<name>)
+    SUM_TOL,
+    Axes,
+    binary_entropy,
+    conditional_entropy,
+    conditional_mutual_information,
+    cross_entropy,
+    entropy,
+    epsilon,
+    fannes_audenaert_bound,
+    fano_error_bound,
+    fano_lower_bound,
+    kl_divergence,
+    marginal,
+    mutual_information,
+    pinsker_tv_bound,
+    row_entropy,
+    total_variation,
+    validate_distribution,
+    validate_pair,
+    xlogx,
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -348,6 +165,18 @@ def _layout(joint: np.ndarray) -> tuple[int, int]:
     return joint.ndim - 2, joint.ndim - 1
 
 
+def _joint(joint) -> tuple[np.ndarray, int, int]:
+    """A joint over ``(X, Z_1..Z_T, A)``, validated: ``(joint, T, answer axis)``."""
+    joint = validate_distribution(joint, "joint")
+    return (joint,) + _layout(joint)
+
+
+def _pair(p, q, names: tuple[str, str] = ("P", "Q")) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Two joints over ``(X, Z_1..Z_T, A)`` of one shape, validated: ``(p, q, T, answer axis)``."""
+    p, q = validate_pair(p, q, names)
+    return (p, q) + _layout(p)
+
+
 def _prefix(t: int) -> tuple[int, ...]:
     """The axes of ``(X, Z_1..Z_t)``."""
     return tuple(range(0, t + 1))
@@ -372,8 +201,7 @@ def _log_conditional(joint: np.ndarray, t: int) -> np.ndarray:
 
 def check_lemma1(joint, t: int) -> Check:
     """Lemma 1: ``E_q[g_t] = I_q(A; Z_t | X, Z_<t)`` with ``g_t`` the pointwise gain (Def. 10)."""
-    joint = validate_distribution(joint, "joint")
-    steps, a = _layout(joint)
+    joint, steps, a = _joint(joint)
     _check_t(t, steps)
     mask = joint > 0
     gain = _log_conditional(joint, t) - _log_conditional(joint, t - 1)
@@ -384,8 +212,7 @@ def check_lemma1(joint, t: int) -> Check:
 
 def check_proposition1(joint, t: int) -> list[Check]:
     """Proposition 1: ``H(A|X,Z_<=t) = H(A|X) - sum_i I(A; Z_i|X,Z_<i) = H(A|X) - I(A; Z_<=t|X)``."""
-    joint = validate_distribution(joint, "joint")
-    steps, a = _layout(joint)
+    joint, steps, a = _joint(joint)
     _check_t(t, steps)
     h_t = conditional_entropy(joint, a, _prefix(t))
     h_0 = conditional_entropy(joint, a, 0)
@@ -401,8 +228,7 @@ def check_proposition1(joint, t: int) -> list[Check]:
 
 def map_error(joint, t: int) -> float:
     """The Bayes (MAP) error of predicting ``A`` from ``(X, Z_<=t)``: ``1 - sum max_a q(x, z, a)``."""
-    joint = validate_distribution(joint, "joint")
-    steps, a = _layout(joint)
+    joint, steps, a = _joint(joint)
     _check_t(t, steps, lo=0)
     m = marginal(joint, _prefix(t) + (a,))
     return float(1.0 - m.max(axis=-1).sum())
@@ -410,8 +236,7 @@ def map_error(joint, t: int) -> float:
 
 def check_theorem1(joint, t: int) -> list[Check]:
     """Theorem 1 (Fano): ``H(A|X,Z_<=t) <= h_b(P_e) + P_e log(|A|-1)`` and the lower bound on ``P_e``."""
-    joint = validate_distribution(joint, "joint")
-    steps, a = _layout(joint)
+    joint, steps, a = _joint(joint)
     _check_t(t, steps, lo=0)
     n = joint.shape[a]
     h = conditional_entropy(joint, a, _prefix(t))
@@ -426,13 +251,8 @@ def check_theorem1(joint, t: int) -> list[Check]:
 
 def check_lemma2(p, q) -> Check:
     """Lemma 2: ``E_p[-log q(S)] = H(p) + KL(p || q)`` (cross-entropy decomposition)."""
-    p = validate_distribution(p, "P")
-    q = validate_distribution(q, "Q")
-    _same_shape(p, q)
-    mask = p > 0
-    with np.errstate(divide="ignore"):
-        cross = float(-(p[mask] * np.log(q[mask])).sum())
-    return Check("Lemma 2", "=", cross, entropy(p) + kl_divergence(p, q), None,
+    p, q = validate_pair(p, q)
+    return Check("Lemma 2", "=", cross_entropy(p, q), entropy(p) + kl_divergence(p, q), None,
                  "cross-entropy = H(p) + KL(p||q)")
 
 
@@ -457,25 +277,17 @@ def _kl_terms(p: np.ndarray, q: np.ndarray) -> list[tuple[int, float, float, flo
     return out
 
 
-def _pair(p, q) -> tuple[np.ndarray, np.ndarray]:
-    p = validate_distribution(p, "P")
-    q = validate_distribution(q, "Q")
-    _same_shape(p, q)
-    _layout(p)
-    return p, q
-
-
 def check_lemma3(p, q) -> list[Check]:
     """Lemma 3 (chain rule of KL), for each ``x`` as stated:
     ``KL(p(Z,A|x) || q(Z,A|x)) = KL(p(Z|x) || q(Z|x)) + E_{p(Z|x)}[KL(p(A|x,Z) || q(A|x,Z))]``."""
-    p, q = _pair(p, q)
+    p, q, _, _ = _pair(p, q)
     return [Check("Lemma 3", "=", jk, zk + ak, None, "KL chain rule given x", x) for x, jk, zk, ak in _kl_terms(p, q)]
 
 
 def check_lemma4(p, q) -> list[Check]:
     """Lemma 4, for each ``x``: if the joint KL of Lemma 3 given ``x`` is at most δ, so is each of
     its two terms (δ = that KL)."""
-    p, q = _pair(p, q)
+    p, q, _, _ = _pair(p, q)
     out = []
     for x, jk, zk, ak in _kl_terms(p, q):
         out.append(Check("Lemma 4", "<=", zk, jk, None, "KL of the trace given x <= joint KL given x", x))
@@ -485,9 +297,7 @@ def check_lemma4(p, q) -> list[Check]:
 
 def check_lemma5(p, q) -> Check:
     """Lemma 5: ``|H(P) - H(Q)| <= eps_n(KL(P || Q))`` with ``n`` the alphabet size."""
-    p = validate_distribution(p, "P")
-    q = validate_distribution(q, "Q")
-    _same_shape(p, q)
+    p, q = validate_pair(p, q)
     return Check("Lemma 5", "<=", abs(entropy(p) - entropy(q)), epsilon(kl_divergence(p, q), p.size),
                  None, "entropy continuity under KL")
 
@@ -506,10 +316,7 @@ def _cond_entropy_bound(p: np.ndarray, q: np.ndarray, given: tuple[int, ...], a:
 def check_lemma6(p, q, t: int) -> Check:
     """Lemma 6: ``|H_P(A|X,Z_<=t) - H_Q(A|X,Z_<=t)| <= eps_{|A||XZ|}(δ) + eps_{|XZ|}(δ)``, δ the KL
     of the ``(X, Z_<=t, A)`` marginals."""
-    p = validate_distribution(p, "P")
-    q = validate_distribution(q, "Q")
-    _same_shape(p, q)
-    steps, a = _layout(p)
+    p, q, steps, a = _pair(p, q)
     _check_t(t, steps, lo=0)
     err, bound = _cond_entropy_bound(p, q, _prefix(t), a)
     return Check("Lemma 6", "<=", err, bound, t, "conditional-entropy continuity")
@@ -518,10 +325,7 @@ def check_lemma6(p, q, t: int) -> Check:
 def check_lemma7(p, q, t: int) -> Check:
     """Lemma 7: the error on ``I(A; Z_t | X, Z_<t)`` is at most the sum of the Lemma 6 bounds of
     ``H(A|X,Z_<t)`` and ``H(A|X,Z_<=t)``."""
-    p = validate_distribution(p, "P")
-    q = validate_distribution(q, "Q")
-    _same_shape(p, q)
-    steps, a = _layout(p)
+    p, q, steps, a = _pair(p, q)
     _check_t(t, steps)
     cmi_p = conditional_mutual_information(p, a, t, _prefix(t - 1))
     cmi_q = conditional_mutual_information(q, a, t, _prefix(t - 1))
@@ -536,10 +340,7 @@ def check_theorem2(data, model, t: int) -> Check:
     ``I_θ(A; Z_<=t | X) >= γ - ε``. Written as ``γ - ε <= I_θ``; informative (``γ - ε > 0``)
     only when the model is close enough to the data, which ``note`` records.
     """
-    p = validate_distribution(data, "data")
-    q = validate_distribution(model, "model")
-    _same_shape(p, q)
-    steps, a = _layout(p)
+    p, q, steps, a = _pair(data, model, ("data", "model"))
     _check_t(t, steps)
     gamma = conditional_mutual_information(p, a, tuple(range(1, t + 1)), 0)
     i_theta = conditional_mutual_information(q, a, tuple(range(1, t + 1)), 0)
@@ -553,8 +354,7 @@ def check_theorem2(data, model, t: int) -> Check:
 def check_all(joint, other=None, ts: Iterable[int] | None = None) -> list[Check]:
     """Every result of the paper evaluated on ``joint`` (and, for the two-distribution results,
     on the pair ``(joint, other)``), at each prefix length in ``ts`` (default all)."""
-    joint = validate_distribution(joint, "joint")
-    steps, _ = _layout(joint)
+    joint, steps, _ = _joint(joint)
     ts = list(range(1, steps + 1)) if ts is None else list(ts)
     out: list[Check] = []
     for t in ts:
@@ -612,15 +412,13 @@ def survey(
 
 def entropy_trajectory(joint) -> np.ndarray:
     """``H(A | X, Z_<=t)`` for ``t = 0..T`` (Proposition 1's progress variable)."""
-    joint = validate_distribution(joint, "joint")
-    steps, a = _layout(joint)
+    joint, steps, a = _joint(joint)
     return np.array([conditional_entropy(joint, a, _prefix(t)) for t in range(steps + 1)])
 
 
 def information_trajectory(joint) -> np.ndarray:
     """``I(A; Z_<=t | X)`` for ``t = 0..T`` (Definition 11, in expectation)."""
-    joint = validate_distribution(joint, "joint")
-    steps, a = _layout(joint)
+    joint, steps, a = _joint(joint)
     return np.array(
         [0.0] + [conditional_mutual_information(joint, a, tuple(range(1, t + 1)), 0)
                  for t in range(1, steps + 1)]
@@ -684,8 +482,7 @@ def continuity_points(n_pairs: int = 300, n: int = 6, seed: int = 0, max_scale: 
 def telescoping(joint) -> pd.DataFrame:
     """Proposition 1 step by step: the drop ``H(A|X) - H(A|X,Z_<=t)`` beside the running sum of
     the per-step conditional mutual informations ``I(A; Z_i | X, Z_<i)``."""
-    joint = validate_distribution(joint, "joint")
-    steps, a = _layout(joint)
+    joint, steps, a = _joint(joint)
     h = entropy_trajectory(joint)
     step_cmi = [conditional_mutual_information(joint, a, i, _prefix(i - 1)) for i in range(1, steps + 1)]
     return pd.DataFrame({
