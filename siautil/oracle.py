@@ -30,6 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .checkpoints import checkpoints
+from .infotheory import row_entropy
+
 
 @dataclass(frozen=True)
 class OracleConfig:
@@ -111,11 +114,6 @@ def exact_answer_distribution(cfg: OracleConfig, pi: np.ndarray, w: np.ndarray,
     return out
 
 
-def _entropy(p: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return -np.where(p > 0, p * np.log(p), 0.0).sum(-1)
-
-
 def sample_run(cfg: OracleConfig, n_questions: int = 50, n_traces: int = 4, n_continuations: int = 16,
                stride: int = 5, seed: int = 0, shuffle_prefix: bool = False) -> pd.DataFrame:
     """Sample a run from the oracle in the record format of :mod:`siautil.estimators`.
@@ -129,7 +127,7 @@ def sample_run(cfg: OracleConfig, n_questions: int = 50, n_traces: int = 4, n_co
         raise ValueError(f"stride must be a positive number of tokens, got {stride}")
     rng = np.random.default_rng(seed)
     k, steps = cfg.n_answers, cfg.steps
-    checkpoints = sorted(set(range(0, steps + 1, stride)) | {steps})
+    ts = checkpoints(steps, stride)
     labels = np.array([str(a) for a in range(k)] + [None], dtype=object)
     rows = []
     for q in range(n_questions):
@@ -145,7 +143,8 @@ def sample_run(cfg: OracleConfig, n_questions: int = 50, n_traces: int = 4, n_co
         tokens = np.where(reveal, s, rng.integers(k, size=(n_traces, steps)))
         final = np.where(rng.random(n_traces) < cfg.null, k, s[:, -1])
         exact = exact_answer_distribution(cfg, pi, w, tokens)
-        for t in checkpoints:
+        true_entropy = row_entropy(exact)  # (N, T + 1)
+        for t in ts:
             if shuffle_prefix and t > 1:
                 perm = np.argsort(rng.random((n_traces, t)), axis=1)
                 shuffled = np.concatenate([np.take_along_axis(tokens[:, :t], perm, 1), tokens[:, t:]], 1)
@@ -157,7 +156,7 @@ def sample_run(cfg: OracleConfig, n_questions: int = 50, n_traces: int = 4, n_co
             draws = np.minimum((u > cum[:, None, :]).sum(-1), k)
             for n in range(n_traces):
                 rows.append((f"oracle-{q}", n, t, steps, list(labels[draws[n]]), str(gold),
-                             bool(final[n] == gold), float(_entropy(exact[n, t])), float(exact[n, t, gold])))
+                             bool(final[n] == gold), float(true_entropy[n, t]), float(exact[n, t, gold])))
     return pd.DataFrame(rows, columns=["question_id", "trace", "t", "T", "answers", "gold", "correct",
                                        "true_entropy", "true_gold_prob"])
 
