@@ -245,3 +245,65 @@ def test_an_install_without_data_says_how_to_get_it(monkeypatch):
     monkeypatch.setattr(datafiles, "CHECKOUT_DATA", Path("/nonexistent/data"))
     with pytest.raises(DataError, match="no data/ folder. Clone the repository"):
         tasks.get("gsm8k").load(source="files")
+
+
+def _fingerprint(questions):
+    import hashlib
+
+    return hashlib.sha256(repr([(q.id, q.text, q.gold) for q in questions]).encode()).hexdigest()[:16]
+
+
+def test_generated_test_splits_are_unchanged():
+    # the book's numbers depend on these questions: fingerprints taken before Task.load's hook (#13)
+    assert _fingerprint(tasks.get("easy").load()) == "f73d4b4574a83016"
+    assert _fingerprint(tasks.get("toy").load()) == "d5578bd10e1b167d"
+    # easy's train split is n_train questions of its own stream; its first 200 are the old split
+    train = tasks.get("easy").load("train")
+    assert len(train) == 1000 and _fingerprint(train[:200]) == "50346f9805219fcd"
+    assert len(tasks.get("easy", n_train=30).load("train")) == 30
+    assert not {q.text for q in tasks.get("easy").load()} >= {q.text for q in train}
+
+
+@pytest.mark.parametrize("name", ["toy", "easy"])
+def test_load_does_split_sample_and_limit_for_generated_tasks(name):
+    t = tasks.get(name)
+    every = t.load()
+    assert len(every) == t.size and t.load(limit=5) == every[:5]
+    picked = t.load(sample=8, seed=2)
+    assert picked == t.load(sample=8, seed=2) and set(q.id for q in picked) <= {q.id for q in every}
+    assert t.load(sample=8, seed=2, limit=3) == picked[:3]
+    with pytest.raises(ValueError, match=f"{name} has no split 'dev'; its splits are: test, train"):
+        t.load("dev")
+
+
+def test_a_task_says_whether_it_reads_files():
+    assert [tasks.get(n).needs_files for n in ("gsm8k", "svamp", "arc-easy", "arc-challenge")] == [True] * 4
+    assert not tasks.get("toy").needs_files and not tasks.get("easy").needs_files
+    assert [tasks.get(n).size for n in ("gsm8k", "svamp", "arc-challenge", "arc-easy")] == [
+        EXPECTED["gsm8k", "test"], EXPECTED["svamp", "test"], EXPECTED["arc-challenge", "test"],
+        EXPECTED["arc-easy", "test"]]
+
+
+def test_hooks_are_abstract():
+    class Half(tasks.NumericTask):  # no questions
+        name = "half"
+
+    with pytest.raises(TypeError, match="_questions"):
+        Half()
+
+    class NoHub(tasks.FileTask, tasks.NumericTask):
+        name = "nohub"
+
+        def _from_files(self, directory, split):
+            return iter([])
+
+    with pytest.raises(TypeError, match="_from_hub"):
+        NoHub()
+
+    class Made(tasks.NumericTask):
+        name = "made"
+
+        def _questions(self, split, data_dir, source):
+            return (tasks.Question(str(i), f"{i}+0?", str(i)) for i in range(10))
+
+    assert [q.id for q in Made().load(limit=3)] == ["0", "1", "2"]

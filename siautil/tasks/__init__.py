@@ -6,8 +6,10 @@
     >>> task.extract_answer("... so she pays $1,234.50. The answer is 1234.5")
     '1234.5'
 
-A new benchmark is a subclass of :class:`NumericTask` or :class:`ChoiceTask` (or
-:class:`Task`) and one :func:`register` call.
+A new benchmark is a subclass of :class:`NumericTask` or :class:`ChoiceTask` (with
+:class:`FileTask` first when it reads files: it implements ``_from_files`` and ``_from_hub``;
+a generated task implements ``_questions``) and one :func:`register` call. ``Task.load``
+does the split check, ``sample`` and ``limit`` for every task.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .arc import ARC
-from .base import DATA_ENV, ChoiceTask, DataError, NumericTask, Question, Task
+from .base import DATA_ENV, ChoiceTask, DataError, FileTask, NumericTask, Question, Task
 from .extract import canonical_number, extract_choice, extract_number
 from .gsm8k import GSM8K
 from .svamp import SVAMP
@@ -52,6 +54,6 @@ register("toy", ToyTask)
 register("easy", EasyArithmetic)
 
 __all__ = [
-    "ARC", "DATA_ENV", "EasyArithmetic", "ChoiceTask", "DataError", "GSM8K", "NumericTask", "Question", "SVAMP", "Task", "ToyTask",
+    "ARC", "DATA_ENV", "EasyArithmetic", "ChoiceTask", "DataError", "FileTask", "GSM8K", "NumericTask", "Question", "SVAMP", "Task", "ToyTask",
     "canonical_number", "extract_choice", "extract_number", "get", "names", "register",
 ]

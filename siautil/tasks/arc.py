@@ -6,10 +6,13 @@ import random
 from pathlib import Path
 from typing import Iterator
 
-from .base import ChoiceTask, DataError, Question, field_of, hub_rows, read_jsonl, require_file
+from .base import ChoiceTask, DataError, FileTask, Question, field_of, hub_rows, read_jsonl, require_file
+
+#: questions in each subset's test split
+SIZES = {"Challenge": 1172, "Easy": 2376}
 
 
-class ARC(ChoiceTask):
+class ARC(FileTask, ChoiceTask):
     """``subset`` is ``"Challenge"`` or ``"Easy"``. Labels are kept as the data has them
     (``A``–``E``, or ``1``–``5`` for some questions)."""
 
@@ -17,10 +20,11 @@ class ARC(ChoiceTask):
 
     def __init__(self, subset: str = "Challenge", **kwargs):
         super().__init__(**kwargs)
-        if subset not in ("Challenge", "Easy"):
+        if subset not in SIZES:
             raise ValueError(f"ARC subset must be 'Challenge' or 'Easy', got {subset!r}")
         self.subset = subset
         self.name = f"arc-{subset.lower()}"
+        self.size = SIZES[subset]
 
     def _question(self, qid: str, stem: str, labels, texts, key, where: str) -> Question:
         options = tuple((str(lab).strip(), str(txt).strip()) for lab, txt in zip(labels, texts))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import abc
+import itertools
 import json
 import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from . import extract
 from .datafiles import DATA_ENV, DataError, data_dir as default_data_dir, verified
@@ -25,13 +27,15 @@ class Question:
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
-class Task:
-    """A benchmark: subclasses set the class attributes and implement the hooks below.
+class Task(abc.ABC):
+    """A benchmark: subclasses set the class attributes and implement the abstract hooks.
 
-    ``load`` returns questions; ``prompt`` renders one for a chat or a base model;
-    ``extract_answer`` reads the final answer from generated text (``None`` is the null
-    answer); ``answer_complete`` says when a continuation can stop because its final answer
-    is written.
+    ``load`` returns questions (split checking, sampling and limits for every task; the
+    questions themselves come from the hook ``_questions``: files or the hub for
+    :class:`FileTask`, a generator for the synthetic tasks); ``prompt`` renders one for a chat
+    or a base model; ``extract_answer`` reads the final answer from generated text (``None`` is
+    the null answer); ``answer_complete`` says when a continuation can stop because its final
+    answer is written.
     """
 
     name: str = ""
@@ -42,6 +46,10 @@ class Task:
     instruction: str = ""
     #: how a worked example ends in few-shot prompts
     answer_format: str = "The answer is {answer}."
+    #: whether the questions are read from benchmark files (or the hub); False for generated tasks
+    needs_files: bool = False
+    #: questions in the default split (what a run without a limit samples); None: not known
+    size: int | None = None
 
     def __init__(self, instruction: str | None = None, data_dir: str | os.PathLike | None = None):
         if instruction is not None:
@@ -56,35 +64,28 @@ class Task:
     def load(self, split: str | None = None, limit: int | None = None, sample: int | None = None,
              seed: int = 0, data_dir: str | os.PathLike | None = None,
              source: str = "auto") -> list[Question]:
-        """Questions of ``split`` in file order.
+        """Questions of ``split`` in file (or generation) order.
 
         ``sample`` draws that many questions at random (seeded) before ``limit`` keeps the first
-        ``limit``. ``source`` is ``"files"`` (the official files in ``data_dir``, else
-        ``$SIAUTIL_DATA_DIR``, else the checkout's ``data/``), ``"hub"`` (Hugging Face datasets),
-        or ``"auto"`` (files when there is a directory, else the hub).
+        ``limit``. For a :class:`FileTask`, ``source`` is ``"files"`` (the official files in
+        ``data_dir``, else ``$SIAUTIL_DATA_DIR``, else the checkout's ``data/``), ``"hub"``
+        (Hugging Face datasets), or ``"auto"`` (files when there is a directory, else the hub);
+        a generated task needs neither.
         """
         split = split or self.default_split
         if split not in self.splits:
             raise ValueError(f"{self.name} has no split {split!r}; its splits are: {', '.join(self.splits)}")
-        directory = default_data_dir(data_dir or self.data_dir)
-        if source == "files" or (source == "auto" and directory):
-            questions = list(self._from_files(resolve_data_dir(directory, self), split))
-        elif source in ("hub", "auto"):
-            questions = list(self._from_hub(split))
-        else:
-            raise ValueError(f"source must be 'auto', 'files' or 'hub', got {source!r}")
-        if sample is not None:
-            rng = random.Random(seed)
-            questions = rng.sample(questions, min(sample, len(questions)))
-        if limit is not None:
-            questions = questions[:limit]
-        return questions
+        questions = self._questions(split, data_dir or self.data_dir, source)
+        if sample is None:  # a generated task makes only the first ``limit``
+            return list(itertools.islice(questions, limit))
+        questions = list(questions)
+        picked = random.Random(seed).sample(questions, min(sample, len(questions)))
+        return picked[:limit] if limit is not None else picked
 
-    def _from_files(self, directory: Path, split: str) -> Iterator[Question]:
-        raise NotImplementedError
-
-    def _from_hub(self, split: str) -> Iterator[Question]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _questions(self, split: str, data_dir: str | os.PathLike | None, source: str) -> Iterable[Question]:
+        """Every question of ``split`` (a known one), in order: read from files or the hub, or
+        generated. ``data_dir`` and ``source`` are :meth:`load`'s, for tasks that read files."""
 
     def few_shot_examples(self, k: int, seed: int = 0, data_dir=None) -> list[tuple[Question, str]]:
         """``k`` worked examples ``(question, solution text)`` for base-model prompts."""
@@ -128,14 +129,15 @@ class Task:
 
     # ------------------------------------------------------------------ answers
 
+    @abc.abstractmethod
     def extract_answer(self, text: str, question: Question | None = None,
                        mode: str = "flexible-extract") -> str | None:
         """The final answer written in ``text`` (``None``: the null answer), read under an
         extraction ``mode`` of :data:`siautil.tasks.extract.EXTRACTION_MODES`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def canonical_gold(self, raw: Any) -> str:
-        raise NotImplementedError
+        """A gold answer as the data writes it, in the canonical form answers are compared in."""
 
     def is_correct(self, answer: str | None, question: Question) -> bool:
         """Whether an extracted answer equals the question's gold answer (``None`` never does)."""
@@ -220,6 +222,29 @@ def hub_rows(repo: str, config: str | None, split: str) -> Sequence[dict]:
             f"could not load {repo}{'/' + config if config else ''} ({split}) from the Hugging Face hub: "
             f"{type(e).__name__}: {str(e)[:200]}. Offline? Point data_dir or ${DATA_ENV} at the official files."
         ) from None
+
+
+class FileTask(Task):
+    """A benchmark whose questions are read from its official files or the Hugging Face hub:
+    subclasses implement both readers."""
+
+    needs_files = True
+
+    def _questions(self, split: str, data_dir: str | os.PathLike | None, source: str) -> list[Question]:
+        directory = default_data_dir(data_dir)
+        if source == "files" or (source == "auto" and directory):
+            return list(self._from_files(resolve_data_dir(directory, self), split))
+        if source in ("hub", "auto"):
+            return list(self._from_hub(split))
+        raise ValueError(f"source must be 'auto', 'files' or 'hub', got {source!r}")
+
+    @abc.abstractmethod
+    def _from_files(self, directory: Path, split: str) -> Iterator[Question]:
+        """The questions of ``split`` from the official files in ``directory``."""
+
+    @abc.abstractmethod
+    def _from_hub(self, split: str) -> Iterator[Question]:
+        """The questions of ``split`` from the Hugging Face hub."""
 
 
 class NumericTask(Task):

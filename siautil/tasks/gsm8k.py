@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from .base import GoldErrors, NumericTask, Question, field_of, hub_rows, read_jsonl, require_file
+from .base import FileTask, GoldErrors, NumericTask, Question, field_of, hub_rows, read_jsonl, require_file
 
 _CALC = re.compile(r"<<[^>]*>>")
 
@@ -20,8 +20,9 @@ def split_solution(answer: str) -> tuple[str, str]:
     return _CALC.sub("", body).strip(), gold.strip()
 
 
-class GSM8K(NumericTask):
+class GSM8K(FileTask, NumericTask):
     name = "gsm8k"
+    size = 1319
     splits = ("test", "train")
 
     def _records(self, rows, source: str, ids_from: str) -> Iterator[Question]:

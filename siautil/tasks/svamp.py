@@ -7,14 +7,15 @@ import random
 from pathlib import Path
 from typing import Iterator
 
-from .base import DataError, GoldErrors, NumericTask, Question, field_of, hub_rows, read_jsonl, require_file
+from .base import DataError, FileTask, GoldErrors, NumericTask, Question, field_of, hub_rows, read_jsonl, require_file
 
 
-class SVAMP(NumericTask):
+class SVAMP(FileTask, NumericTask):
     """``split="all"``: the 1,000 problems of ``SVAMP.json``; ``"test"``: the 300-question
     ChilleD/SVAMP test split; ``"train"``: the other 700 (used for few-shot examples)."""
 
     name = "svamp"
+    size = 300
     default_split = "test"
     splits = ("test", "all", "train")
 

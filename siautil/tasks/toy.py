@@ -17,8 +17,10 @@ per split, so train and test never share a stream and everything is reproducible
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
+from typing import Iterator
 
 from .base import NumericTask, Question
 
@@ -81,22 +83,26 @@ class ToyTask(NumericTask):
         super().__init__(**kwargs)
         self.steps, self.modulus, self.n_test, self.n_train, self.seed = steps, modulus, n_test, n_train, seed
 
-    def problems(self, split: str = "test", n: int | None = None) -> list[Problem]:
-        n = n if n is not None else (self.n_test if split == "test" else self.n_train)
-        rng = random.Random(f"toy:{self.seed}:{self.steps}:{self.modulus}:{split}")
-        return [sample_problem(rng, self.steps, self.modulus) for _ in range(n)]
+    @property
+    def size(self) -> int:
+        return self.n_test
 
-    def load(self, split: str | None = None, limit: int | None = None, sample: int | None = None,
-             seed: int = 0, data_dir=None, source: str = "auto") -> list[Question]:
-        split = split or self.default_split
-        if split not in self.splits:
-            raise ValueError(f"toy has no split {split!r}; its splits are: test, train")
-        n = limit if (limit is not None and sample is None) else None
-        qs = [Question(id=f"toy{self.steps}-{split}-{i}", text=p.question(), gold=str(p.answer()),
-                       meta={"problem": p}) for i, p in enumerate(self.problems(split, n))]
-        if sample is not None:
-            qs = random.Random(seed).sample(qs, min(sample, len(qs)))
-        return qs[:limit] if limit is not None else qs
+    def problems(self, split: str = "test", n: int | None = None) -> list[Problem]:
+        """The first ``n`` problems of ``split``'s stream (default: all of the split's)."""
+        return list(itertools.islice(self._stream(split), n if n is not None else self._count(split)))
+
+    def _count(self, split: str) -> int:
+        return self.n_test if split == "test" else self.n_train
+
+    def _stream(self, split: str) -> Iterator[Problem]:
+        rng = random.Random(f"toy:{self.seed}:{self.steps}:{self.modulus}:{split}")
+        while True:
+            yield sample_problem(rng, self.steps, self.modulus)
+
+    def _questions(self, split: str, data_dir=None, source: str = "auto") -> Iterator[Question]:
+        for i, p in enumerate(itertools.islice(self._stream(split), self._count(split))):
+            yield Question(id=f"toy{self.steps}-{split}-{i}", text=p.question(), gold=str(p.answer()),
+                           meta={"problem": p})
 
     def prompt(self, question: Question, tokenizer=None, style: str = "plain", few_shot: int = 0, seed: int = 0) -> str:
         """The toy models are trained on plain ``Q: ...\\nA:`` text, whatever the style."""
