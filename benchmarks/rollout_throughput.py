@@ -31,9 +31,9 @@ import torch
 def build(args):
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-    from siautil import models
+    from siautil import testing
 
-    tok = models.char_tokenizer()
+    tok = testing.char_tokenizer()
     torch.manual_seed(0)
     if args.device == "cuda":
         cfg = Qwen2Config(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
@@ -136,9 +136,9 @@ def run_one(args) -> dict:
                 tokens += row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
     else:
         rows = engine.prepare_traces(prompt, traces)
-        _, results, _ = engine.continue_traces(prompt, rows, gen,
+        cps = engine.continue_traces(prompt, rows, gen,
                                                max_continuation_tokens=budget if args.workload == "fixed" else None)
-        tokens = sum(len(c) for conts in results.values() for c in conts)
+        tokens = sum(len(r.tokens) for cp in cps for r in cp.continuations)
     sync()
     wall = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda"

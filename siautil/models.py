@@ -3,6 +3,7 @@ or local directory (safetensors or GGUF), full precision on CPU and 4-bit NF4 on
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 import os
@@ -13,6 +14,7 @@ from typing import Callable
 import torch
 
 from .errors import SiautilError
+from .tasks.base import use_chat
 
 
 class ModelError(SiautilError, ValueError):
@@ -88,6 +90,38 @@ register(ModelSpec("smollm2-135m-instruct", smollm2_path, "SFT", "llama", True,
                         f"offline; else {SMOLLM2_HUB} from the hub"))
 
 
+#: The toy task's models, trained by :mod:`siautil.toy` and shipped in the package.
+TOY_ASSETS = Path(__file__).resolve().parent / "assets" / "toy"
+TOY_REGIMES = {"base": "Base", "sft": "SFT", "rl": "SFT+RL"}
+TOY_REBUILD = "siautil toy train"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def toy_weights(regime: str, root: Path = TOY_ASSETS) -> Path:
+    """The shipped weights of the toy ``regime``, checked against ``SHA256SUMS``."""
+    d = root / regime
+    sums = root / "SHA256SUMS"
+    if not (d / "config.json").exists() or not sums.exists():
+        raise ModelError(f"the toy {regime} model is missing from {d}; rebuild it with: {TOY_REBUILD}")
+    for line in sums.read_text().split("\n"):
+        if not line.strip():
+            continue
+        digest, rel = line.split(maxsplit=1)
+        if rel.startswith(f"{regime}/"):
+            f = root / rel
+            if not f.exists() or file_sha256(f) != digest:
+                raise ModelError(f"{f} is corrupted or partial (checksum mismatch); rebuild it with: {TOY_REBUILD}")
+    return d
+
+
+for _regime, _label in TOY_REGIMES.items():
+    register(ModelSpec(f"toy-{_regime}", (lambda r=_regime: toy_weights(r)), _label, "llama",
+                       chat=False, note=f"the toy task's {_label} model, trained by siautil.toy"))
+
+
 def weights(name: str) -> str:
     """Which weights ``name`` loads: a hub id, a local directory, or a GGUF file (with the
     package that ships it, when it comes from one). Recorded in every run's configuration."""
@@ -107,15 +141,9 @@ def weights(name: str) -> str:
     return str(origin)
 
 
-def _full_registry() -> dict[str, ModelSpec]:
-    from . import toy  # noqa: F401 - registers the toy models (it imports this module)
-
-    return REGISTRY
-
-
 def resolve(name: str) -> tuple[str, str | None, ModelSpec | None]:
     """``(path or hub id, gguf file name or None, registry entry or None)`` for ``name``."""
-    spec = _full_registry().get(name)
+    spec = REGISTRY.get(name)
     if spec is not None:
         src = spec.source() if callable(spec.source) else spec.source
         src = str(src)
@@ -285,81 +313,12 @@ def load(name: str, precision: str | None = None, device: str | None = None, *, 
     model.siautil_name = spec.name if spec else name
     model.siautil_precision = precision
     model.siautil_weights = weights(name)
+    model.siautil_chat = spec.chat if spec else None  # the engine decides chat or plain from this
     return model, tokenizer
 
 
 def is_chat(name: str, tokenizer) -> bool:
-    """Whether prompts for this model go through its chat template."""
-    spec = _full_registry().get(name)
-    if spec is not None:
-        return spec.chat
-    return bool(getattr(tokenizer, "chat_template", None))
-
-
-# --------------------------------------------------------------------- tiny models for tests
-
-
-def tiny_config(family: str, vocab_size: int = 64):
-    """A small random-weight config of an architecture family in the registry."""
-    import transformers as tf
-
-    common = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                  bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
-    if family == "llama":
-        return tf.LlamaConfig(**common)
-    if family == "qwen2":
-        return tf.Qwen2Config(**common)
-    if family == "gemma2":
-        return tf.Gemma2Config(**common, head_dim=8, sliding_window=4096, query_pre_attn_scalar=8)
-    if family == "olmo3":
-        return tf.Olmo3Config(**common, sliding_window=4096)
-    raise ModelError(f"no tiny config for family {family!r}; families: llama, qwen2, gemma2, olmo3")
-
-
-FAMILIES = sorted({s.family for s in REGISTRY.values()})
-
-
-def char_tokenizer(extra_chars: str = ""):
-    """A character-level tokenizer (digits, letters, punctuation, space, newline) built with
-    ``tokenizers``: small enough for tiny models, real enough for the whole engine."""
-    import string
-
-    from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    chars = list(dict.fromkeys(string.digits + string.ascii_letters + string.punctuation + " \n" + extra_chars))
-    vocab = {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>"] + chars)}
-    tok = Tokenizer(tok_models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", unk_token="<unk>")
-
-
-def tiny_model(family: str = "llama", seed: int = 0, eos_bias: float = 0.0, **overrides):
-    """A random-weight model of ``family`` with :func:`char_tokenizer`, for tests and benchmarks.
-
-    ``eos_bias`` is added to the end-of-sequence logit, so continuations end at varied lengths
-    as real ones do (about ``1 / (1 + V e^-bias)`` per step).
-    """
-    from transformers import AutoModelForCausalLM
-
-    tokenizer = char_tokenizer()
-    config = tiny_config(family, vocab_size=len(tokenizer))
-    for k, v in overrides.items():
-        setattr(config, k, v)
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config)
-    if eos_bias:
-        head = model.lm_head
-        biased = torch.nn.Linear(head.in_features, head.out_features, bias=True)
-        biased.weight.data.copy_(head.weight.data)
-        biased.bias.data.zero_()
-        biased.bias.data[tokenizer.eos_token_id] = eos_bias
-        model.lm_head = biased
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.eval()
-    model.siautil_name = f"tiny-{family}"
-    return model, tokenizer
+    """Whether prompts for this model go through its chat template (the engine's rule,
+    :func:`siautil.tasks.base.use_chat`, with the registry entry's declaration)."""
+    spec = REGISTRY.get(name)
+    return use_chat("auto", tokenizer, spec.chat if spec else None)

@@ -27,6 +27,7 @@ or on resuming.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from collections import deque
 from dataclasses import InitVar, asdict, dataclass, field
@@ -34,8 +35,10 @@ from dataclasses import InitVar, asdict, dataclass, field
 import torch
 
 from . import kvbuffer
+from .checkpoints import checkpoints
 from .sampling import SamplingChain
 from .tasks import Question, Task
+from .tasks.base import use_chat
 from .tasks.extract import check_mode
 
 #: characters after which a final answer may have just become complete (see Task.answer_complete)
@@ -49,6 +52,8 @@ TRIGGERS = (".", "\n", "}", ")", " ")
 STOP_RULES = ("eos", "answer")
 #: characters of recent text kept per row for the answer-complete check of ``stop="answer"``
 TAIL_CHARS = 400
+#: a slot buffer's first capacity in generated tokens (it grows by doubling up to a row's budget)
+SLOT_CAPACITY = 64
 
 
 @dataclass(frozen=True)
@@ -104,21 +109,24 @@ class RolloutConfig:
         return asdict(self)
 
 
-def checkpoints(T: int, stride: int) -> list[int]:
-    """The checkpoints of a trace of ``T`` tokens: ``{0, s, 2s, …} ∪ {T}`` (Appendix A)."""
-    return sorted(set(range(0, T + 1, stride)) | {T})
+class Finish(str, enum.Enum):
+    """Why a row stopped decoding (stored in records as its string value)."""
+
+    EOS = "eos"          # the model wrote an end-of-sequence token
+    LENGTH = "length"    # the row's token budget ran out
+    ANSWER = "answer"    # a complete final answer was written (``stop="answer"`` only)
 
 
 @dataclass
 class _Row:
-    """One sequence being decoded."""
+    """One sequence being decoded: a trace or a continuation."""
 
     budget: int
-    tail: str = ""                  # recent text, for the answer-complete check
+    tail: str = ""                  # the last TAIL_CHARS characters, for the answer-complete check
     tokens: list[int] = field(default_factory=list)
-    reason: str = ""
-    logits: dict[int, torch.Tensor] = field(default_factory=dict)
-    kv: list | None = None
+    finish: Finish | None = None
+    logits: dict[int, torch.Tensor] = field(default_factory=dict)  # t -> logits for token t+1 (traces)
+    kv: list | None = None          # keys and values of the finished row (traces)
 
 
 @dataclass
@@ -132,11 +140,130 @@ class _Item:
     logits: torch.Tensor
 
 
+@dataclass
+class Checkpoint:
+    """One checkpoint ``t`` of one trace: the prefix ``z_<=t`` and what is sampled from it.
+
+    ``budget`` is the continuations' token budget (``max_new_tokens - t``, capped); with none
+    left the checkpoint is deterministic (its prefix is the whole generation) and sampled no
+    further. ``prefix_text`` is the trace's prefix; ``seen_text`` the prefix the continuations
+    saw, which differs only for shuffled prefixes (Table 2). ``kv`` and ``logits`` are what
+    the continuations start from (the trace's keys and values and the logits at ``t``, or a
+    shuffled prefix's own); ``continuations`` are its ``M`` rows once decoded."""
+
+    trace: int
+    t: int
+    budget: int
+    prefix_text: str
+    seen_text: str
+    kv: list | None = None
+    logits: torch.Tensor | None = None
+    continuations: list[_Row] = field(default_factory=list)
+
+    @property
+    def deterministic(self) -> bool:
+        return self.budget <= 0
+
+
+class _Decode:
+    """One continuous-batching decode of a list of items, in three named phases per step:
+    :meth:`schedule` admits waiting items into free slots, :meth:`run` does the forward pass
+    of the live rows, :meth:`update` samples their next tokens and hands each to
+    :meth:`Engine._accept` (the one place a token is accepted), freeing finished rows' slots.
+
+    Items are admitted in the given order; an item's first token is sampled from its prefix
+    logits, so no prefix is ever encoded here. With ``share``, items with the same prefix
+    keys and values read them from one shared source; otherwise each row copies its prefix
+    (better when every prefix has only its ``M`` rows, as shuffled ones do)."""
+
+    def __init__(self, engine: Engine, items: list[_Item], gen: torch.Generator, record_every: int | None,
+                 save_kv: bool, share: bool):
+        self.engine, self.gen, self.record_every, self.save_kv, self.share = engine, gen, record_every, save_kv, share
+        slots = min(engine.config.max_batch_rows, len(items))
+        self.queue = deque(items)
+        limit = max(it.row.budget + (0 if share else it.n) for it in items)
+        self.cache = kvbuffer.SlotCache(items[0].kv, slots, capacity=min(limit, SLOT_CAPACITY), limit=limit)
+        self.source: dict[int, int] = {}              # id(prefix kv) -> source index in the cache
+        self.rows: list[_Row | None] = [None] * slots  # slot -> row
+        self.next: list[int] = [engine.pad] * slots    # slot -> token to feed next
+
+    def __call__(self) -> None:
+        self.schedule(list(range(len(self.rows)))[::-1])
+        while any(r is not None for r in self.rows):
+            self.compact()
+            self.schedule(self.update(self.run()))
+
+    def _finish(self, row: _Row, kv) -> None:
+        if self.save_kv:
+            row.kv = kv
+        self.engine.stats["generated_tokens"] += len(row.tokens)
+
+    def schedule(self, free: list[int]) -> None:
+        """Fill free slots from the queue; a row may finish on its first token and never take one."""
+        while free and self.queue:
+            batch = [self.queue.popleft() for _ in range(min(len(free), len(self.queue)))]
+            first = self.engine.chain.sample(torch.stack([it.logits for it in batch]), self.gen)[:, 0].tolist()
+            for it, x in zip(batch, first):
+                if self.engine._accept(it.row, x, it.logits, self.record_every):
+                    self._finish(it.row, [(k[:, :, :it.n], v[:, :, :it.n]) for k, v in it.kv])
+                    continue
+                j = free.pop()
+                if not self.share:
+                    self.cache.put_private(j, it.kv, it.n)
+                else:
+                    if id(it.kv) not in self.source:
+                        self.source[id(it.kv)] = self.cache.add_source(it.kv)
+                    self.cache.put(j, self.source[id(it.kv)], it.n)
+                self.rows[j], self.next[j] = it.row, x
+
+    def compact(self) -> None:
+        """Drop empty slots once a quarter of them have nothing left to do."""
+        live = [j for j, r in enumerate(self.rows) if r is not None]
+        if not self.queue and len(self.rows) - len(live) >= max(1, len(self.rows) // 4):
+            self.cache.select(live)
+            self.rows, self.next = [self.rows[j] for j in live], [self.next[j] for j in live]
+
+    def run(self) -> torch.Tensor:
+        """One forward pass of every slot's next token; the logits for the token after it."""
+        engine, cache = self.engine, self.cache
+        cache.advance()
+        with kvbuffer.attending(engine.model, cache):
+            out = engine._forward(input_ids=torch.tensor(self.next, device=engine.device)[:, None],
+                                  position_ids=cache.step.position[:, None], cache=cache,
+                                  # a ready 4-D mask is passed through untouched; the attention
+                                  # builds its own from the cache
+                                  attention_mask=torch.ones(len(self.rows), 1, 1, 1, dtype=torch.bool,
+                                                            device=engine.device))
+        return out.logits[:, -1]
+
+    def update(self, logits: torch.Tensor) -> list[int]:
+        """Sample and accept each live row's next token; return the slots freed (in the order
+        :meth:`schedule` fills them)."""
+        nxt = self.engine.chain.sample(logits, self.gen)[:, 0].tolist()
+        free = []
+        for j, r in enumerate(self.rows):
+            if r is None:
+                continue
+            if self.engine._accept(r, nxt[j], logits[j], self.record_every):
+                self._finish(r, self.cache.take(j) if self.save_kv else None)
+                self.rows[j] = None
+                self.cache.clear(j)
+                free.append(j)
+            else:
+                self.next[j] = nxt[j]
+        return free[::-1]
+
+
 class Engine:
     """Samples traces and continuations for one model and one task.
 
     ``Engine(model, tokenizer, task, config).run_question(question)`` returns the records of
     that question (one dict per trace and checkpoint).
+
+    Whether prompts go through the chat template is decided here, once, from the model
+    (:func:`siautil.tasks.base.use_chat`): ``config.prompt_style`` ``"chat"`` or ``"plain"``
+    as asked; ``"auto"`` follows ``chat=`` if given, else the model's registry entry (set by
+    :func:`siautil.models.load`), else whether the tokenizer has a chat template.
     """
 
     def __init__(self, model, tokenizer, task: Task, config: RolloutConfig = RolloutConfig(),
@@ -144,7 +271,10 @@ class Engine:
         self.model, self.tokenizer, self.task, self.config = model, tokenizer, task, config
         self.chain = config.chain()
         self.device = next(model.parameters()).device
-        self.chat = chat
+        style = config.prompt_style
+        if style == "auto" and chat is not None:
+            style = "chat" if chat else "plain"
+        self.chat = use_chat(style, tokenizer, getattr(model, "siautil_chat", None))
         eos = model.generation_config.eos_token_id if getattr(model, "generation_config", None) else None
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         if tokenizer.eos_token_id is not None:
@@ -164,13 +294,12 @@ class Engine:
     # ------------------------------------------------------------------ helpers
 
     def prompt_ids(self, question: Question) -> list[int]:
-        style = self.config.prompt_style
-        if style == "auto" and self.chat is not None:
-            style = "chat" if self.chat else "plain"
-        text = self.task.prompt(question, self.tokenizer, style=style, few_shot=self.config.few_shot,
+        """The prompt's token ids; settings the model cannot take (prompt plus budget beyond
+        its context or sliding window) are refused here, before anything is sampled."""
+        text = self.task.prompt(question, self.tokenizer, chat=self.chat, few_shot=self.config.few_shot,
                                 seed=self.config.seed)
-        templated = style == "chat" or (style == "auto" and getattr(self.tokenizer, "chat_template", None))
-        ids = self.tokenizer(text, add_special_tokens=not templated)["input_ids"]
+        # a chat template writes its own special tokens
+        ids = self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
         limit = len(ids) + self.config.max_new_tokens
         if self.context and limit > self.context:
             raise ValueError(f"question {question.id}: prompt ({len(ids)} tokens) plus max_new_tokens "
@@ -201,100 +330,34 @@ class Engine:
         out = self._forward(input_ids=x, cache=cache, logits_to_keep=keep)
         return kvbuffer.cache_tensors(cache), out.logits[0]
 
-    def _done(self, row: _Row, tok: int) -> bool:
+    def _accept(self, row: _Row, tok: int, logits: torch.Tensor, record_every: int | None) -> bool:
+        """Accept the sampled token ``tok`` for ``row``, which ``logits`` gave: keep the logits
+        at checkpoints (every ``record_every`` tokens, and at ``t = T`` when the row ends at
+        EOS), append the token, and decide whether the row is finished (and why)."""
+        t = len(row.tokens)
+        if record_every and t % record_every == 0:
+            row.logits[t] = logits
         if tok in self.eos:
-            row.reason = "eos"
+            row.finish = Finish.EOS
+            if record_every:
+                row.logits[t] = logits  # the logits at t = T
             return True
         row.tokens.append(tok)
         if len(row.tokens) >= row.budget:
-            row.reason = "length"
+            row.finish = Finish.LENGTH
             return True
         if self.config.stop == "answer":
             row.tail = (row.tail + self.piece[tok])[-TAIL_CHARS:]
             if self.trigger[tok] and self.task.answer_complete(row.tail):
-                row.reason = "answer"
+                row.finish = Finish.ANSWER
                 return True
         return False
 
     def _decode(self, items: list[_Item], gen: torch.Generator, record_every: int | None = None,
                 save_kv: bool = False, share: bool = True) -> None:
-        """Decode every item's row to completion, ``max_batch_rows`` slots at a time: a slot
-        freed by a finished row takes the next waiting item at once (continuous batching).
-        Items are admitted in the given order; an item's first token is sampled from its
-        prefix logits, so no prefix is ever encoded here. With ``share``, items with the same
-        prefix keys and values read them from one shared source; otherwise each row copies
-        its prefix (better when every prefix has only its ``M`` rows, as shuffled ones do)."""
-        if not items:
-            return
-        slots = min(self.config.max_batch_rows, len(items))
-        queue = deque(items)
-        limit = max(it.row.budget + (0 if share else it.n) for it in items)
-        cache = kvbuffer.SlotCache(items[0].kv, slots, capacity=min(limit, 64), limit=limit)
-        source: dict[int, int] = {}              # id(prefix kv) -> source index in the cache
-        row: list[_Row | None] = [None] * slots   # slot -> row
-        tok = [self.pad] * slots                 # slot -> token to feed next
-
-        def finish(r: _Row, kv) -> None:
-            if save_kv:
-                r.kv = kv
-            self.stats["generated_tokens"] += len(r.tokens)
-
-        def admit(free: list[int]) -> None:
-            """Fill free slots from the queue; a row may finish on its first token."""
-            while free and queue:
-                batch = [queue.popleft() for _ in range(min(len(free), len(queue)))]
-                first = self.chain.sample(torch.stack([it.logits for it in batch]), gen)[:, 0].tolist()
-                for it, x in zip(batch, first):
-                    if record_every and len(it.row.tokens) % record_every == 0:
-                        it.row.logits[len(it.row.tokens)] = it.logits
-                    if self._done(it.row, x):
-                        if it.row.reason == "eos" and record_every:
-                            it.row.logits[len(it.row.tokens)] = it.logits
-                        finish(it.row, [(k[:, :, :it.n], v[:, :, :it.n]) for k, v in it.kv])
-                        continue
-                    j = free.pop()
-                    if not share:
-                        cache.put_private(j, it.kv, it.n)
-                    else:
-                        if id(it.kv) not in source:
-                            source[id(it.kv)] = cache.add_source(it.kv)
-                        cache.put(j, source[id(it.kv)], it.n)
-                    row[j], tok[j] = it.row, x
-
-        admit(list(range(slots))[::-1])
-        while True:
-            live = [j for j in range(len(row)) if row[j] is not None]
-            if not live:
-                return
-            if not queue and len(row) - len(live) >= max(1, len(row) // 4):
-                cache.select(live)  # compact once a quarter of the slots have nothing left to do
-                row, tok = [row[j] for j in live], [tok[j] for j in live]
-            cache.advance()
-            with kvbuffer.attending(self.model, cache):
-                out = self._forward(input_ids=torch.tensor(tok, device=self.device)[:, None],
-                                    position_ids=cache.step.position[:, None], cache=cache,
-                                    # a ready 4-D mask is passed through untouched; the attention
-                                    # builds its own from the cache
-                                    attention_mask=torch.ones(len(row), 1, 1, 1, dtype=torch.bool, device=self.device))
-            logits = out.logits[:, -1]
-            nxt = self.chain.sample(logits, gen)[:, 0].tolist()
-            free = []
-            for j, r in enumerate(row):
-                if r is None:
-                    continue
-                t = len(r.tokens)
-                if record_every and t % record_every == 0:
-                    r.logits[t] = logits[j]
-                if self._done(r, nxt[j]):
-                    if r.reason == "eos" and record_every:
-                        r.logits[t] = logits[j]  # the logits at t = T
-                    finish(r, cache.take(j) if save_kv else None)
-                    row[j] = None
-                    cache.clear(j)
-                    free.append(j)
-                else:
-                    tok[j] = nxt[j]
-            admit(free[::-1])
+        """Decode every item's row to completion, ``max_batch_rows`` slots at a time (see :class:`_Decode`)."""
+        if items:
+            _Decode(self, items, gen, record_every, save_kv, share)()
 
     # ------------------------------------------------------------------ one question
 
@@ -303,16 +366,14 @@ class Engine:
         gen = self.generator(question)
         prompt = self.prompt_ids(question)
         traces = self.sample_traces(prompt, gen)
-        texts, results, deterministic = self.continue_traces(prompt, traces, gen)
-        return self._records(question, index, traces, texts, results, deterministic)
+        return self._records(question, index, traces, self.continue_traces(prompt, traces, gen))
 
     def sample_traces(self, prompt: list[int], gen: torch.Generator) -> list[_Row]:
         """``N`` traces from one prefill of the prompt. Each finished trace keeps its keys and
         values and the logits at its checkpoints, ``t = T`` included, for the continuations."""
         cfg = self.config
         kv, last = self._prefill(prompt)
-        n = cfg.n_traces
-        traces = [_Row(budget=cfg.max_new_tokens) for _ in range(n)]
+        traces = [_Row(budget=cfg.max_new_tokens) for _ in range(cfg.n_traces)]
         self._decode([_Item(tr, kv, len(prompt), last[-1]) for tr in traces], gen, record_every=cfg.stride, save_kv=True)
         for tr in traces:
             T = len(tr.tokens)
@@ -323,7 +384,7 @@ class Engine:
                 tr.logits[T] = logits[-1]
         return traces
 
-    def prepare_traces(self, prompt: list[int], tokens: list[list[int]], reason: str = "eos") -> list[_Row]:
+    def prepare_traces(self, prompt: list[int], tokens: list[list[int]], finish: Finish | str = Finish.EOS) -> list[_Row]:
         """Traces given as token lists (sampled elsewhere), prefilled once each, ready for
         :meth:`continue_traces`."""
         out = []
@@ -331,48 +392,40 @@ class Engine:
             ts = checkpoints(len(toks), self.config.stride)
             keep = torch.tensor([len(prompt) + t - 1 for t in ts], device=self.device)
             kv, logits = self._prefill(list(prompt) + list(toks), keep=keep)
-            out.append(_Row(budget=self.config.max_new_tokens, tokens=list(toks), reason=reason,
+            out.append(_Row(budget=self.config.max_new_tokens, tokens=list(toks), finish=Finish(finish),
                             logits={t: logits[j] for j, t in enumerate(ts)}, kv=kv))
         return out
 
-    def continue_traces(self, prompt: list[int], traces: list[_Row], gen: torch.Generator,
-                        max_continuation_tokens: int | None = None):
-        """``M`` continuations from every checkpoint of every trace, ``t = T`` included, batched
-        across checkpoints and traces. A continuation from ``t`` may run ``max_new_tokens - t``
-        tokens (capped at ``max_continuation_tokens`` if given); a checkpoint with no budget
-        left is deterministic (its prefix is the whole generation). Returns ``(prefix texts,
-        continuation tokens, deterministic checkpoints)``, each keyed by ``(trace, t)``; a prefix
-        text is the pair (the trace's prefix, the prefix the continuations saw), which differ
-        only with ``shuffle_prefix``."""
-        cfg = self.config
-        p = len(prompt)
-        prefixes, deterministic = [], []
-        texts = {}
+    def checkpoints_of(self, traces: list[_Row], max_continuation_tokens: int | None = None) -> list[Checkpoint]:
+        """Every checkpoint of every trace (:func:`checkpoints`), in trace then ``t`` order, with
+        its continuation budget: ``max_new_tokens - t``, capped at ``max_continuation_tokens``."""
+        out = []
         for i, tr in enumerate(traces):
-            for t in checkpoints(len(tr.tokens), cfg.stride):
-                texts[i, t] = self.tokenizer.decode(tr.tokens[:t], skip_special_tokens=True)
-                budget = cfg.max_new_tokens - t
+            for t in checkpoints(len(tr.tokens), self.config.stride):
+                budget = self.config.max_new_tokens - t
                 if max_continuation_tokens is not None:
                     budget = min(budget, max_continuation_tokens)
-                if budget <= 0:
-                    deterministic.append((i, t))
-                else:
-                    prefixes.append((i, t, budget))
+                text = self.tokenizer.decode(tr.tokens[:t], skip_special_tokens=True)
+                out.append(Checkpoint(i, t, budget, text, text, tr.kv, tr.logits.get(t)))
+        return out
+
+    def continue_traces(self, prompt: list[int], traces: list[_Row], gen: torch.Generator,
+                        max_continuation_tokens: int | None = None) -> list[Checkpoint]:
+        """The checkpoints of ``traces``, each non-deterministic one with its ``M``
+        continuations decoded, batched across checkpoints and traces (``t = T`` included)."""
+        cfg = self.config
+        cps = self.checkpoints_of(traces, max_continuation_tokens)
+        sampled = [cp for cp in cps if not cp.deterministic]
         if cfg.shuffle_prefix:
-            prefix_kv, prefix_logits, prefix_text = self._shuffled_prefixes(prompt, traces, prefixes, gen)
-        else:
-            prefix_kv = {(i, t): traces[i].kv for i, t, _ in prefixes}
-            prefix_logits = {(i, t): traces[i].logits[t] for i, t, _ in prefixes}
-            prefix_text = texts
-        m = cfg.n_continuations
+            self._shuffle_prefixes(prompt, traces, sampled, gen)
         # shortest prefixes first: rows decoding together then have similar lengths, so few
         # attended positions are padding
-        order = sorted(prefixes, key=lambda x: x[1])
-        rows = {(i, t): [_Row(budget=b, tail=prefix_text[i, t][-TAIL_CHARS:]) for _ in range(m)] for i, t, b in order}
-        self._decode([_Item(r, prefix_kv[i, t], p + t, prefix_logits[i, t]) for i, t, _ in order for r in rows[i, t]],
-                     gen, share=not cfg.shuffle_prefix)  # shuffled prefixes are one per checkpoint
-        results = {key: [r.tokens for r in rs] for key, rs in rows.items()}
-        return {key: (text, prefix_text.get(key, text)) for key, text in texts.items()}, results, deterministic
+        for cp in sorted(sampled, key=lambda cp: cp.t):
+            cp.continuations = [_Row(budget=cp.budget, tail=cp.seen_text[-TAIL_CHARS:]) for _ in range(cfg.n_continuations)]
+        items = [_Item(r, cp.kv, len(prompt) + cp.t, cp.logits) for cp in sorted(sampled, key=lambda cp: cp.t)
+                 for r in cp.continuations]
+        self._decode(items, gen, share=not cfg.shuffle_prefix)  # shuffled prefixes are one per checkpoint
+        return cps
 
     def sample_continuations(self, prompt: list[int], prefix: list[int], m: int, max_new_tokens: int,
                              gen: torch.Generator | None = None) -> list[list[int]]:
@@ -382,61 +435,58 @@ class Engine:
         tail = self.tokenizer.decode(prefix, skip_special_tokens=True)[-TAIL_CHARS:]
         rows = [_Row(budget=max_new_tokens, tail=tail) for _ in range(m)]
         self._decode([_Item(r, kv, len(prompt) + len(prefix), last[-1]) for r in rows], gen)
-        return [r.tokens + ([next(iter(self.eos))] if r.reason == "eos" else []) for r in rows]
+        return [r.tokens + ([next(iter(self.eos))] if r.finish is Finish.EOS else []) for r in rows]
 
-    def _shuffled_prefixes(self, prompt, traces, prefixes, gen):
-        """Table 2: for each (trace, t), the trace tokens of the prefix permuted (length kept),
-        encoded afresh. Only the continuations see the shuffled prefix."""
-        kv, logits, texts = {}, {}, {}
-        for i, t, _ in prefixes:
-            toks = traces[i].tokens[:t]
-            if t > 1:
-                perm = torch.randperm(t, generator=gen, device=self.device).tolist()
+    def _shuffle_prefixes(self, prompt: list[int], traces: list[_Row], sampled: list[Checkpoint],
+                          gen: torch.Generator) -> None:
+        """Table 2: each checkpoint's trace tokens permuted (length kept) and encoded afresh;
+        only the continuations see the shuffled prefix."""
+        for cp in sampled:
+            toks = traces[cp.trace].tokens[:cp.t]
+            if cp.t > 1:
+                perm = torch.randperm(cp.t, generator=gen, device=self.device).tolist()
                 toks = [toks[j] for j in perm]
-            layer_kv, lg = self._prefill(prompt + toks)
-            kv[i, t], logits[i, t] = layer_kv, lg[-1]
-            texts[i, t] = self.tokenizer.decode(toks, skip_special_tokens=True)
-        return kv, logits, texts
+            cp.kv, logits = self._prefill(prompt + toks)
+            cp.logits = logits[-1]
+            cp.seen_text = self.tokenizer.decode(toks, skip_special_tokens=True)
 
-    def _continuation_text(self, prefix: list[int], prefix_text: str, cont: list[int]) -> str:
-        """The text a continuation adds to its prefix, such that ``prefix_text + it`` is the
+    def _continuation_text(self, cp: Checkpoint, trace: _Row, cont: list[int]) -> str:
+        """The text a continuation adds to the prefix it saw, such that ``seen_text + it`` is the
         decoded whole (what the answer is read from, now and on re-extraction)."""
-        whole = self.tokenizer.decode(prefix + cont, skip_special_tokens=True)
-        if whole.startswith(prefix_text):
-            return whole[len(prefix_text):]
+        if self.config.shuffle_prefix:
+            # the shuffled prefix's tokens are not kept, so its continuations are decoded alone
+            return self.tokenizer.decode(cont, skip_special_tokens=True)
+        whole = self.tokenizer.decode(trace.tokens[:cp.t] + cont, skip_special_tokens=True)
+        if whole.startswith(cp.seen_text):
+            return whole[len(cp.seen_text):]
         return self.tokenizer.decode(cont, skip_special_tokens=True)
 
-    def _records(self, question, index, traces, texts, results, deterministic) -> list[dict]:
-        """One record per (trace, checkpoint): the ``M`` answers, the continuations' text (so the
-        answers can be read again under another extraction mode), and the checkpoint's flags."""
+    def _records(self, question: Question, index: int, traces: list[_Row], cps: list[Checkpoint]) -> list[dict]:
+        """One record per checkpoint: the ``M`` answers, the continuations' text (so the answers
+        can be read again under another extraction mode), and the checkpoint's flags."""
         cfg = self.config
 
         def extract(text):
             return self.task.extract_answer(text, question, mode=cfg.extraction)
 
-        records = []
         name = getattr(self.model, "siautil_name", None) or getattr(self.model.config, "_name_or_path", "")
-        for i, tr in enumerate(traces):
-            T = len(tr.tokens)
-            trace_text = self.tokenizer.decode(tr.tokens, skip_special_tokens=True)
-            trace_answer = extract(trace_text)
-            for t in checkpoints(T, cfg.stride):
-                original, prefix_text = texts[i, t]
-                if (i, t) in results:
-                    # the shuffled prefix's tokens are not kept, so its continuations are decoded alone
-                    conts = [self._continuation_text(tr.tokens[:t], prefix_text, c) if not cfg.shuffle_prefix
-                             else self.tokenizer.decode(c, skip_special_tokens=True) for c in results[i, t]]
-                    lengths = [len(c) for c in results[i, t]]
-                else:  # no budget left: the prefix is the whole generation
-                    prefix_text = original
-                    conts, lengths = [""] * cfg.n_continuations, [0] * cfg.n_continuations
-                records.append(dict(
-                    model=name, dataset=self.task.name, question_id=question.id, question_index=index,
-                    trace=i, t=t, T=T, answers=[extract(prefix_text + c) for c in conts], gold=question.gold,
-                    correct=bool(self.task.is_correct(trace_answer, question)), trace_answer=trace_answer,
-                    finish=tr.reason, continuation_tokens=lengths, trace_text=trace_text,
-                    prefix_chars=len(original), prefix_text=prefix_text, continuations=conts,
-                    holds_answer=bool(self.task.holds_answer(original)),
-                    deterministic=(i, t) not in results,
-                ))
+        texts = [self.tokenizer.decode(tr.tokens, skip_special_tokens=True) for tr in traces]
+        answers = [extract(text) for text in texts]
+        records = []
+        for cp in cps:
+            tr = traces[cp.trace]
+            if cp.deterministic:  # no budget left: the prefix is the whole generation
+                seen, conts, lengths = cp.prefix_text, [""] * cfg.n_continuations, [0] * cfg.n_continuations
+            else:
+                seen = cp.seen_text
+                conts = [self._continuation_text(cp, tr, r.tokens) for r in cp.continuations]
+                lengths = [len(r.tokens) for r in cp.continuations]
+            records.append(dict(
+                model=name, dataset=self.task.name, question_id=question.id, question_index=index,
+                trace=cp.trace, t=cp.t, T=len(tr.tokens), answers=[extract(seen + c) for c in conts], gold=question.gold,
+                correct=bool(self.task.is_correct(answers[cp.trace], question)), trace_answer=answers[cp.trace],
+                finish=tr.finish.value, continuation_tokens=lengths, trace_text=texts[cp.trace],
+                prefix_chars=len(cp.prefix_text), prefix_text=seen, continuations=conts,
+                holds_answer=bool(self.task.holds_answer(cp.prefix_text)), deterministic=cp.deterministic,
+            ))
         return records

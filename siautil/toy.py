@@ -17,7 +17,6 @@ shipped weights bit for bit on the same software stack (``SHA256SUMS`` records t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -27,11 +26,13 @@ from pathlib import Path
 import torch
 
 from . import models
+from .testing import char_tokenizer
 from .tasks.toy import OPS, Problem, ToyTask, prompt_text, sample_problem
 
-ASSETS = Path(__file__).resolve().parent / "assets" / "toy"
-REGIMES = ("base", "sft", "rl")
-REBUILD = "siautil toy train"
+ASSETS = models.TOY_ASSETS
+REGIMES = tuple(models.TOY_REGIMES)
+REBUILD = models.TOY_REBUILD
+verified_path = models.toy_weights  # the old name
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def sft_text(problem: Problem) -> tuple[str, str]:
 def new_model(cfg: ToyTrainingConfig):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = models.char_tokenizer()
+    tok = char_tokenizer()
     config = LlamaConfig(vocab_size=len(tok), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
                          num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
                          max_position_embeddings=256, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
@@ -234,10 +235,6 @@ def accuracy(model, tok, task: ToyTask, n: int = 500, temperature: float = 1.0, 
     return correct / len(qs)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def save(model, tok, out: Path, meta: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
@@ -256,7 +253,7 @@ def train(regimes=REGIMES, out: Path = ASSETS, cfg: ToyTrainingConfig = ToyTrain
     last = max(REGIMES.index(r) for r in regimes)
     for regime in REGIMES[: last + 1]:
         if regime not in regimes:  # an earlier regime this call does not retrain: start from its weights
-            model = type(model).from_pretrained(verified_path(regime, out))
+            model = type(model).from_pretrained(models.toy_weights(regime, out))
             continue
         start = time.perf_counter()
         if regime == "base":
@@ -272,29 +269,7 @@ def train(regimes=REGIMES, out: Path = ASSETS, cfg: ToyTrainingConfig = ToyTrain
         report[regime] = dict(seconds=round(seconds, 1), accuracy=acc)
         log(f"{regime}: {seconds:.0f} s, held-out accuracy {acc:.3f}")
         save(model, tok, out / regime, dict(regime=regime, config=asdict(cfg), **report[regime]))
-    sums = [f"{_sha256(p)}  {p.relative_to(out)}" for r in REGIMES for p in sorted((out / r).glob("*.safetensors"))
+    sums = [f"{models.file_sha256(p)}  {p.relative_to(out)}" for r in REGIMES for p in sorted((out / r).glob("*.safetensors"))
             if (out / r).exists()]
     (out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
     return report
-
-
-def verified_path(regime: str, root: Path = ASSETS) -> Path:
-    """The shipped weights of ``regime``, checked against ``SHA256SUMS``."""
-    d = root / regime
-    sums = root / "SHA256SUMS"
-    if not (d / "config.json").exists() or not sums.exists():
-        raise models.ModelError(f"the toy {regime} model is missing from {d}; rebuild it with: {REBUILD}")
-    for line in sums.read_text().split("\n"):
-        if not line.strip():
-            continue
-        digest, rel = line.split(maxsplit=1)
-        if rel.startswith(f"{regime}/"):
-            f = root / rel
-            if not f.exists() or _sha256(f) != digest:
-                raise models.ModelError(f"{f} is corrupted or partial (checksum mismatch); rebuild it with: {REBUILD}")
-    return d
-
-
-for _regime, _label in (("base", "Base"), ("sft", "SFT"), ("rl", "SFT+RL")):
-    models.register(models.ModelSpec(f"toy-{_regime}", (lambda r=_regime: verified_path(r)), _label, "llama",
-                                     chat=False, note=f"the toy task's {_label} model, trained by siautil.toy"))

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-from siautil import diagnostics, estimators, models, rollout, runs, store, tasks
+from siautil import diagnostics, estimators, models, rollout, runs, store, tasks, testing
 from siautil.tasks.extract import extract_number
 
 torch.set_num_threads(1)
@@ -45,9 +45,9 @@ class ScriptedLM(LlamaForCausalLM):
 
 
 def scripted(max_new_tokens=80, stride=8, **kw):
-    tok = models.char_tokenizer()
+    tok = testing.char_tokenizer()
     torch.manual_seed(0)
-    model = ScriptedLM(models.tiny_config("llama", vocab_size=len(tok))).eval()
+    model = ScriptedLM(testing.tiny_config("llama", vocab_size=len(tok))).eval()
     model.siautil_name = "scripted"
     settings = rollout.RolloutConfig(n_traces=1, n_continuations=3, stride=stride, max_new_tokens=max_new_tokens,
                                      top_k=1, temperature=1.0, top_p=1.0, **kw)
@@ -90,7 +90,7 @@ def test_a_trace_stopped_at_its_answer_keeps_keys_and_logits_for_t_equals_T():
     prompt = eng.prompt_ids(Q)
     (trace,) = eng.sample_traces(prompt, eng.generator(Q))
     T = len(trace.tokens)
-    assert trace.reason == "answer" and T in trace.logits
+    assert trace.finish is rollout.Finish.ANSWER and T in trace.logits
     assert trace.kv[0][0].shape[-2] == len(prompt) + T  # the last token was encoded too
     with torch.no_grad():  # and the logits at T are those of a full forward pass
         full = eng.model(torch.tensor([prompt + trace.tokens])).logits[0, -1]
@@ -126,7 +126,7 @@ def test_answers_are_re_extracted_from_the_stored_text():
 
 
 def test_the_runs_top_k_is_its_own_whatever_the_model_says():
-    model, tok = models.tiny_model("llama", seed=1)
+    model, tok = testing.tiny_model("llama", seed=1)
     model.generation_config.top_k = 20
     model.generation_config.temperature = 0.3
     eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(temperature=0.9, top_p=0.8), chat=False)
@@ -148,7 +148,7 @@ def test_settings_outside_the_protocol_are_refused_with_the_valid_ones():
 
 
 def _store(tmp_path, name, **kw):
-    model, tok = models.tiny_model("llama", seed=4, eos_bias=2.0)
+    model, tok = testing.tiny_model("llama", seed=4, eos_bias=2.0)
     settings = rollout.RolloutConfig(n_traces=2, n_continuations=4, stride=4, max_new_tokens=16, **kw)
     path = tmp_path / name
     run = store.RunStore.open(path, runs.run_config("tiny", "gsm8k", settings, "fp32", None, None, 0))

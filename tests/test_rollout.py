@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import stats
 
-from siautil import kvbuffer, models, rollout, tasks
+from siautil import kvbuffer, models, rollout, tasks, testing
 from siautil.sampling import SamplingChain
 
 torch.set_num_threads(1)
@@ -37,7 +37,7 @@ def test_fast_sampler_is_transformers_chain(chain):
 
 
 def test_chain_follows_generate_defaults():
-    model, _ = models.tiny_model("llama")
+    model, _ = testing.tiny_model("llama")
     model.generation_config.top_k = None
     assert SamplingChain.for_model(model, 0.7, 0.95).top_k == 50
     model.generation_config.top_k = 20
@@ -76,7 +76,7 @@ def _chi2(counts, law, n):
 
 
 def test_engine_samples_the_exact_distribution_and_a_wrong_temperature_is_caught():
-    model, tok = models.tiny_model("llama", seed=3, eos_bias=1.0)
+    model, tok = testing.tiny_model("llama", seed=3, eos_bias=1.0)
     settings = rollout.RolloutConfig(temperature=0.8, top_p=0.9, top_k=12, max_new_tokens=2, stop_at_answer=False)
     eng = rollout.Engine(model, tok, TASK, settings, chat=False)
     prompt = tok("Q: 3 + 4 =")["input_ids"]
@@ -93,13 +93,13 @@ def test_engine_samples_the_exact_distribution_and_a_wrong_temperature_is_caught
     assert _chi2(counts, wrong, n) < 1e-6
 
 
-@pytest.mark.parametrize("family", models.FAMILIES)
+@pytest.mark.parametrize("family", testing.FAMILIES)
 def test_slot_cache_gives_the_full_forward_logits(family):
     # two rows continue prefixes of one source (a whole sequence and its first 5 tokens), a
     # third another source, a fourth a private copy of a prefix; mid-decoding the third slot
     # is taken over by a new source, as the engine does when a row finishes. Every step must
     # equal a full forward of each row.
-    model, tok = models.tiny_model(family, seed=1)
+    model, tok = testing.tiny_model(family, seed=1)
     eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(), chat=False)
     seqs = [tok("Tom has 3 apples")["input_ids"], tok("He buys 4")["input_ids"], tok("So 7")["input_ids"]]
     kvs = [eng._prefill(s)[0] for s in seqs]
@@ -141,7 +141,7 @@ def test_attention_that_bypasses_the_interface_is_refused():
     # only the newest token; the engine must say so instead of sampling garbage
     import copy
 
-    model, tok = models.tiny_model("llama", seed=2)
+    model, tok = testing.tiny_model("llama", seed=2)
     model.model.layers[0].self_attn.config = copy.deepcopy(model.config)
     eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(n_traces=1, n_continuations=2, max_new_tokens=8),
                          chat=False)
@@ -150,34 +150,35 @@ def test_attention_that_bypasses_the_interface_is_refused():
     assert model.config._attn_implementation == "sdpa"
 
 
-@pytest.mark.parametrize("family", models.FAMILIES)
+@pytest.mark.parametrize("family", testing.FAMILIES)
 def test_engine_continuations_equal_greedy_generate(family):
     # top-k 1 makes sampling greedy, so every continuation is determined: through slots that
     # are refilled as rows end (3 slots, 2 traces x several checkpoints), each must equal
     # generate's greedy continuation of its own prefix. Larger initial weights give peaked
     # logits, so greedy choices are not near-ties.
-    model, tok = models.tiny_model(family, seed=11, eos_bias=1.0, initializer_range=0.5)
+    model, tok = testing.tiny_model(family, seed=11, eos_bias=1.0, initializer_range=0.5)
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=1, stride=6, max_new_tokens=30, top_k=1,
                                 stop_at_answer=False, max_batch_rows=3)
     eng = rollout.Engine(model, tok, TASK, cfg, chat=False)
     prompt = tok("Q: 3 + 4 =")["input_ids"]
     g = torch.Generator().manual_seed(0)
     traces = [torch.randint(4, len(tok), (n,), generator=g).tolist() for n in (17, 11)]
-    _, results, _ = eng.continue_traces(prompt, eng.prepare_traces(prompt, traces), g)
+    cps = eng.continue_traces(prompt, eng.prepare_traces(prompt, traces), g)
     lengths = set()
-    for (i, t), (cont,) in results.items():
+    for cp in cps:
+        i, t, (cont,) = cp.trace, cp.t, [r.tokens for r in cp.continuations]
         ids = torch.tensor([prompt + traces[i][:t]])
         out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=30 - t,
                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)[0, ids.shape[1]:].tolist()
         want = out[: out.index(tok.eos_token_id)] if tok.eos_token_id in out else out
         assert cont == want, (i, t)
         lengths.add(len(cont))
-    assert len(results) == 7 and len(lengths) > 2  # rows ended at different steps
+    assert len(cps) == 7 and len(lengths) > 2  # rows ended at different steps
 
 
-@pytest.mark.parametrize("family", models.FAMILIES)
+@pytest.mark.parametrize("family", testing.FAMILIES)
 def test_every_architecture_runs_the_whole_engine(family):
-    model, tok = models.tiny_model(family, seed=2, eos_bias=0.5)
+    model, tok = testing.tiny_model(family, seed=2, eos_bias=0.5)
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=3, stride=7, max_new_tokens=40)
     recs = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
     for trace in (0, 1):
@@ -189,7 +190,7 @@ def test_every_architecture_runs_the_whole_engine(family):
 
 
 def test_same_seed_same_records_and_seed_matters():
-    model, tok = models.tiny_model("qwen2", seed=4, eos_bias=0.5)
+    model, tok = testing.tiny_model("qwen2", seed=4, eos_bias=0.5)
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=4, stride=5, max_new_tokens=30, seed=11)
     a = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
     b = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
@@ -200,7 +201,7 @@ def test_same_seed_same_records_and_seed_matters():
 
 def test_batch_size_does_not_change_the_distribution_of_work():
     # smaller batches give other samples but the same record layout
-    model, tok = models.tiny_model("llama", seed=5, eos_bias=0.5)
+    model, tok = testing.tiny_model("llama", seed=5, eos_bias=0.5)
     base = dict(n_traces=2, n_continuations=4, stride=5, max_new_tokens=30)
     a = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**base, max_batch_rows=4), chat=False).run_question(Q, 0)
     b = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**base, max_batch_rows=256), chat=False).run_question(Q, 0)
@@ -208,22 +209,24 @@ def test_batch_size_does_not_change_the_distribution_of_work():
 
 
 def test_continuations_stop_once_the_answer_is_written():
-    model, tok = models.tiny_model("llama", seed=6)
+    model, tok = testing.tiny_model("llama", seed=6)
     eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(max_new_tokens=50, stop="answer"), chat=False)
     row = rollout._Row(budget=50, tail="so the answer is 12")
-    assert not eng._done(row, tok.convert_tokens_to_ids("."))
-    assert eng._done(row, tok.convert_tokens_to_ids("\n")) and row.reason == "answer"
+    logits = torch.zeros(len(tok))
+    assert not eng._accept(row, tok.convert_tokens_to_ids("."), logits, None)
+    assert eng._accept(row, tok.convert_tokens_to_ids("\n"), logits, None) and row.finish is rollout.Finish.ANSWER
+    assert row.finish == "answer"  # stored as its string value
 
 
 def test_shuffle_prefix_mode_runs_and_keeps_lengths():
-    model, tok = models.tiny_model("llama", seed=7, eos_bias=0.3)
+    model, tok = testing.tiny_model("llama", seed=7, eos_bias=0.3)
     cfg = rollout.RolloutConfig(n_traces=1, n_continuations=2, stride=5, max_new_tokens=25, shuffle_prefix=True)
     recs = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
     assert [r["t"] for r in recs] == sorted(set(range(0, recs[0]["T"] + 1, 5)) | {recs[0]["T"]})
 
 
 def test_context_overflow_names_the_question():
-    model, tok = models.tiny_model("llama", max_position_embeddings=64)
+    model, tok = testing.tiny_model("llama", max_position_embeddings=64)
     eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(max_new_tokens=50), chat=False)
     with pytest.raises(ValueError, match="question q1.*context of 64"):
         eng.run_question(Q)
@@ -240,7 +243,7 @@ def test_model_resolution_errors():
 
 
 def test_local_directory_loads(tmp_path):
-    model, tok = models.tiny_model("qwen2", seed=8)
+    model, tok = testing.tiny_model("qwen2", seed=8)
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     lm, tk = models.load(str(tmp_path))

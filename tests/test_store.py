@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from siautil import estimators, models, rollout, runs, store
+from siautil import estimators, rollout, runs, store, testing
 
 torch.set_num_threads(1)
 
@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny")
-    model, tok = models.tiny_model("llama", seed=0)
+    model, tok = testing.tiny_model("llama", seed=0)
     model.save_pretrained(d)
     tok.save_pretrained(d)
     return d

@@ -27,6 +27,25 @@ class Question:
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
+#: how a prompt is written: through the model's chat template, as plain text, or decided by :func:`use_chat`
+PROMPT_STYLES = ("auto", "chat", "plain")
+
+
+def use_chat(style: str, tokenizer=None, declared: bool | None = None) -> bool:
+    """Whether prompts go through the chat template: the one place this is decided.
+
+    ``style`` ``"chat"`` or ``"plain"`` as asked; ``"auto"`` follows ``declared`` (the
+    model's registry entry, when it has one), else whether the tokenizer has a chat template.
+    """
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"prompt style must be one of {', '.join(PROMPT_STYLES)}, got {style!r}")
+    has_template = tokenizer is not None and bool(getattr(tokenizer, "chat_template", None))
+    chat = style == "chat" or (style == "auto" and (has_template if declared is None else declared))
+    if chat and not has_template:
+        raise ValueError("a chat prompt needs a tokenizer with a chat template; use prompt_style='plain'")
+    return chat
+
+
 class Task(abc.ABC):
     """A benchmark: subclasses set the class attributes and implement the abstract hooks.
 
@@ -103,21 +122,21 @@ class Task(abc.ABC):
     def user_message(self, question: Question) -> str:
         return self.instruction.format(question=self.format_question(question))
 
-    def prompt(self, question: Question, tokenizer=None, style: str = "auto", few_shot: int = 0,
-               seed: int = 0) -> str:
+    def prompt(self, question: Question, tokenizer=None, chat: bool | None = None, few_shot: int = 0,
+               seed: int = 0, *, style: str | None = None) -> str:
         """The text a model is conditioned on.
 
-        ``style="chat"`` applies the tokenizer's chat template to the instruction (instruct
-        models); ``"plain"`` writes ``Question: ... Answer:`` text for base models, with
-        ``few_shot`` worked examples before it; ``"auto"`` picks chat when the tokenizer has a
-        chat template.
+        ``chat=True`` applies the tokenizer's chat template to the instruction (instruct
+        models); ``chat=False`` writes ``Question: ... Answer:`` text for base models, with
+        ``few_shot`` worked examples before it. The engine decides ``chat`` once per model
+        (:func:`use_chat`); called directly without it (or with the old ``style=``), the
+        same rule decides from the tokenizer.
         """
-        if style not in ("auto", "chat", "plain"):
-            raise ValueError(f"style must be 'auto', 'chat' or 'plain', got {style!r}")
-        has_template = tokenizer is not None and getattr(tokenizer, "chat_template", None)
-        if style == "chat" or (style == "auto" and has_template):
-            if not has_template:
-                raise ValueError("style='chat' needs a tokenizer with a chat template")
+        if chat is None:
+            chat = use_chat(style or "auto", tokenizer)
+        elif style is not None:
+            raise ValueError("give chat= or style=, not both")
+        if chat:
             return tokenizer.apply_chat_template(
                 [{"role": "user", "content": self.user_message(question)}],
                 tokenize=False, add_generation_prompt=True,

@@ -104,6 +104,7 @@ class ToyTask(NumericTask):
             yield Question(id=f"toy{self.steps}-{split}-{i}", text=p.question(), gold=str(p.answer()),
                            meta={"problem": p})
 
-    def prompt(self, question: Question, tokenizer=None, style: str = "plain", few_shot: int = 0, seed: int = 0) -> str:
-        """The toy models are trained on plain ``Q: ...\\nA:`` text, whatever the style."""
+    def prompt(self, question: Question, tokenizer=None, chat: bool | None = None, few_shot: int = 0, seed: int = 0,
+               *, style: str | None = None) -> str:
+        """The toy models are trained on plain ``Q: ...\\nA:`` text, whatever ``chat`` says."""
         return prompt_text(question.text)
