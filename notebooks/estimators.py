@@ -119,16 +119,10 @@ sens.pivot(index="alpha", columns="world", values="mean").round(3)
 # entropy trajectories (Figure 3).
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-for name, traj in trajectories.items():
-    gain, _ = diagnostics.cumulative_gain(traj)
-    gain = gain[gain["measure"] == "normalised"].copy()
-    gain["label"] = [f"{name}, {'correct' if c else 'incorrect'}" for c in gain["correct"]]
-    plots.curves(gain, "label", r"$\hat G_t / \hat G_T$", "Cumulative information gain", ax=axes[0])
-    auc = diagnostics.auc_by_position(traj).assign(label=name)
-    plots.auc_curve(auc, label_by="label", title="Early separability", ax=axes[1])
-    curve = diagnostics.entropy_curve(traj).assign(label=name)
-    plots.curves(curve, "label", r"mean $\hat H_t$ (nats)", "Saturation", ax=axes[2])
+gain = pd.concat({name: diagnostics.cumulative_gain(t)[0] for name, t in trajectories.items()}, names=["world"])
+auc = pd.concat({name: diagnostics.auc_by_position(t) for name, t in trajectories.items()}, names=["world"])
+curve = pd.concat({name: diagnostics.entropy_curve(t) for name, t in trajectories.items()}, names=["world"])
+gain, auc, curve = (df.reset_index(level=0) for df in (gain, auc, curve))
+fig = plots.signatures(gain, auc, curve, by="world", measure="normalised")
 plt.show()
-pd.concat({name: diagnostics.saturation(diagnostics.entropy_curve(t)) for name, t in trajectories.items()},
-          names=["world"]).droplevel(1).round(3)
+diagnostics.saturation(curve).round(3)

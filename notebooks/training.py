@@ -87,14 +87,9 @@ plt.show()
 # ## The signatures per regime
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(16, 4))
 gain, counts = diagnostics.cumulative_gain(traj, n_resamples=n_resamples)
-gain = gain[gain["measure"] == "gain"].copy()
-gain["label"] = gain["model"] + ", " + gain["correct"].map({True: "correct", False: "incorrect"})
-plots.curves(gain, "label", r"$\hat G_t$ (nats)", "Cumulative information gain", ax=axes[0])
 auc = diagnostics.auc_by_position(traj, normalised=True)
-plots.auc_curve(auc, x="pos", label_by="model", title="Early separability", ax=axes[1])
 curve = diagnostics.entropy_curve(traj, n_resamples=n_resamples)
-plots.curves(curve, "model", r"mean $\hat H_t$ (nats)", "Saturation", ax=axes[2])
+fig = plots.signatures(gain, auc, curve, by="model", measure="gain")
 plt.show()
 diagnostics.saturation(curve).round(3)

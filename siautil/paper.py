@@ -51,3 +51,12 @@ def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
     out.insert(1, "regime", [regime(m) for m in out["model"]])
     paper = table1()[["model", "dataset", "paper"]]
     return out.merge(paper, on=["model", "dataset"], how="left")
+
+
+def table3() -> pd.DataFrame:
+    """Table 3 (GSM8K), quoted for comparison: per model, the paper's mean coefficient with its
+    original estimator and with the coarser one (a coarser stride and fewer continuations per
+    prefix; book/formulas.md, "Diagnostics")."""
+    rows = [dict(model=m, regime=regime(m), dataset="gsm8k", **{"paper original": a, "paper coarser": b})
+            for m, (a, b) in TABLE3.items()]
+    return pd.DataFrame(rows)

@@ -270,3 +270,43 @@ def gain_panels(gain: pd.DataFrame, counts: pd.DataFrame | None = None) -> plt.F
                 labels.append(name)
             curves(h.assign(label=labels), "label", ylabel, f"{m} · {d}" if i == 0 else "", ax=axes[i, j])
     return fig
+
+
+def signatures(gain: pd.DataFrame, auc: pd.DataFrame, curve: pd.DataFrame, by: str = "model",
+               measure: str = "gain") -> plt.Figure:
+    """The three signatures side by side, one line (or pair of lines) per value of ``by``:
+    the cumulative information gain split by correctness (Figure 1; ``measure`` "gain" for
+    ``Ĝ_t`` in nats or "normalised" for ``Ĝ_t / Ĝ_T``), from
+    :func:`siautil.diagnostics.cumulative_gain`; the AUC of entropy for correctness (Figure 2)
+    from :func:`~siautil.diagnostics.auc_by_position`, over ``t`` or over ``t / T`` as computed;
+    and the mean entropy trajectory (Figure 3) from :func:`~siautil.diagnostics.entropy_curve`."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    g = gain[gain["measure"] == measure]
+    g = g.assign(label=g[by].astype(str) + ", " + g["correct"].map({True: "correct", False: "incorrect"}))
+    ylabel = r"$\hat G_t$ (nats)" if measure == "gain" else r"$\hat G_t / \hat G_T$"
+    curves(g, "label", ylabel, "Cumulative information gain", ax=axes[0])
+    auc_curve(auc.assign(label=auc[by].astype(str)), x="pos" if "pos" in auc else "t", label_by="label",
+              title="Early separability", ax=axes[1])
+    curves(curve.assign(label=curve[by].astype(str)), "label", r"mean $\hat H_t$ (nats)", "Saturation",
+           ax=axes[2])
+    fig.tight_layout()
+    return fig
+
+
+def budget(curve: pd.DataFrame) -> plt.Figure:
+    """Table 3 and beyond, from :func:`siautil.diagnostics.budget_curve`: the mean alignment
+    coefficient with its 95% band against the continuations per checkpoint ``m``, one line per
+    checkpoint stride, one panel per (model, dataset)."""
+    groups = list(curve.groupby(["model", "dataset"], sort=False))
+    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5 * max(1, len(groups)), 4), squeeze=False)
+    for ax, ((m, d), g) in zip(axes[0], groups):
+        for stride, h in g.groupby("stride", sort=False):
+            line, = ax.plot(h["continuations"], h["mean"], "o-", label=f"stride {stride}")
+            ax.fill_between(h["continuations"], h["ci_low"], h["ci_high"], color=line.get_color(), alpha=0.2)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("continuations per checkpoint m")
+        ax.set_ylabel("mean alignment coefficient")
+        ax.set_title(f"{m} · {d}")
+        ax.legend()
+    fig.tight_layout()
+    return fig
