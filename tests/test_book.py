@@ -124,3 +124,15 @@ def test_theory_chapter_runs_with_small_parameters(tmp_path):
     nb = json.loads(out.read_text())
     images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == 4
+
+
+def test_book_bundles_mathjax_for_offline_reading():
+    """The built book must render math without internet: the sphinx-mathjax-offline extension
+    (book extra) is configured and ships the MathJax file it points mathjax_path to."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert "sphinx-mathjax-offline" in config["sphinx"]["extra_extensions"]
+    assert "mathjax_path" not in config["sphinx"].get("config", {}), "the extension sets mathjax_path"
+    ext = pytest.importorskip("sphinx-mathjax-offline")
+    assert (Path(ext.__file__).parent / "static" / "mathjax" / "tex-chtml.js").stat().st_size > 100_000
