@@ -1,14 +1,26 @@
-"""Run a (model, task, settings) configuration into a run store, resumably, with progress."""
+"""Running configurations into run stores and reading them back.
+
+:func:`rollout_to_store` samples one (model, task, settings) configuration into a run
+directory, resumably, with progress. The cells of :mod:`siautil.grid` run through it:
+:func:`ensure` one cell, :func:`run_grid` a whole profile (then the book), :func:`sweep` one
+cell under several sampling settings; :func:`records` reads cells' records for a chapter,
+:func:`run_dir` says where a cell's store lives and :func:`cost` what a profile costs.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import models, rollout, store, tasks
+from . import grid, models, rollout, store, tasks
+from .grid import Cell
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -41,14 +53,16 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
                      limit: int | None = None, shard: str | None = None, precision: str | None = None,
                      device: str | None = None, split: str | None = None, sample: int | None = None,
                      data_seed: int = 0, data_dir: str | None = None, loaded=None, progress: bool = True,
-                     quantize: str | None = None) -> Path:
+                     quantize: str | None = None, label: str | None = None) -> Path:
     """Sample ``task`` with ``model`` into the run directory ``out``; resume if it exists.
 
     ``precision`` is one of :data:`siautil.models.PRECISIONS` (the old ``quantize="4bit"`` is
     ``nf4``). ``loaded`` is an already loaded ``(model, tokenizer)`` pair (the name is still
     recorded, and its precision when it was loaded by :func:`siautil.models.load`).
     Questions are numbered in the task's order (after ``sample``); ``limit`` keeps the first
-    ``limit`` of them; ``shard="i/n"`` takes every n-th from the i-th.
+    ``limit`` of them; ``shard="i/n"`` takes every n-th from the i-th. With ``progress``, a run
+    with questions left says so in one line (``label``, default ``model × task``: how many
+    questions it samples now) and shows a progress bar.
     """
     i, n = parse_shard(shard)
     task_obj = tasks.get(task) if isinstance(task, str) else task
@@ -64,10 +78,14 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
     todo = [(k, q) for k, q in enumerate(questions) if k % n == i and k not in run.done()]
     if not todo:
         return run.path
+    label = label or f"{model} × {task_obj.name}"
+    if progress:
+        print(f"sampling {label} now: {len(todo)} of {len(questions)} questions"
+              + (f" (shard {shard})" if shard else "") + f", into {run.path}", flush=True)
     lm, tok = loaded if loaded is not None else models.load(model, precision, device=device)
     engine = rollout.Engine(lm, tok, task_obj, settings, chat=models.is_chat(model, tok))
     engine.prompt_ids(todo[0][1])  # settings the model cannot take fail here, before any sampling
-    bar = tqdm(todo, desc=f"{model} × {task_obj.name}", unit="question", disable=not progress)
+    bar = tqdm(todo, desc=label, unit="question", disable=not progress)
     start = time.perf_counter()
     for k, q in bar:
         try:
@@ -84,3 +102,153 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
         elapsed = time.perf_counter() - start
         bar.set_postfix(tok_s=f"{engine.stats['generated_tokens'] / max(elapsed, 1e-9):.0f}")
     return run.path
+
+
+# ---------------------------------------------------------------------------- the grid's cells
+
+
+def default_runs_dir() -> Path:
+    """``$SIAUTIL_RUNS``, else ``data/runs`` of the checkout this runs in, else the user cache."""
+    if os.environ.get("SIAUTIL_RUNS"):
+        return Path(os.environ["SIAUTIL_RUNS"])
+    here = Path.cwd().resolve()
+    for d in (here, *here.parents):
+        if (d / "_toc.yml").exists() and (d / "siautil").is_dir():
+            return d / "data" / "runs"
+    return models.cache_dir() / "runs"
+
+
+def run_dir(cell: Cell, profile: str, runs_dir: str | Path | None = None) -> Path:
+    """Where ``cell`` of ``profile`` keeps its run store."""
+    return Path(runs_dir or default_runs_dir()) / profile / cell.name
+
+
+def data_available(cell: Cell) -> bool:
+    """Whether a cell's benchmark files can be read here: the checkout's ``data/`` or
+    ``$SIAUTIL_DATA_DIR``, else the hub when it is not switched off. Always, for a task that
+    needs no files (:attr:`siautil.tasks.Task.needs_files`)."""
+    if not cell.needs_files:
+        return True
+    from .tasks.datafiles import data_dir
+
+    directory = data_dir()
+    if directory is not None:
+        return directory.is_dir()
+    return os.environ.get("HF_HUB_OFFLINE") != "1"
+
+
+def _sample(cell: Cell, path: Path, shard: str | None, progress: bool) -> Path:
+    return rollout_to_store(cell.model, cell.task, path, cell.settings, limit=cell.limit, split=cell.split,
+                            precision=cell.precision, shard=shard, progress=progress, label=cell.name)
+
+
+def ensure(cell: Cell, profile: str, runs_dir: str | Path | None = None, shard: str | None = None,
+           progress: bool = True) -> Path | None:
+    """The run directory of ``cell``, sampling whatever is missing (resumable; with
+    ``progress``, a line says which cell and how many questions it samples, then a progress
+    bar). ``None``, with a line that says so, when the cell needs benchmark files that are not
+    available here."""
+    if not data_available(cell):
+        print(f"skipped {cell.name}: benchmark files not available (set ${tasks.DATA_ENV})", flush=True)
+        return None
+    return _sample(cell, run_dir(cell, profile, runs_dir), shard, progress)
+
+
+def sweep(base: Cell, runs_dir: str | Path | None = None, progress: bool = True, **values) -> pd.DataFrame:
+    """Records of ``base`` re-run under every combination of the sampling ``values`` given
+    (e.g. ``temperature=(1.6, 2.0), top_p=(1.0, 0.9)``), each a run of its own under the
+    ``sweep`` profile (resumable, reused once sampled), with one column per swept setting."""
+    names = list(values)
+    frames = []
+    for combo in itertools.product(*(values[n] for n in names)):
+        cell = replace(base, settings=replace(base.settings, **dict(zip(names, combo))))
+        tag = "__".join(f"{n}={v}" for n, v in zip(names, combo))
+        path = _sample(cell, run_dir(cell, "sweep", runs_dir) / tag, None, progress)
+        frames.append(store.load_records(path).assign(**dict(zip(names, combo))))
+    return pd.concat(frames, ignore_index=True)
+
+
+def records(profile: str, chosen: list[Cell] | None = None, runs_dir: str | Path | None = None,
+            run_missing: bool = True, progress: bool = True) -> pd.DataFrame:
+    """The records of ``chosen`` cells (default: every cell of the profile), concatenated, with
+    ``model``, ``dataset``, ``regime`` and ``shuffled`` columns. A cell with questions missing
+    is sampled first when ``run_missing``, visibly (a line naming the cell and how many
+    questions, then a progress bar; ``siautil grid --profile PROFILE`` samples them all ahead);
+    otherwise it is left out, as are cells whose data is unavailable."""
+    from .paper import regime
+
+    frames = []
+    for cell in chosen if chosen is not None else grid.cells(profile):
+        path = run_dir(cell, profile, runs_dir)
+        if run_missing:
+            path = ensure(cell, profile, runs_dir, progress=progress)
+            if path is None:
+                continue
+        elif not (path / store.CONFIG).exists():
+            continue
+        df = store.load_records(path)
+        if cell.limit is not None:  # a store may hold more questions than this cell asks for
+            df = df[df["question_index"] < cell.limit].reset_index(drop=True)
+        df["shuffled"] = cell.settings.shuffle_prefix
+        df["regime"] = regime(cell.model)
+        frames.append(df)
+    if not frames:
+        raise store.RunStoreError(f"no records for profile {profile!r} in {runs_dir or default_runs_dir()}: "
+                                  f"`siautil grid --profile {profile}` samples them")
+    return pd.concat(frames, ignore_index=True)
+
+
+#: Generated tokens per second assumed for the estimate, per device kind. These are rough
+#: assumptions, not measurements: the CPU figure sits between SmolLM2-135M in the default book
+#: (about 120 tok/s) and the benchmark's tiny model (about 2,000 tok/s); the CUDA figure has not
+#: been measured (benchmarks/rollout_throughput.py --device cuda measures it).
+THROUGHPUT = {"cpu": 300.0, "cuda": 20000.0}
+#: Questions assumed for a cell without a limit whose task does not know its size.
+UNKNOWN_SIZE = 100
+
+
+def cost(profile: str, device: str | None = None, mean_trace: int = 300) -> pd.DataFrame:
+    """A rough cost of a profile: generated tokens per cell and hours on ``device``
+    (``grid.estimate`` is the old name).
+
+    Per question: ``N`` traces of ``mean_trace`` tokens, and from each of their checkpoints
+    (``t = T`` included) ``M`` continuations. Under ``stop="eos"`` a continuation from ``t``
+    is another draw of the rest of a generation: about ``mean_trace - t`` tokens plus a tail of
+    20 (capped by its budget); under ``stop="answer"`` it ends at the answer, assumed to come
+    within half the remaining budget. A cell without a limit runs its task's whole test split
+    (:attr:`siautil.tasks.Task.size`).
+    """
+    device = device or models.default_device()
+    rows = []
+    for cell in grid.cells(profile):
+        s = cell.settings
+        n_q = cell.limit or tasks.get(cell.task).size or UNKNOWN_SIZE
+        ts = rollout.checkpoints(mean_trace, s.stride)
+        share = 1.0 if s.stop == "eos" else 0.5
+        cont = sum(min((s.max_new_tokens - t) * share, mean_trace - t + 20) for t in ts)
+        tokens = n_q * s.n_traces * (mean_trace + s.n_continuations * cont)
+        rows.append(dict(cell=cell.name, questions=n_q, checkpoints_per_trace=len(ts), tokens=int(tokens),
+                         hours=tokens / THROUGHPUT["cuda" if device.startswith("cuda") else "cpu"] / 3600))
+    df = pd.DataFrame(rows)
+    return pd.concat([df, pd.DataFrame([dict(cell="total", questions=df["questions"].sum(), tokens=df["tokens"].sum(),
+                                             hours=df["hours"].sum())])], ignore_index=True)
+
+
+def run_grid(profile: str, runs_dir: str | Path | None = None, shard: str | None = None, book: bool = True,
+             progress: bool = True) -> None:
+    """Sample every cell of ``profile`` (resumable, shardable), then execute the chapters with
+    parameters pointing at the stores and build the book."""
+    if profile.startswith("paper"):
+        est = cost(profile)
+        print(est.to_string(index=False))
+        print(f"estimated total: {est['tokens'].iloc[-1]:,} generated tokens, "
+              f"{est['hours'].iloc[-1]:.1f} h on {models.default_device()}", flush=True)
+    for cell in grid.cells(profile):
+        ensure(cell, profile, runs_dir, shard=shard, progress=progress)
+    if book and (shard is None or shard.startswith("0/")):
+        from . import book as book_mod
+
+        params = {"profile": profile}
+        if runs_dir:
+            params["runs_dir"] = str(Path(runs_dir).resolve())
+        book_mod.build(parameters=params, parameters_if_declared=True)

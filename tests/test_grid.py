@@ -1,4 +1,4 @@
-"""Profiles, cell selection, the cost estimate and the command line."""
+"""Profiles and cell selection: the grid as data (running it is tests/test_runs.py)."""
 
 import subprocess
 import sys
@@ -32,32 +32,38 @@ def test_every_profile_follows_the_protocol_with_one_chain():
 
 def test_select_one_model():
     (cell,) = grid.select("paper", model="Qwen/Qwen2.5-3B-Instruct", dataset="gsm8k", precision="nf4")
-    assert cell.precision == "nf4" and cell.needs_data and cell.name == "Qwen/Qwen2.5-3B-Instruct__gsm8k"
+    assert cell.precision == "nf4" and cell.needs_files and cell.name == "Qwen/Qwen2.5-3B-Instruct__gsm8k"
+    assert cell.needs_data  # the old name, read from the task
+    assert grid.Cell("m", "gsm8k", grid.PAPER, needs_data=False).needs_files  # the old keyword, ignored
     assert grid.Cell("m", "gsm8k", grid.PAPER, quantize="4bit").precision == "nf4"  # the old keyword
     with pytest.raises(models.ModelError, match="valid precisions: fp32, bf16, nf4"):
         grid.Cell("m", "gsm8k", grid.PAPER, precision="int3")
     assert grid.select("default", shuffled=True) and all(c.settings.shuffle_prefix for c in grid.select("default", shuffled=True))
 
 
-def test_estimate_has_a_total():
-    est = grid.estimate("paper", device="cuda")
-    assert est["cell"].iloc[-1] == "total" and est["tokens"].iloc[-1] == est["tokens"].iloc[:-1].sum()
-    assert est["hours"].iloc[-1] > 1
+def test_whether_a_cell_reads_files_is_its_tasks():
+    assert all(c.needs_files for c in grid.cells("paper") + grid.cells("pilot"))
+    default = {c.task: c.needs_files for c in grid.cells("default")}
+    assert default == {"toy": False, "easy": False, "svamp": True}
+
+
+def test_grid_is_data_and_forwards_the_old_names():
+    # importing the grid does not import the run store machinery
+    code = "import sys, siautil.grid; assert 'siautil.runs' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    from siautil import runs
+
+    assert grid.estimate is runs.cost and grid.records is runs.records and grid.run_dir is runs.run_dir
+    for name in ("ensure", "sweep", "run_grid", "default_runs_dir", "data_available", "THROUGHPUT"):
+        assert getattr(grid, name) is getattr(runs, name)
+    with pytest.raises(AttributeError):
+        grid.nope
 
 
 def test_paper_numbers_cover_table_1():
     t = paper.table1()
     assert len(t) == 33 and set(t["regime"]) == {"Base", "SFT", "SFT+RL"}
     assert t.query("model == 'gemma-2-2b' and dataset == 'gsm8k'")["paper"].item() == -0.530
-
-
-def test_cli_errors_are_clear(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "siautil.cli", "rollout", "--model", "nope", "--task", "toy",
-                          "--out", str(tmp_path / "r")], capture_output=True, text=True)
-    assert out.returncode == 2 and "unknown model 'nope'" in out.stderr and "Registry names" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "siautil.cli", "grid", "--profile", "paper", "--estimate",
-                          "--device", "cuda"], capture_output=True, text=True)
-    assert out.returncode == 0 and "total" in out.stdout
 
 
 def test_smollm2_missing_package_message(monkeypatch):

@@ -1,0 +1,60 @@
+"""Running the grid's cells into run stores and reading them back (siautil.runs)."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from siautil import grid, runs, store, tasks
+
+torch.set_num_threads(1)
+
+#: a toy cell small enough to sample in a second
+CELL = grid.Cell("toy-sft", "toy", replace(grid.TOY, n_traces=1, n_continuations=2, stride=16), limit=2)
+
+
+def test_cost_has_a_total_and_takes_sizes_from_the_tasks():
+    est = runs.cost("paper", device="cuda")
+    assert est["cell"].iloc[-1] == "total" and est["tokens"].iloc[-1] == est["tokens"].iloc[:-1].sum()
+    assert est["hours"].iloc[-1] > 1
+    sizes = dict(zip(est["cell"], est["questions"]))
+    for cell in grid.cells("paper"):
+        assert sizes[cell.name] == tasks.get(cell.task).size
+    assert runs.cost("default", device="cpu")["questions"].iloc[:-1].tolist() == [c.limit for c in grid.cells("default")]
+
+
+def test_a_chapter_samples_a_missing_cell_visibly(tmp_path, capsys):
+    df = runs.records("default", [CELL], runs_dir=tmp_path)
+    out = capsys.readouterr()
+    assert "sampling toy-sft__toy now: 2 of 2 questions" in out.out and "2/2" in out.err  # the line and the bar
+    assert sorted(df["question_index"].unique()) == [0, 1] and not df["shuffled"].any()
+    assert (runs.run_dir(CELL, "default", tmp_path) / store.CONFIG).exists()
+    again = runs.records("default", [CELL], runs_dir=tmp_path)  # all there: nothing sampled, nothing said
+    assert "sampling" not in capsys.readouterr().out and len(again) == len(df)
+    fewer = runs.records("default", [replace(CELL, limit=1)], runs_dir=tmp_path)  # the store holds more
+    assert set(fewer["question_index"]) == {0}
+
+
+def test_records_without_sampling_name_the_command(tmp_path):
+    with pytest.raises(store.RunStoreError, match="siautil grid --profile default"):
+        runs.records("default", [CELL], runs_dir=tmp_path, run_missing=False)
+
+
+def test_a_cell_without_its_files_is_skipped_with_a_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(tasks.DATA_ENV, str(tmp_path / "nowhere"))
+    cell = grid.Cell("smollm2-135m-instruct", "svamp", grid.SMOL, limit=1)
+    assert not runs.data_available(cell) and runs.data_available(CELL)
+    assert runs.ensure(cell, "default", tmp_path) is None
+    assert "skipped smollm2-135m-instruct__svamp: benchmark files not available" in capsys.readouterr().out
+
+
+def test_sweep_runs_each_setting_once(tmp_path):
+    swept = runs.sweep(CELL, runs_dir=tmp_path, progress=False, temperature=(1.0, 2.0))
+    assert sorted(swept["temperature"].unique()) == [1.0, 2.0]
+    assert (tmp_path / "sweep" / CELL.name / "temperature=1.0" / store.CONFIG).exists()
+
+
+def test_runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIAUTIL_RUNS", str(tmp_path))
+    assert runs.default_runs_dir() == tmp_path
+    assert runs.run_dir(CELL.shuffled(), "default") == tmp_path / "default" / "toy-sft__toy__shuffled"
