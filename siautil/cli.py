@@ -1,40 +1,37 @@
-"""The ``siautil`` command line."""
+"""The ``siautil`` command line.
+
+Every error siautil raises on purpose (:class:`siautil.errors.SiautilError`), and the
+``ValueError`` or ``KeyError`` a bad setting raises, ends a command the same way: ``error:
+<message>`` on stderr and exit status 2 (as argparse's own usage errors).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import typing
+
+from .errors import SiautilError
+
+#: Exit status of a command that stopped on an error it explains.
+ERROR_EXIT = 2
 
 
 def _book(args: argparse.Namespace) -> int:
     from . import book
 
-    try:
-        book.build(args.chapter or None, book.parse_parameters(args.parameter or []),
-                   html=not args.no_html)
-    except book.ChapterError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    book.build(args.chapter or None, book.parse_parameters(args.parameter or []), html=not args.no_html)
     return 0
 
 
 def _rollout(args: argparse.Namespace) -> int:
-    from . import models, rollout, runs, store, tasks
+    from . import rollout, runs
 
-    try:
-        settings = rollout.RolloutConfig(
-            n_traces=args.traces, n_continuations=args.continuations, stride=args.stride,
-            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-            top_k=args.top_k, min_p=args.min_p, seed=args.seed, shuffle_prefix=args.shuffle_prefix,
-            stop=args.stop, extraction=args.extraction,
-            prompt_style=args.prompt_style, few_shot=args.few_shot, max_batch_rows=args.max_batch_rows)
-        path = runs.rollout_to_store(args.model, args.task, args.out, settings, limit=args.limit, shard=args.shard,
-                                     precision=args.precision, quantize=args.quantize, device=args.device,
-                                     split=args.split,
-                                     sample=args.sample, data_dir=args.data_dir)
-    except (ValueError, KeyError, models.ModelError, store.RunStoreError, tasks.DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    settings = rollout.RolloutConfig(**{name: getattr(args, name) for name in _setting_names()})
+    path = runs.rollout_to_store(args.model, args.task, args.out, settings, limit=args.limit, shard=args.shard,
+                                 precision=args.precision, quantize=args.quantize, device=args.device,
+                                 split=args.split, sample=args.sample, data_dir=args.data_dir)
     print(f"records in {path}")
     return 0
 
@@ -42,27 +39,18 @@ def _rollout(args: argparse.Namespace) -> int:
 def _merge(args: argparse.Namespace) -> int:
     from . import store
 
-    try:
-        path = store.merge(args.runs, args.out)
-    except store.RunStoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    path = store.merge(args.runs, args.out)
     print(f"merged {len(args.runs)} runs into {path} ({len(store.RunStore(path, {}).done())} questions)")
     return 0
 
 
 def _grid(args: argparse.Namespace) -> int:
-    from . import book, grid, models, store, tasks
+    from . import runs
 
     if args.estimate:
-        est = grid.estimate(args.profile, args.device)
-        print(est.to_string(index=False))
+        print(runs.cost(args.profile, args.device).to_string(index=False))
         return 0
-    try:
-        grid.run_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, book=not args.no_book)
-    except (ValueError, models.ModelError, store.RunStoreError, tasks.DataError, book.ChapterError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    runs.run_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, book=not args.no_book)
     return 0
 
 
@@ -78,7 +66,82 @@ def _toy(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Help for the sampling settings (``rollout.RolloutConfig``'s fields, one flag each).
+SETTING_HELP = {
+    "n_traces": "N traces per question",
+    "n_continuations": "M continuations per checkpoint",
+    "stride": "tokens between checkpoints",
+    "max_new_tokens": "trace budget; a continuation from t gets the rest",
+    "temperature": "sampling temperature",
+    "top_p": "nucleus: sample from the smallest set of tokens holding this much probability",
+    "top_k": "0 or none: off, as the paper (never taken from the model)",
+    "min_p": "none: off",
+    "repetition_penalty": "1.0 (none) is the only value the engine samples exactly",
+    "seed": "the run seed (each question's generator is seeded from it and the question id)",
+    "shuffle_prefix": "Table 2 ablation: permute each prefix's tokens for the continuations",
+    "stop": "eos: run to EOS or the budget (the paper); answer: also stop at the first final answer",
+    "extraction": "strict-match: an explicit final-answer marker or the null answer; flexible-extract: fallbacks",
+    "prompt_style": "chat template or plain text; auto: as the model is",
+    "few_shot": "worked examples before a plain prompt",
+    "max_batch_rows": "continuation rows decoded together",
+}
+#: The spellings the flags had before they were derived from the settings.
+SETTING_ALIASES = {"n_traces": ["--traces"], "n_continuations": ["--continuations"]}
+
+
+def _setting_choices() -> dict[str, tuple[str, ...]]:
+    from . import rollout
+    from .tasks.extract import EXTRACTION_MODES
+
+    return {"stop": rollout.STOP_RULES, "extraction": EXTRACTION_MODES, "prompt_style": ("auto", "chat", "plain")}
+
+
+def _optional(kind: type):
+    """``kind``, or ``None`` written as ``none``."""
+    def parse(text: str):
+        return None if text.lower() in ("none", "") else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error messages
+    return parse
+
+
+def _settings() -> list[tuple[dataclasses.Field, type, bool]]:
+    """``(field, type, optional)`` of each setting of ``RolloutConfig`` a flag can carry."""
+    from . import rollout
+
+    hints = typing.get_type_hints(rollout.RolloutConfig)
+    out = []
+    for f in dataclasses.fields(rollout.RolloutConfig):
+        kinds = typing.get_args(hints[f.name]) or (hints[f.name],)
+        plain = [k for k in kinds if k is not type(None)]
+        if len(plain) == 1 and plain[0] in (bool, int, float, str):
+            out.append((f, plain[0], len(plain) < len(kinds)))
+    return out
+
+
+def _setting_names() -> list[str]:
+    return [f.name for f, _, _ in _settings()]
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """One flag per sampling setting, its type and default taken from ``RolloutConfig``."""
+    choices = _setting_choices()
+    for f, kind, optional in _settings():
+        flags = ["--" + f.name.replace("_", "-"), *SETTING_ALIASES.get(f.name, [])]
+        help_text = SETTING_HELP.get(f.name, "")
+        if kind is bool:
+            parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=help_text)
+            continue
+        default = "none" if f.default is None else f.default
+        parser.add_argument(*flags, dest=f.name, type=_optional(kind) if optional else kind, default=f.default,
+                            choices=choices.get(f.name), metavar=None if f.name in choices else f.name.upper(),
+                            help=f"{help_text} (default: {default})".lstrip())
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import grid, models
+
     parser = argparse.ArgumentParser(prog="siautil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -99,24 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--split", help="task split (default: the task's test split)")
     r.add_argument("--data-dir", help="benchmark files (default: $SIAUTIL_DATA_DIR, else the hub)")
     r.add_argument("--shard", help="i/n: this job takes every n-th question from the i-th")
-    r.add_argument("--traces", type=int, default=4, help="N traces per question")
-    r.add_argument("--continuations", type=int, default=16, help="M continuations per checkpoint")
-    r.add_argument("--stride", type=int, default=50, help="tokens between checkpoints")
-    r.add_argument("--max-new-tokens", type=int, default=600)
-    r.add_argument("--temperature", type=float, default=0.7)
-    r.add_argument("--top-p", type=float, default=0.95)
-    r.add_argument("--top-k", type=int, default=0, help="0: off, as the paper (never taken from the model)")
-    r.add_argument("--min-p", type=float, default=None)
-    r.add_argument("--stop", default="eos", choices=["eos", "answer"],
-                   help="eos: run to EOS or the budget (the paper); answer: also stop at the first final answer")
-    r.add_argument("--extraction", default="strict-match", choices=["strict-match", "flexible-extract"],
-                   help="strict-match: an explicit final-answer marker or the null answer; flexible-extract: fallbacks")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--shuffle-prefix", action="store_true", help="Table 2 ablation")
-    r.add_argument("--prompt-style", default="auto", choices=["auto", "chat", "plain"])
-    r.add_argument("--few-shot", type=int, default=0)
-    r.add_argument("--max-batch-rows", type=int, default=256)
-    r.add_argument("--precision", choices=["fp32", "bf16", "nf4"], default=None,
+    _add_settings(r)
+    r.add_argument("--precision", choices=models.PRECISIONS, default=None,
                    help="weights: fp32, bf16 or 4-bit nf4 (CUDA); default fp32 on CPU, bf16 on CUDA")
     r.add_argument("--quantize", choices=["4bit"], default=None, help="the old spelling of --precision nf4")
     r.add_argument("--device", default=None)
@@ -128,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_merge)
 
     g = sub.add_parser("grid", help="run every (model, dataset) cell of a profile, then build the book")
-    g.add_argument("--profile", default="default", choices=["default", "paper", "paper-nf4", "pilot"])
+    g.add_argument("--profile", default="default", choices=grid.PROFILES)
     g.add_argument("--runs-dir", help="where the run stores go (default: data/runs of this checkout)")
     g.add_argument("--shard", help="i/n: this machine takes every n-th question of every cell")
     g.add_argument("--no-book", action="store_true", help="sample only")
@@ -146,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (SiautilError, ValueError, KeyError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e  # a KeyError's str() adds quotes
+        print(f"error: {message}", file=sys.stderr)
+        return ERROR_EXIT
 
 
 if __name__ == "__main__":

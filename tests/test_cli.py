@@ -1,0 +1,72 @@
+"""The command line: flags derived from the settings, one exit-code rule for errors."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from siautil import cli, errors, rollout, runs, store
+
+
+def _settings(*flags):
+    args = cli.build_parser().parse_args(["rollout", "--model", "m", "--task", "toy", "--out", "o", *flags])
+    return rollout.RolloutConfig(**{name: getattr(args, name) for name in cli._setting_names()})
+
+
+def test_every_setting_has_a_flag_with_its_default():
+    names = {f.name for f in dataclasses.fields(rollout.RolloutConfig)}
+    assert set(cli._setting_names()) == names  # stop_at_answer (an InitVar) is not a field
+    assert _settings() == rollout.RolloutConfig()
+    assert set(cli.SETTING_HELP) <= names and set(cli.SETTING_ALIASES) <= names
+
+
+def test_flags_old_spellings_and_none():
+    s = _settings("--traces", "2", "--continuations", "3", "--shuffle-prefix", "--top-k", "none", "--min-p", "0.1",
+                  "--stop", "answer", "--max-new-tokens", "40", "--temperature", "1.5")
+    assert (s.n_traces, s.n_continuations, s.shuffle_prefix, s.top_k, s.min_p) == (2, 3, True, 0, 0.1)
+    assert (s.stop, s.max_new_tokens, s.temperature) == ("answer", 40, 1.5)
+    s = _settings("--n-traces", "5", "--no-shuffle-prefix", "--top-k", "20", "--min-p", "none")
+    assert (s.n_traces, s.shuffle_prefix, s.top_k, s.min_p) == (5, False, 20, None)
+    args = cli.build_parser().parse_args(["rollout", "--model", "m", "--task", "toy", "--out", "o", "--quantize", "4bit"])
+    assert args.quantize == "4bit"
+
+
+def test_bad_flags_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as e:
+        _settings("--stop", "never")
+    assert e.value.code == cli.ERROR_EXIT == 2
+    with pytest.raises(SystemExit):
+        _settings("--top-k", "many")
+
+
+def test_errors_print_one_line_and_exit_2(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert cli.main(["rollout", "--model", "nope", "--task", "toy", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown model 'nope'") and "Registry names" in err
+    assert cli.main(["rollout", "--model", "toy-sft", "--task", "mmlu", "--out", out]) == 2
+    assert capsys.readouterr().err.startswith("error: unknown task 'mmlu'; known tasks:")  # no KeyError quotes
+    assert cli.main(["rollout", "--model", "toy-sft", "--task", "toy", "--out", out, "--repetition-penalty", "1.1"]) == 2
+    assert "repetition_penalty must be 1.0" in capsys.readouterr().err
+
+
+def test_every_siautil_error_exits_2(monkeypatch, capsys):
+    for cls in (store.RunStoreError, errors.SiautilError):
+        def fail(*a, **k):
+            raise cls("the store is broken; do X")
+
+        monkeypatch.setattr(runs, "run_grid", fail)
+        assert cli.main(["grid", "--no-book"]) == 2
+        assert capsys.readouterr().err == "error: the store is broken; do X\n"
+
+
+def test_grid_estimate(capsys):
+    assert cli.main(["grid", "--profile", "paper", "--estimate", "--device", "cuda"]) == 0
+    assert "total" in capsys.readouterr().out
+
+
+def test_the_module_exits_2(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "siautil.cli", "rollout", "--model", "nope", "--task", "toy",
+                          "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("error: unknown model 'nope'")
