@@ -430,12 +430,26 @@ class Engine:
     def sample_continuations(self, prompt: list[int], prefix: list[int], m: int, max_new_tokens: int,
                              gen: torch.Generator | None = None) -> list[list[int]]:
         """``m`` continuations of ``prompt + prefix`` (token ids) through the engine's own path:
-        one prefill, buffered batched decoding, the run's sampling chain and stopping rules."""
-        kv, last = self._prefill(list(prompt) + list(prefix))
-        tail = self.tokenizer.decode(prefix, skip_special_tokens=True)[-TAIL_CHARS:]
-        rows = [_Row(budget=max_new_tokens, tail=tail) for _ in range(m)]
-        self._decode([_Item(r, kv, len(prompt) + len(prefix), last[-1]) for r in rows], gen)
-        return [r.tokens + ([next(iter(self.eos))] if r.finish is Finish.EOS else []) for r in rows]
+        one prefill, buffered batched decoding, the run's sampling chain and stopping rules.
+        A continuation that ended at EOS ends with an EOS id."""
+        tail = self.tokenizer.decode(prefix, skip_special_tokens=True)
+        return self.sample_prompts([list(prompt) + list(prefix)], m, max_new_tokens, gen, tails=[tail])[0]
+
+    def sample_prompts(self, prompts: list[list[int]], m: int, max_new_tokens: int, gen: torch.Generator | None = None,
+                       tails: list[str] | None = None) -> list[list[list[int]]]:
+        """``m`` completions of each of ``prompts`` (token ids, used as given), decoded together:
+        one prefill per prompt, then every row in the same batches. Returns, per prompt, its
+        ``m`` token lists, each ending with an EOS id if it ended there. ``tails`` are the
+        texts before each completion, for ``stop="answer"``."""
+        rows, items = [], []
+        for k, ids in enumerate(prompts):
+            kv, last = self._prefill(ids)
+            tail = (tails[k] if tails else "")[-TAIL_CHARS:]
+            rows.append([_Row(budget=max_new_tokens, tail=tail) for _ in range(m)])
+            items += [_Item(r, kv, len(ids), last[-1]) for r in rows[-1]]
+        self._decode(items, gen)
+        eos = next(iter(self.eos))
+        return [[r.tokens + ([eos] if r.finish is Finish.EOS else []) for r in rs] for rs in rows]
 
     def _shuffle_prefixes(self, prompt: list[int], traces: list[_Row], sampled: list[Checkpoint],
                           gen: torch.Generator) -> None:

@@ -140,37 +140,18 @@ def train_mle(model, tok, make_doc, updates: int, cfg: ToyTrainingConfig, seed: 
     return losses
 
 
-@torch.no_grad()
-def sample_completions(model, tok, prompts: list[str], temperature: float, max_new_tokens: int, gen: torch.Generator):
-    """Plain ancestral sampling (full softmax at ``temperature``) of completions of ``prompts``."""
-    from .sampling import SamplingChain
+def sampler(model, tok, task: ToyTask, temperature: float, max_new_tokens: int):
+    """The sampling engine set up for training and evaluation: plain ancestral sampling (full
+    softmax at ``temperature``), every completion run to EOS or ``max_new_tokens``."""
+    from . import rollout
 
-    chain = SamplingChain(temperature=temperature, top_k=0, top_p=1.0)
-    enc = [[tok.bos_token_id] + tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    width = max(map(len, enc))
-    x = torch.full((len(enc), width), tok.pad_token_id)
-    mask = torch.zeros_like(x)
-    for r, s in enumerate(enc):  # left padding
-        x[r, width - len(s):] = torch.tensor(s)
-        mask[r, width - len(s):] = 1
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    from transformers import DynamicCache
+    settings = rollout.RolloutConfig(temperature=temperature, top_p=1.0, top_k=0, max_new_tokens=max_new_tokens)
+    return rollout.Engine(model, tok, task, settings, chat=False)
 
-    cache = DynamicCache(config=model.config)
-    logits = model(input_ids=x, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True).logits[:, -1]
-    done = torch.zeros(len(enc), dtype=torch.bool)
-    new = []
-    for step in range(max_new_tokens):
-        nxt = chain.sample(logits, gen)[:, 0]
-        nxt = torch.where(done, torch.full_like(nxt, tok.pad_token_id), nxt)
-        new.append(nxt)
-        done |= nxt == tok.eos_token_id
-        if done.all():
-            break
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
-        logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos[:, -1:] + step + 1,
-                       cache=cache, use_cache=True).logits[:, -1]
-    return enc, torch.stack(new, 1).tolist()
+
+def encode_prompts(tok, prompts: list[str]) -> list[list[int]]:
+    """Prompt ids as in training (:func:`_batch`): BOS, then the text."""
+    return [[tok.bos_token_id] + tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
 
 
 def train_rl(model, tok, task: ToyTask, cfg: ToyTrainingConfig, seed: int, log=None) -> list[float]:
@@ -180,20 +161,19 @@ def train_rl(model, tok, task: ToyTask, cfg: ToyTrainingConfig, seed: int, log=N
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.rl_lr, weight_decay=0.0)
+    engine = sampler(model, tok, task, cfg.temperature, completion_budget(cfg.steps))
     rewards_curve = []
     for step in range(cfg.rl_updates):
         problems = [sample_problem(rng, cfg.steps) for _ in range(cfg.rl_questions)]
-        prompts = [prompt_text(p.question()) for p in problems for _ in range(cfg.rl_group)]
         model.eval()
-        enc, new = sample_completions(model, tok, prompts, cfg.temperature, completion_budget(cfg.steps), gen)
+        enc = encode_prompts(tok, [prompt_text(p.question()) for p in problems])
+        groups = engine.sample_prompts(enc, cfg.rl_group, completion_budget(cfg.steps), gen)
         texts, rewards = [], []
-        for k, toks in enumerate(new):
-            toks = toks[: toks.index(tok.eos_token_id) + 1] if tok.eos_token_id in toks else toks
-            toks = [t for t in toks if t != tok.pad_token_id]
-            text = tok.decode(toks, skip_special_tokens=True)
-            p = problems[k // cfg.rl_group]
-            rewards.append(float(task.extract_answer(text) == str(p.answer())))
-            texts.append((enc[k], toks))
+        for e, p, group in zip(enc, problems, groups):
+            for toks in group:  # each ends with EOS if it ended there
+                text = tok.decode(toks, skip_special_tokens=True)
+                rewards.append(float(task.extract_answer(text) == str(p.answer())))
+                texts.append((e, toks))
         r = torch.tensor(rewards).view(cfg.rl_questions, cfg.rl_group)
         adv = (r - r.mean(1, keepdim=True)).flatten()
         rewards_curve.append(r.mean().item())
@@ -224,14 +204,13 @@ def accuracy(model, tok, task: ToyTask, n: int = 500, temperature: float = 1.0, 
     """Share of held-out test questions answered correctly by one sampled completion."""
     qs = task.load("test", limit=n)
     gen = torch.Generator().manual_seed(seed)
+    engine = sampler(model, tok, task, temperature, completion_budget(task.steps))
     correct = 0
     for start in range(0, len(qs), 128):
         chunk = qs[start: start + 128]
-        _, new = sample_completions(model, tok, [task.prompt(q) for q in chunk], temperature,
-                                    completion_budget(task.steps), gen)
-        for q, toks in zip(chunk, new):
-            toks = toks[: toks.index(tok.eos_token_id)] if tok.eos_token_id in toks else toks
-            correct += task.is_correct(task.extract_answer(tok.decode([t for t in toks if t != tok.pad_token_id])), q)
+        new = engine.sample_prompts(encode_prompts(tok, [task.prompt(q) for q in chunk]), 1, completion_budget(task.steps), gen)
+        for q, (toks,) in zip(chunk, new):
+            correct += task.is_correct(task.extract_answer(tok.decode(toks, skip_special_tokens=True)), q)
     return correct / len(qs)
 
 
