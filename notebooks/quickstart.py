@@ -55,7 +55,7 @@ lm, tokenizer = models.load(model, precision)
 settings = rollout.RolloutConfig(n_traces=1, n_continuations=n_continuations, stride=stride,
                                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                  top_k=0, seed=seed, stop="eos", extraction="strict-match")
-engine = rollout.Engine(lm, tokenizer, task, settings, chat=models.is_chat(model, tokenizer))
+engine = rollout.Engine(lm, tokenizer, task, settings)  # chat or plain: decided from the model
 records = pd.DataFrame(engine.run_question(question))
 print("Question:", question.text)
 print("Gold answer:", question.gold)
