@@ -137,9 +137,9 @@ def data_available(cell: Cell) -> bool:
     return os.environ.get("HF_HUB_OFFLINE") != "1"
 
 
-def _sample(cell: Cell, path: Path, shard: str | None, progress: bool) -> Path:
+def _sample(cell: Cell, path: Path, shard: str | None, progress: bool, label: str | None = None) -> Path:
     return rollout_to_store(cell.model, cell.task, path, cell.settings, limit=cell.limit, split=cell.split,
-                            precision=cell.precision, shard=shard, progress=progress, label=cell.name)
+                            precision=cell.precision, shard=shard, progress=progress, label=label or cell.name)
 
 
 def ensure(cell: Cell, profile: str, runs_dir: str | Path | None = None, shard: str | None = None,
@@ -163,7 +163,7 @@ def sweep(base: Cell, runs_dir: str | Path | None = None, progress: bool = True,
     for combo in itertools.product(*(values[n] for n in names)):
         cell = replace(base, settings=replace(base.settings, **dict(zip(names, combo))))
         tag = "__".join(f"{n}={v}" for n, v in zip(names, combo))
-        path = _sample(cell, run_dir(cell, "sweep", runs_dir) / tag, None, progress)
+        path = _sample(cell, run_dir(cell, "sweep", runs_dir) / tag, None, progress, f"{cell.name} {tag}")
         frames.append(store.load_records(path).assign(**dict(zip(names, combo))))
     return pd.concat(frames, ignore_index=True)
 

@@ -48,9 +48,12 @@ def test_a_cell_without_its_files_is_skipped_with_a_line(tmp_path, monkeypatch, 
     assert "skipped smollm2-135m-instruct__svamp: benchmark files not available" in capsys.readouterr().out
 
 
-def test_sweep_runs_each_setting_once(tmp_path):
-    swept = runs.sweep(CELL, runs_dir=tmp_path, progress=False, temperature=(1.0, 2.0))
+def test_sweep_runs_each_setting_once(tmp_path, capsys):
+    swept = runs.sweep(CELL, runs_dir=tmp_path, temperature=(1.0, 2.0))
     assert sorted(swept["temperature"].unique()) == [1.0, 2.0]
+    assert "sampling toy-sft__toy temperature=2.0 now: 2 of 2 questions" in capsys.readouterr().out
+    runs.sweep(CELL, runs_dir=tmp_path, temperature=(1.0, 2.0))  # reused once sampled
+    assert "sampling" not in capsys.readouterr().out
     assert (tmp_path / "sweep" / CELL.name / "temperature=1.0" / store.CONFIG).exists()
 
 
