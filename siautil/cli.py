@@ -91,9 +91,10 @@ SETTING_ALIASES = {"n_traces": ["--traces"], "n_continuations": ["--continuation
 
 def _setting_choices() -> dict[str, tuple[str, ...]]:
     from . import rollout
+    from .tasks.base import PROMPT_STYLES
     from .tasks.extract import EXTRACTION_MODES
 
-    return {"stop": rollout.STOP_RULES, "extraction": EXTRACTION_MODES, "prompt_style": ("auto", "chat", "plain")}
+    return {"stop": rollout.STOP_RULES, "extraction": EXTRACTION_MODES, "prompt_style": PROMPT_STYLES}
 
 
 def _optional(kind: type):
