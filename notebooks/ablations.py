@@ -45,11 +45,11 @@ n_resamples = 500
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import diagnostics, grid, paper, plots
+from siautil import diagnostics, grid, paper, plots, runs
 
-original = grid.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
+original = runs.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
 shuffled_cells = grid.select(profile, model, dataset, precision, limit, shuffled=True)
-shuffled = grid.records(profile, shuffled_cells, runs_dir=runs_dir)
+shuffled = runs.records(profile, shuffled_cells, runs_dir=runs_dir)
 keep = shuffled.groupby(["model", "dataset"]).ngroups
 original = original.merge(shuffled[["model", "dataset"]].drop_duplicates(), on=["model", "dataset"])
 print(f"{keep} cells have a shuffled-prefix run")

@@ -57,10 +57,10 @@ n_resamples = 2000      # bootstrap resamples
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import diagnostics, grid, paper, plots
+from siautil import diagnostics, grid, paper, plots, runs
 
 cells = grid.select(profile, model, dataset, precision, limit)
-records = grid.records(profile, cells, runs_dir=runs_dir)
+records = runs.records(profile, cells, runs_dir=runs_dir)
 print(f"{len(records):,} checkpoint records from {records.groupby(['model', 'dataset']).ngroups} cells")
 
 # %%

@@ -38,10 +38,10 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
-from siautil import estimators, grid, plots
+from siautil import estimators, grid, plots, runs
 
 available = [c for c in grid.select(profile) if not c.settings.shuffle_prefix]
-records = grid.records(profile, available, runs_dir=runs_dir)
+records = runs.records(profile, available, runs_dir=runs_dir)
 traj = estimators.estimate(records)
 names = sorted(set(records["model"] + "__" + records["dataset"]))
 

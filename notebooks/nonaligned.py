@@ -40,9 +40,9 @@ n_resamples = 1000
 # %%
 import matplotlib.pyplot as plt
 
-from siautil import diagnostics, estimators, grid, plots
+from siautil import diagnostics, estimators, grid, plots, runs
 
-records = grid.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
+records = runs.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
 traj_all = estimators.estimate(records)
 traj = traj_all[traj_all["regime"].isin(regimes)] if model is None else traj_all
 print(f"{traj.groupby(['model', 'dataset', 'question_id', 'trace']).ngroups:,} traces of the base models")

@@ -66,7 +66,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from siautil import choices, coefficient, grid
+from siautil import choices, coefficient, grid, runs
 from siautil.tasks.extract import marked_numbers
 
 validation = coefficient.validate(ms=budgets, n_questions=n_questions)
@@ -114,7 +114,7 @@ print(f"no information, M = {m_book}: paper {ni.loc['paper', 'mean']:+.3f}, deco
 # trace's checkpoint nearest $t = T/2$).
 
 # %%
-records = grid.records(profile, grid.select(profile, limit=limit), runs_dir=runs_dir)
+records = runs.records(profile, grid.select(profile, limit=limit), runs_dir=runs_dir)
 open_table = choices.table(records)
 open_table["cell"] = open_table["model"] + " · " + open_table["dataset"]
 pivots = {number: open_table.pivot_table(index=["choice", "value"], columns="cell", values=number, sort=False)
@@ -166,7 +166,7 @@ print(f"marked answers in order: {answers}; stop 'answer' reads {answers[0]}, st
 
 # %%
 base = next(c for c in grid.cells(profile) if c.model == "toy-sft" and not c.settings.shuffle_prefix)
-swept = grid.sweep(replace(base, limit=sweep_questions), runs_dir=runs_dir,
+swept = runs.sweep(replace(base, limit=sweep_questions), runs_dir=runs_dir,
                    temperature=sweep_temperatures, top_p=sweep_top_p)
 rows = []
 for (temp, top_p), g in swept.groupby(["temperature", "top_p"]):

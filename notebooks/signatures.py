@@ -56,9 +56,9 @@ n_resamples = 1000
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import diagnostics, estimators, grid, plots
+from siautil import diagnostics, estimators, grid, plots, runs
 
-records = grid.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
+records = runs.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
 records = records[records["regime"].isin(regimes)] if model is None else records
 traj = estimators.estimate(records)
 cells = traj.groupby(["model", "dataset"]).ngroups

@@ -50,10 +50,10 @@ import json
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import diagnostics, estimators, grid, plots, toy
+from siautil import diagnostics, estimators, grid, plots, runs, toy
 
 cells = [c for c in grid.select(profile) if c.task == "toy"]
-records = grid.records(profile, cells, runs_dir=runs_dir)
+records = runs.records(profile, cells, runs_dir=runs_dir)
 training = pd.DataFrame([json.loads((toy.ASSETS / r / "training.json").read_text()) for r in toy.REGIMES])
 training[["regime", "seconds", "accuracy"]].rename(columns={"seconds": "training s", "accuracy": "held-out accuracy (1 sample)"})
 

@@ -83,7 +83,7 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
         print(f"sampling {label} now: {len(todo)} of {len(questions)} questions"
               + (f" (shard {shard})" if shard else "") + f", into {run.path}", flush=True)
     lm, tok = loaded if loaded is not None else models.load(model, precision, device=device)
-    engine = rollout.Engine(lm, tok, task_obj, settings, chat=models.is_chat(model, tok))
+    engine = rollout.Engine(lm, tok, task_obj, settings)  # chat or plain: the engine decides from the model
     engine.prompt_ids(todo[0][1])  # settings the model cannot take fail here, before any sampling
     bar = tqdm(todo, desc=label, unit="question", disable=not progress)
     start = time.perf_counter()

@@ -1,0 +1,83 @@
+"""The package's shape: no module imports one that imports it back, and every module has its tests."""
+
+import ast
+from pathlib import Path
+
+import siautil
+
+ROOT = Path(siautil.__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for p in ROOT.rglob("*.py"):
+        parts = ("siautil",) + p.relative_to(ROOT).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    return out
+
+
+def _imports(mods: dict[str, Path]) -> dict[str, set[str]]:
+    """Every siautil module each module imports, at import time or inside a function. A
+    package's own submodules importing it are not counted (``from . import x`` names the
+    submodule ``x``), nor is a module-level ``__getattr__`` (PEP 562) that forwards names
+    which moved elsewhere, so old code keeps working: it runs only when an old name is used."""
+    edges = {m: set() for m in mods}
+    for m, p in mods.items():
+        package = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
+        tree = ast.parse(p.read_text())
+        forwarders = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"]
+        skip = {id(x) for f in forwarders for x in ast.walk(f)}
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in mods]
+                targets = subs or [base]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            edges[m] |= {t for t in targets if t in mods and t != m}
+    return edges
+
+
+def _reachable(edges, start):
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in edges[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    edges = _imports(_modules())
+    circles = sorted({tuple(sorted((a, b))) for a in edges for b in edges[a] if a in _reachable(edges, b)})
+    assert not circles, f"import circles: {circles}"
+
+
+def test_the_checker_finds_a_circle():
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert "a" in _reachable(edges, "b") and "d" not in _reachable(edges, "a")
+
+
+def test_every_module_has_a_test_file():
+    # tests/test_<module>.py for siautil/<module>.py; a task module's tests live in test_tasks.py
+    # or test_<module>.py; __init__ and the test builders themselves need none
+    missing = []
+    for name, path in _modules().items():
+        short = name.split(".")[-1]
+        if path.name == "__init__.py" or short in ("testing", "errors"):
+            continue
+        candidates = [TESTS / f"test_{short}.py"]
+        if ".tasks." in name:
+            candidates.append(TESTS / "test_tasks.py")
+        if not any(c.exists() for c in candidates):
+            missing.append(name)
+    assert not missing, f"modules without tests/test_<module>.py: {missing}"
