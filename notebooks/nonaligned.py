@@ -51,23 +51,19 @@ print(f"{traj.groupby(['model', 'dataset', 'question_id', 'trace']).ngroups:,} t
 # ## Figure 4: cumulative information gain, base models
 #
 # As Figure 1: $\hat G_t$ in nats for every trace above, the paper's normalised gain below for
-# the traces with a measurable total change, and the count of each group.
+# the traces with a measurable total change; then the count of each group, and the average
+# information gain per step ($\hat g$, mean ± standard error over questions).
 
 # %%
-gain, counts = diagnostics.cumulative_gain(traj, n_resamples=n_resamples)
-fig = plots.gain_panels(gain, counts)
+fig, counts = plots.figure_1(traj, n_resamples=n_resamples)
 plt.show()
-counts.round(3)
-
-# %%
-diagnostics.information_gain(traj).round(4)
+display(counts.round(3), diagnostics.information_gain(traj).round(4))
 
 # %% [markdown]
 # ## Figure 5: AUC of entropy for correctness, base models beside aligned ones
 
 # %%
-picture = diagnostics.auc_by_position(traj_all, normalised=True)
-fig = plots.auc_curve(picture, x="pos", label_by=["model", "dataset"], title="AUC of $-\\hat H_t$ for correct vs incorrect")
+fig = plots.figure_2(traj_all)
 plt.show()
 
 # %% [markdown]

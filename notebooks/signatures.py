@@ -68,8 +68,7 @@ print(f"{len(traj):,} checkpoints, {traj.groupby(['model', 'dataset', 'question_
 # ## Figure 1: cumulative information gain
 
 # %%
-gain, counts = diagnostics.cumulative_gain(traj, n_resamples=n_resamples)
-fig = plots.gain_panels(gain, counts)
+fig, counts = plots.figure_1(traj, n_resamples=n_resamples)
 plt.show()
 counts.round(3)
 
@@ -84,8 +83,7 @@ diagnostics.information_gain(traj).round(4)
 # ## Figure 2: early separability, AUC of entropy for correctness
 
 # %%
-picture = diagnostics.auc_by_position(traj, normalised=True)
-fig = plots.auc_curve(picture, x="pos", label_by=["model", "dataset"], title="AUC of $-\\hat H_t$ for correct vs incorrect")
+fig = plots.figure_2(traj)
 plt.show()
 
 # %% [markdown]

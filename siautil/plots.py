@@ -310,3 +310,22 @@ def budget(curve: pd.DataFrame) -> plt.Figure:
         ax.legend()
     fig.tight_layout()
     return fig
+
+
+def figure_1(traj: pd.DataFrame, n_resamples: int = 1000) -> tuple[plt.Figure, pd.DataFrame]:
+    """Figure 1 (Figure 4 for base models): the cumulative information gain of every trace, in
+    nats and normalised (:func:`siautil.diagnostics.cumulative_gain`); returns the figure and
+    the count of traces in each group."""
+    from . import diagnostics
+
+    gain, counts = diagnostics.cumulative_gain(traj, n_resamples=n_resamples)
+    return gain_panels(gain, counts), counts
+
+
+def figure_2(traj: pd.DataFrame) -> plt.Figure:
+    """Figure 2 (Figure 5): the AUC of ``-Ĥ_t`` for correct against incorrect traces, by
+    normalised position, one line per model and dataset (:func:`siautil.diagnostics.auc_by_position`)."""
+    from . import diagnostics
+
+    return auc_curve(diagnostics.auc_by_position(traj, normalised=True), x="pos", label_by=["model", "dataset"],
+                     title="AUC of $-\\hat H_t$ for correct vs incorrect")
