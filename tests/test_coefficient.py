@@ -120,11 +120,8 @@ def test_flags_name_a_flip_and_a_halving():
 
 
 def test_every_choice_applies_to_a_real_run():
-    import torch
-
     from siautil import choices, models, rollout, tasks
 
-    torch.set_num_threads(1)
     task = tasks.get("toy")
     lm, tok = models.load("toy-sft")
     cfg = rollout.RolloutConfig(n_traces=4, n_continuations=8, stride=8, max_new_tokens=52, temperature=2.5, top_p=1.0)

@@ -13,7 +13,6 @@ from transformers import LlamaForCausalLM
 from siautil import diagnostics, estimators, models, rollout, runs, store, tasks, testing
 from siautil.tasks.extract import extract_number
 
-torch.set_num_threads(1)
 TASK = tasks.get("gsm8k")
 Q = tasks.Question(id="q1", text="Tom has 12 apples and buys 1 more. How many?", gold="13")
 SCRIPT = "The answer is 12. Wait, 5 + 8 = 13. The answer is 13."

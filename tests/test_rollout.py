@@ -8,7 +8,6 @@ from scipy import stats
 from siautil import kvbuffer, models, rollout, tasks, testing
 from siautil.sampling import SamplingChain
 
-torch.set_num_threads(1)
 TASK = tasks.get("gsm8k")
 Q = tasks.Question(id="q1", text="Tom has 3 apples and buys 4 more. How many apples?", gold="7")
 

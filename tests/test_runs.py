@@ -3,11 +3,9 @@
 from dataclasses import replace
 
 import pytest
-import torch
 
 from siautil import grid, runs, store, tasks
 
-torch.set_num_threads(1)
 
 #: a toy cell small enough to sample in a second
 CELL = grid.Cell("toy-sft", "toy", replace(grid.TOY, n_traces=1, n_continuations=2, stride=16), limit=2)

@@ -9,11 +9,8 @@ import time
 
 import pandas as pd
 import pytest
-import torch
 
 from siautil import estimators, rollout, runs, store, testing
-
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ import torch
 from siautil import models, tasks, toy
 from siautil.tasks.toy import OPS, Problem, sample_problem
 
-torch.set_num_threads(1)
-
 
 def test_problems_are_seeded_and_solved_right():
     task = tasks.get("toy")

@@ -1,0 +1,58 @@
+"""Shared set-up for the whole suite: one torch thread, and the tiny random-weight models built
+once per session.
+
+``tiny(family="llama", seed=0, eos_bias=0.0, **overrides)`` returns the ``(model, tokenizer)``
+of :func:`siautil.testing.tiny_model` with those arguments, built the first time they are asked
+for and shared from then on. A shared model must not be changed: a test that changes a model
+(its ``generation_config``, its weights, a layer's config) builds its own with
+``testing.tiny_model``. At the end of the session every shared model is compared with how it was
+built, so a test that changed one anyway fails at its teardown instead of leaking the change.
+
+This directory is on ``sys.path`` (pytest's rootdir insertion for a ``tests/`` without
+``__init__.py``), so the helper modules beside the tests import by name: ``reference``,
+``scripted_model``.
+"""
+
+import functools
+
+import pytest
+import torch
+
+from siautil import testing
+
+torch.set_num_threads(1)
+
+
+def _state(model):
+    return ({k: v.detach().clone() for k, v in model.state_dict().items()},
+            model.generation_config.to_dict(), model.config.to_dict(), model.config._attn_implementation)
+
+
+def _changes(model, before) -> list[str]:
+    weights, generation, config, attention = before
+    now = model.state_dict()
+    out = [f"weights {k}" for k, v in weights.items() if k not in now or not torch.equal(now[k], v)]
+    out += ["generation_config"] * (model.generation_config.to_dict() != generation)
+    out += ["config"] * (model.config.to_dict() != config)
+    out += ["attention implementation"] * (model.config._attn_implementation != attention)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A factory of shared tiny models: ``tiny(family, seed=..., eos_bias=..., **overrides)``."""
+    built = {}
+
+    @functools.lru_cache(maxsize=None)
+    def build(family, seed, eos_bias, overrides):
+        model, tok = testing.tiny_model(family, seed=seed, eos_bias=eos_bias, **dict(overrides))
+        built[(family, seed, eos_bias, overrides)] = (model, _state(model))
+        return model, tok
+
+    def get(family="llama", seed=0, eos_bias=0.0, **overrides):
+        return build(family, seed, float(eos_bias), tuple(sorted(overrides.items())))
+
+    yield get
+    changed = {key: what for key, (model, before) in built.items() if (what := _changes(model, before))}
+    assert not changed, (f"a test changed shared tiny models {changed}; a test that changes a model builds its "
+                         "own with siautil.testing.tiny_model")
