@@ -23,9 +23,18 @@ from siautil import testing
 torch.set_num_threads(1)
 
 
+#: what ``save_pretrained`` fills into a config: bookkeeping, not a change (a change of dtype
+#: shows in the weights)
+SAVE_FILLS = ("architectures", "dtype")
+
+
+def _config(model):
+    return {k: v for k, v in model.config.to_dict().items() if k not in SAVE_FILLS}
+
+
 def _state(model):
     return ({k: v.detach().clone() for k, v in model.state_dict().items()},
-            model.generation_config.to_dict(), model.config.to_dict(), model.config._attn_implementation)
+            model.generation_config.to_dict(), _config(model), model.config._attn_implementation)
 
 
 def _changes(model, before) -> list[str]:
@@ -33,7 +42,7 @@ def _changes(model, before) -> list[str]:
     now = model.state_dict()
     out = [f"weights {k}" for k, v in weights.items() if k not in now or not torch.equal(now[k], v)]
     out += ["generation_config"] * (model.generation_config.to_dict() != generation)
-    out += ["config"] * (model.config.to_dict() != config)
+    out += ["config"] * (_config(model) != config)
     out += ["attention implementation"] * (model.config._attn_implementation != attention)
     return out
 

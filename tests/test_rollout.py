@@ -1,49 +1,16 @@
-"""The sampling engine: exact sampling semantics, KV reuse, every architecture, determinism."""
+"""The sampling engine (siautil.rollout): exact sampling semantics, equality with greedy generate,
+every architecture, determinism, stop rules, checkpoints and the protocol's settings."""
 
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-from siautil import kvbuffer, models, rollout, tasks, testing
+from siautil import rollout, tasks, testing
 from siautil.sampling import SamplingChain
 
 TASK = tasks.get("gsm8k")
 Q = tasks.Question(id="q1", text="Tom has 3 apples and buys 4 more. How many apples?", gold="7")
-
-
-@pytest.mark.parametrize("chain", [
-    SamplingChain(temperature=0.7, top_k=50, top_p=0.95),
-    SamplingChain(temperature=1.3, top_k=5, top_p=0.5),
-    SamplingChain(temperature=1.0, top_k=0, top_p=0.9),
-    SamplingChain(temperature=0.5, top_k=20, top_p=1.0),
-    SamplingChain(temperature=1.0, top_k=10, top_p=0.8, min_p=0.05),
-    # top-k off: the temperature is applied once, and top-p alone finds its nucleus in a
-    # growing top-k candidate set (a flat row needs the full sort)
-    SamplingChain(temperature=1.4, top_k=0, top_p=1.0),
-    SamplingChain(temperature=0.7, top_k=0, top_p=0.95),
-    SamplingChain(temperature=2.0, top_k=0, top_p=0.99),
-    SamplingChain(temperature=0.7, top_k=0, top_p=0.9, min_p=0.02),
-])
-def test_fast_sampler_is_transformers_chain(chain):
-    torch.manual_seed(0)
-    logits = torch.randn(6, 300) * 3
-    logits[0, :8] = 5.0  # ties at the top-k boundary
-    want = chain.processors()(None, logits.clone()).softmax(-1)
-    ids, probs = chain.candidates(logits)
-    got = torch.zeros_like(want).scatter_add_(-1, ids, probs)
-    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
-
-
-def test_chain_follows_generate_defaults():
-    model, _ = testing.tiny_model("llama")
-    model.generation_config.top_k = None
-    assert SamplingChain.for_model(model, 0.7, 0.95).top_k == 50
-    model.generation_config.top_k = 20
-    assert SamplingChain.for_model(model, 0.7, 0.95).top_k == 20
-    assert SamplingChain.for_model(model, 0.7, 0.95, top_k=0).top_k == 0
-    with pytest.raises(ValueError, match="temperature"):
-        SamplingChain(temperature=0)
 
 
 def _exact_two_token_law(model, ids, chain, eos):
@@ -74,8 +41,8 @@ def _chi2(counts, law, n):
     return stats.chisquare(obs_b, exp_b).pvalue
 
 
-def test_engine_samples_the_exact_distribution_and_a_wrong_temperature_is_caught():
-    model, tok = testing.tiny_model("llama", seed=3, eos_bias=1.0)
+def test_engine_samples_the_exact_distribution_and_a_wrong_temperature_is_caught(tiny):
+    model, tok = tiny("llama", seed=3, eos_bias=1.0)
     settings = rollout.RolloutConfig(temperature=0.8, top_p=0.9, top_k=12, max_new_tokens=2, stop_at_answer=False)
     eng = rollout.Engine(model, tok, TASK, settings, chat=False)
     prompt = tok("Q: 3 + 4 =")["input_ids"]
@@ -93,69 +60,12 @@ def test_engine_samples_the_exact_distribution_and_a_wrong_temperature_is_caught
 
 
 @pytest.mark.parametrize("family", testing.FAMILIES)
-def test_slot_cache_gives_the_full_forward_logits(family):
-    # two rows continue prefixes of one source (a whole sequence and its first 5 tokens), a
-    # third another source, a fourth a private copy of a prefix; mid-decoding the third slot
-    # is taken over by a new source, as the engine does when a row finishes. Every step must
-    # equal a full forward of each row.
-    model, tok = testing.tiny_model(family, seed=1)
-    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(), chat=False)
-    seqs = [tok("Tom has 3 apples")["input_ids"], tok("He buys 4")["input_ids"], tok("So 7")["input_ids"]]
-    kvs = [eng._prefill(s)[0] for s in seqs]
-    cache = kvbuffer.SlotCache(kvs[0], slots=4, capacity=2, limit=64)  # too small: must grow
-    src = [cache.add_source(kv) for kv in kvs[:2]]
-    cache.put(0, src[0], len(seqs[0]))
-    cache.put(1, src[0], 5)
-    cache.put(2, src[1], len(seqs[1]))
-    cache.put_private(3, kvs[0], 7)
-    live = [list(seqs[0]), list(seqs[0][:5]), list(seqs[1]), list(seqs[0][:7])]
-    for step, nxt in enumerate("!ab?c"):
-        if step == 2:
-            cache.put(2, cache.add_source(kvs[2]), len(seqs[2]))
-            live[2] = list(seqs[2])
-        ids = torch.tensor([[tok.convert_tokens_to_ids(nxt)]] * 4)
-        cache.advance()
-        pos = cache.step.position[:, None]
-        assert pos.flatten().tolist() == [len(x) for x in live]
-        with torch.no_grad(), kvbuffer.attending(model, cache):
-            got = model(input_ids=ids, position_ids=pos, attention_mask=torch.ones(4, 1, 1, 1, dtype=torch.bool),
-                        cache=cache).logits[:, -1]
-        for r in range(4):
-            live[r].append(ids[r, 0].item())
-            with torch.no_grad():
-                want = model(torch.tensor([live[r]])).logits[0, -1]
-            torch.testing.assert_close(got[r], want, atol=1e-4, rtol=1e-4)
-    assert model.config._attn_implementation != kvbuffer.ATTENTION  # restored after the block
-    for slot in (0, 3):
-        whole = cache.take(slot)
-        with torch.no_grad():
-            want = kvbuffer.cache_tensors(model(torch.tensor([live[slot]]), use_cache=True).past_key_values)
-        for (k, v), (wk, wv) in zip(whole, want):
-            torch.testing.assert_close(k, wk, atol=1e-4, rtol=1e-4)
-            torch.testing.assert_close(v, wv, atol=1e-4, rtol=1e-4)
-
-
-def test_attention_that_bypasses_the_interface_is_refused():
-    # a layer that reads its own copy of the config keeps its old attention and would see
-    # only the newest token; the engine must say so instead of sampling garbage
-    import copy
-
-    model, tok = testing.tiny_model("llama", seed=2)
-    model.model.layers[0].self_attn.config = copy.deepcopy(model.config)
-    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(n_traces=1, n_continuations=2, max_new_tokens=8),
-                         chat=False)
-    with pytest.raises(RuntimeError, match="1 of 2 attention layers"):
-        eng.sample_continuations(tok("Q: 1")["input_ids"], [], 2, 8, torch.Generator().manual_seed(0))
-    assert model.config._attn_implementation == "sdpa"
-
-
-@pytest.mark.parametrize("family", testing.FAMILIES)
-def test_engine_continuations_equal_greedy_generate(family):
+def test_engine_continuations_equal_greedy_generate(tiny, family):
     # top-k 1 makes sampling greedy, so every continuation is determined: through slots that
     # are refilled as rows end (3 slots, 2 traces x several checkpoints), each must equal
     # generate's greedy continuation of its own prefix. Larger initial weights give peaked
     # logits, so greedy choices are not near-ties.
-    model, tok = testing.tiny_model(family, seed=11, eos_bias=1.0, initializer_range=0.5)
+    model, tok = tiny(family, seed=11, eos_bias=1.0, initializer_range=0.5)
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=1, stride=6, max_new_tokens=30, top_k=1,
                                 stop_at_answer=False, max_batch_rows=3)
     eng = rollout.Engine(model, tok, TASK, cfg, chat=False)
@@ -176,8 +86,8 @@ def test_engine_continuations_equal_greedy_generate(family):
 
 
 @pytest.mark.parametrize("family", testing.FAMILIES)
-def test_every_architecture_runs_the_whole_engine(family):
-    model, tok = testing.tiny_model(family, seed=2, eos_bias=0.5)
+def test_every_architecture_runs_the_whole_engine(tiny, family):
+    model, tok = tiny(family, seed=2, eos_bias=0.5)
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=3, stride=7, max_new_tokens=40)
     recs = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
     for trace in (0, 1):
@@ -188,8 +98,8 @@ def test_every_architecture_runs_the_whole_engine(family):
     assert all(r["gold"] == "7" for r in recs)
 
 
-def test_same_seed_same_records_and_seed_matters():
-    model, tok = testing.tiny_model("qwen2", seed=4, eos_bias=0.5)
+def test_same_seed_same_records_and_seed_matters(tiny):
+    model, tok = tiny("qwen2", seed=4, eos_bias=0.5)
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=4, stride=5, max_new_tokens=30, seed=11)
     a = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
     b = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
@@ -198,17 +108,17 @@ def test_same_seed_same_records_and_seed_matters():
     assert a != c
 
 
-def test_batch_size_does_not_change_the_distribution_of_work():
+def test_batch_size_does_not_change_the_distribution_of_work(tiny):
     # smaller batches give other samples but the same record layout
-    model, tok = testing.tiny_model("llama", seed=5, eos_bias=0.5)
+    model, tok = tiny("llama", seed=5, eos_bias=0.5)
     base = dict(n_traces=2, n_continuations=4, stride=5, max_new_tokens=30)
     a = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**base, max_batch_rows=4), chat=False).run_question(Q, 0)
     b = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**base, max_batch_rows=256), chat=False).run_question(Q, 0)
     assert [(r["trace"], r["t"], r["T"]) for r in a] == [(r["trace"], r["t"], r["T"]) for r in b]
 
 
-def test_continuations_stop_once_the_answer_is_written():
-    model, tok = testing.tiny_model("llama", seed=6)
+def test_continuations_stop_once_the_answer_is_written(tiny):
+    model, tok = tiny("llama", seed=6)
     eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(max_new_tokens=50, stop="answer"), chat=False)
     row = rollout._Row(budget=50, tail="so the answer is 12")
     logits = torch.zeros(len(tok))
@@ -217,35 +127,17 @@ def test_continuations_stop_once_the_answer_is_written():
     assert row.finish == "answer"  # stored as its string value
 
 
-def test_shuffle_prefix_mode_runs_and_keeps_lengths():
-    model, tok = testing.tiny_model("llama", seed=7, eos_bias=0.3)
+def test_shuffle_prefix_mode_runs_and_keeps_lengths(tiny):
+    model, tok = tiny("llama", seed=7, eos_bias=0.3)
     cfg = rollout.RolloutConfig(n_traces=1, n_continuations=2, stride=5, max_new_tokens=25, shuffle_prefix=True)
     recs = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
     assert [r["t"] for r in recs] == sorted(set(range(0, recs[0]["T"] + 1, 5)) | {recs[0]["T"]})
 
 
-def test_context_overflow_names_the_question():
-    model, tok = testing.tiny_model("llama", max_position_embeddings=64)
+def test_context_overflow_names_the_question(tiny):
+    model, tok = tiny("llama", max_position_embeddings=64)
     eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(max_new_tokens=50), chat=False)
     with pytest.raises(ValueError, match="question q1.*context of 64"):
         eng.run_question(Q)
 
 
-def test_model_resolution_errors():
-    with pytest.raises(models.ModelError, match="Registry names: .*qwen2.5-3b.*hub id"):
-        models.resolve("not-a-model")
-    with pytest.raises(models.ModelError, match="CUDA GPU.*precision='fp32'"):
-        models.quantization_config("4bit", "cpu")
-    assert models.resolve("Qwen/Qwen2.5-3B")[0] == "Qwen/Qwen2.5-3B"
-    assert models.resolve("qwen2.5-3b-instruct")[0] == "Qwen/Qwen2.5-3B-Instruct"
-    assert len(models.PAPER_MODELS) == 11 and all(m in models.REGISTRY for m in models.PAPER_MODELS)
-
-
-def test_local_directory_loads(tmp_path):
-    model, tok = testing.tiny_model("qwen2", seed=8)
-    model.save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
-    lm, tk = models.load(str(tmp_path))
-    assert lm.dtype == torch.float32 and not lm.training
-    ids = torch.tensor([tk("abc")["input_ids"]])
-    torch.testing.assert_close(lm(ids).logits, model(ids).logits)

@@ -1,0 +1,42 @@
+"""The sampling chain (siautil.sampling): the fast sampler equals transformers' processors, and
+the chain follows generate's defaults."""
+
+import pytest
+import torch
+
+from siautil import testing
+from siautil.sampling import SamplingChain
+
+
+@pytest.mark.parametrize("chain", [
+    SamplingChain(temperature=0.7, top_k=50, top_p=0.95),
+    SamplingChain(temperature=1.3, top_k=5, top_p=0.5),
+    SamplingChain(temperature=1.0, top_k=0, top_p=0.9),
+    SamplingChain(temperature=0.5, top_k=20, top_p=1.0),
+    SamplingChain(temperature=1.0, top_k=10, top_p=0.8, min_p=0.05),
+    # top-k off: the temperature is applied once, and top-p alone finds its nucleus in a
+    # growing top-k candidate set (a flat row needs the full sort)
+    SamplingChain(temperature=1.4, top_k=0, top_p=1.0),
+    SamplingChain(temperature=0.7, top_k=0, top_p=0.95),
+    SamplingChain(temperature=2.0, top_k=0, top_p=0.99),
+    SamplingChain(temperature=0.7, top_k=0, top_p=0.9, min_p=0.02),
+])
+def test_fast_sampler_is_transformers_chain(chain):
+    torch.manual_seed(0)
+    logits = torch.randn(6, 300) * 3
+    logits[0, :8] = 5.0  # ties at the top-k boundary
+    want = chain.processors()(None, logits.clone()).softmax(-1)
+    ids, probs = chain.candidates(logits)
+    got = torch.zeros_like(want).scatter_add_(-1, ids, probs)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def test_chain_follows_generate_defaults():
+    model, _ = testing.tiny_model("llama")  # its own: the test changes its generation_config
+    model.generation_config.top_k = None
+    assert SamplingChain.for_model(model, 0.7, 0.95).top_k == 50
+    model.generation_config.top_k = 20
+    assert SamplingChain.for_model(model, 0.7, 0.95).top_k == 20
+    assert SamplingChain.for_model(model, 0.7, 0.95, top_k=0).top_k == 0
+    with pytest.raises(ValueError, match="temperature"):
+        SamplingChain(temperature=0)
