@@ -1,5 +1,5 @@
-"""Answer extraction on realistic model outputs (base and instruct styles), canonical forms, gold data."""
-
+"""Answer extraction (siautil.tasks.extract) on realistic model outputs (base and instruct styles),
+canonical forms, gold data."""
 
 import pytest
 from hypothesis import given
