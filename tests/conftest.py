@@ -7,6 +7,7 @@ for and shared from then on. A shared model must not be changed: a test that cha
 (its ``generation_config``, its weights, a layer's config) builds its own with
 ``testing.tiny_model``. At the end of the session every shared model is compared with how it was
 built, so a test that changed one anyway fails at its teardown instead of leaking the change.
+``tiny_store(name, **settings)`` writes a small run store with one of them.
 
 This directory is on ``sys.path`` (pytest's rootdir insertion for a ``tests/`` without
 ``__init__.py``), so the helper modules beside the tests import by name: ``reference``,
@@ -18,7 +19,7 @@ import functools
 import pytest
 import torch
 
-from siautil import testing
+from siautil import rollout, runs, store, tasks, testing
 
 torch.set_num_threads(1)
 
@@ -65,3 +66,23 @@ def tiny():
     changed = {key: what for key, (model, before) in built.items() if (what := _changes(model, before))}
     assert not changed, (f"a test changed shared tiny models {changed}; a test that changes a model builds its "
                          "own with siautil.testing.tiny_model")
+
+
+@pytest.fixture
+def tiny_store(tiny, tmp_path):
+    """``tiny_store(name, **settings)``: the path of a run store ``tmp_path / name`` written by a
+    tiny Llama on two GSM8K-style questions (2 traces, 4 continuations, stride 4, 16 new tokens,
+    and ``settings``)."""
+    def write(name, **kw):
+        model, tok = tiny("llama", seed=4, eos_bias=2.0)
+        settings = rollout.RolloutConfig(n_traces=2, n_continuations=4, stride=4, max_new_tokens=16, **kw)
+        path = tmp_path / name
+        run = store.RunStore.open(path, runs.run_config("tiny", "gsm8k", settings, "fp32", None, None, 0))
+        eng = rollout.Engine(model, tok, tasks.get("gsm8k"), settings, chat=False)
+        questions = [tasks.Question(id="q1", text="Tom has 12 apples and buys 1 more. How many?", gold="13"),
+                     tasks.Question(id="q2", text="2 + 2?", gold="4")]
+        for k, q in enumerate(questions):
+            run.write(k, eng.run_question(q, k))
+        return path
+
+    return write

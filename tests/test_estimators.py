@@ -10,6 +10,9 @@ from siautil import diagnostics as D
 from siautil import estimators as E
 from siautil import oracle
 
+from scripted_model import Q as SCRIPT_Q
+from scripted_model import scripted
+
 
 def rec(rows, gold="1"):
     """rows: (question, trace, t, T, answers, correct)."""
@@ -52,6 +55,19 @@ def test_keep_subsamples_first_answers():
     r = rec([("q", 0, 0, 1, ["1", "1", "2", "2"], True)])
     assert E.estimate(r, keep=2)["entropy"][0] == 0
     assert E.estimate(r)["entropy"][0] == pytest.approx(np.log(2))
+
+
+def test_answers_are_re_extracted_from_the_stored_text():
+    recs = pd.DataFrame(scripted(max_new_tokens=20, stride=8).run_question(SCRIPT_Q))
+    recs["trace_text"] = "Tom has 19 apples + "  # as if the trace had been cut there
+    recs["prefix_text"] = ""
+    recs["continuations"] = [["Tom has 19 apples + ", "The answer is 13.", ""]] * len(recs)
+    strict = E.reextract(recs, "strict-match")
+    flexible = E.reextract(recs, "flexible-extract")
+    assert list(strict["answers"].iloc[0]) == [None, "13", None] and strict["trace_answer"].iloc[0] is None
+    assert list(flexible["answers"].iloc[0]) == ["19", "13", None] and flexible["trace_answer"].iloc[0] == "19"
+    tr = E.estimate(recs, extraction="flexible-extract")
+    assert tr["hits"].iloc[0] == 1
 
 
 # ------------------------------------------------------------------ bad input

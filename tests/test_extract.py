@@ -1,5 +1,5 @@
 """Answer extraction (siautil.tasks.extract) on realistic model outputs (base and instruct styles),
-canonical forms, gold data."""
+canonical forms, the strict and flexible modes, gold data."""
 
 import pytest
 from hypothesis import given
@@ -229,6 +229,14 @@ def test_canonical_is_one_string_per_value(d):
 def test_canonical_rejects_non_numbers():
     with pytest.raises(ValueError, match="not a number"):
         canonical_number("twelve apples")
+
+
+def test_strict_match_gives_the_null_answer_to_a_truncated_continuation():
+    assert extract_number("Tom has 19 apples + ", "strict-match") is None
+    assert extract_number("Tom has 19 apples + ", "flexible-extract") == "19"
+    assert tasks.get("gsm8k").extract_answer("so the answer is 19.", mode="strict-match") == "19"
+    with pytest.raises(ValueError, match="valid modes: strict-match, flexible-extract"):
+        extract_number("7", "loose")
 
 
 def test_extraction_is_deterministic():

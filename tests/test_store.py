@@ -1,4 +1,5 @@
-"""The run store: atomic per-question files, resume, refusal of another configuration, kill -9."""
+"""The run store (siautil.store): atomic per-question files, resume, refusal of another configuration,
+shards merged, kill -9; stores written before the protocol, and runs kept apart when loaded."""
 
 import json
 import os
@@ -6,17 +7,19 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from siautil import estimators, rollout, runs, store, testing
+from siautil import estimators, rollout, runs, store
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
+def tiny_dir(tmp_path_factory, tiny):
     d = tmp_path_factory.mktemp("tiny")
-    model, tok = testing.tiny_model("llama", seed=0)
+    model, tok = tiny("llama", seed=0)
     model.save_pretrained(d)
     tok.save_pretrained(d)
     return d
@@ -85,6 +88,53 @@ def test_bad_shard():
         runs.parse_shard("3")
     with pytest.raises(ValueError, match="0 <= i < n"):
         runs.parse_shard("2/2")
+
+
+def test_a_store_written_before_the_protocol_loads_and_says_so(tmp_path):
+    path = tmp_path / "old"
+    (path / store.RECORDS).mkdir(parents=True)
+    old = dict(model="toy-sft", task="toy", stop_at_answer=True, n_continuations=2, temperature=1.4)
+    (path / store.CONFIG).write_text(json.dumps(old))
+    rows = [dict(model="toy-sft", dataset="toy", question_id="a", question_index=0, trace=0, t=t, T=8,
+                 answers=["1", "2"], gold="1", correct=True) for t in (0, 4, 8)]
+    store.RunStore(path, old).write(0, rows)
+    with pytest.warns(UserWarning, match="protocol 1.*filled in.*without sampling"):
+        recs = store.load_records(path)
+    assert set(recs["protocol"]) == {1}
+    assert np.isfinite(estimators.estimate(recs)["entropy"]).all()  # still readable
+    with pytest.raises(estimators.RecordsError, match="protocol 1"):
+        estimators.estimate(recs, answer_holding=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(estimators.RecordsError, match="protocol 1"):
+            estimators.estimate(store.load_records(path), extraction="strict-match")
+    # sampling into it is refused with the way to keep it and start afresh
+    new = runs.run_config("toy-sft", "toy", rollout.RolloutConfig(), "fp32", None, None, 0)
+    with pytest.raises(store.RunStoreError, match="protocol 1.*stays readable.*mv .*protocol1"):
+        store.RunStore.open(path, new)
+    assert (path / store.RECORDS / "q000000.parquet").exists()
+
+
+def test_bare_record_files_keep_their_runs_apart(tmp_path, tiny_store):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tiny_store("a")
+    one = path / store.RECORDS / "q000000.parquet"
+    # two unlabelled copies with the same file name in different folders are two runs
+    for d in ("x", "y"):
+        (tmp_path / d).mkdir()
+        shutil.copy(one, tmp_path / d / "r.parquet")
+    both = store.load_records([tmp_path / "x" / "r.parquet", tmp_path / "y" / "r.parquet"])
+    assert both["run"].nunique() == 2 and set(both["protocol"]) == {runs.PROTOCOL}
+    # a file that already carries a run label keeps it
+    table = pq.read_table(one)
+    labelled = table.append_column("run", pa.array(["abc"] * table.num_rows)).append_column(
+        "protocol", pa.array([2] * table.num_rows, pa.int64()))
+    pq.write_table(labelled, tmp_path / "l.parquet")
+    assert set(store.load_records(tmp_path / "l.parquet")["run"]) == {"abc"}
 
 
 @pytest.mark.slow
