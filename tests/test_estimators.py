@@ -1,10 +1,10 @@
-"""Estimators and diagnostics: hand-computed cases, agreement with scipy/sklearn, the oracle."""
+"""Estimators (siautil.estimators): entropies and gold surprisal by hand and against scipy, bad
+records, answers re-extracted from stored text, and the plug-in bias against the oracle's truth."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from sklearn.metrics import roc_auc_score
 
 from siautil import diagnostics as D
 from siautil import estimators as E
@@ -90,137 +90,7 @@ def test_single_answer_and_all_null():
     assert np.isnan(co["coefficient"][0]) and co["reason"][0] == "constant entropy"
 
 
-# ------------------------------------------------------------------ alignment coefficient
-
-
-def test_alignment_coefficient_matches_pearsonr_and_explains_nan():
-    h, s = [1.0, 0.5, 0.2, 0.1], [2.0, 1.0, 0.8, 0.1]
-    r, why = D.alignment_coefficient(h, s)
-    assert r == pytest.approx(stats.pearsonr(h, s).statistic) and why == ""
-    assert D.alignment_coefficient([1.0], [1.0])[1] == "fewer than 3 checkpoints"
-    # two checkpoints always give exactly ±1, so by default they do not count as defined
-    assert D.alignment_coefficient([1.0, 0.2], [5.0, 0.1])[1] == "fewer than 3 checkpoints"
-    assert D.alignment_coefficient([1.0, 0.2], [5.0, 0.1], min_checkpoints=2) == (pytest.approx(1.0), "")
-    assert D.alignment_coefficient([1, 1, 1], [1, 2, 3])[1] == "constant entropy"
-    assert D.alignment_coefficient([1, 2, 3], [1, 1, 1])[1] == "constant surprisal"
-    assert D.alignment_coefficient([1, 2, 3], [1, 2, np.inf])[1] == "infinite surprisal"
-
-
-def test_vectorised_coefficients_equal_scipy_per_trace():
-    run = oracle.sample_run(oracle.aligned(steps=20), n_questions=8, n_traces=3, n_continuations=8, stride=4, seed=1)
-    tr = E.estimate(run)
-    co = D.trace_alignment(tr)
-    for _, row in co.iterrows():
-        g = tr[(tr.question_id == row.question_id) & (tr.trace == row.trace)]
-        r, why = D.alignment_coefficient(g["entropy"], g["surprisal"])
-        assert why == row.reason
-        if not why:
-            assert row.coefficient == pytest.approx(r, abs=1e-12)
-
-
-def test_alignment_table_by_hand():
-    co = pd.DataFrame(dict(question_id=["a", "a", "b", "c"], trace=[0, 1, 0, 0],
-                           coefficient=[0.2, 0.4, 0.6, np.nan], reason=["", "", "", "constant entropy"],
-                           checkpoints=3, correct=True))
-    t = D.alignment_table(co, n_resamples=200)
-    assert t["mean"][0] == pytest.approx(0.45)  # question means 0.3 and 0.6
-    assert t["trace_mean"][0] == pytest.approx(0.4)  # the paper's mean over the 3 defined traces
-    assert t["se"][0] == pytest.approx(stats.sem([0.3, 0.6]))
-    assert t["questions"][0] == 2 and t["defined"][0] == 3 and t["undefined: constant entropy"][0] == 1
-    assert t["ci_low"][0] <= 0.45 <= t["ci_high"][0]
-
-
-# ------------------------------------------------------------------ signatures by hand
-
-
-def _traj(rows):
-    return pd.DataFrame(rows, columns=["question_id", "trace", "t", "T", "entropy", "surprisal", "correct"]).assign(
-        pos=lambda d: d["t"] / d["T"])
-
-
-def test_cumulative_gain_by_hand():
-    tr = _traj([("a", 0, 0, 2, 1.0, 3.0, True), ("a", 0, 1, 2, 0.5, 1.0, True), ("a", 0, 2, 2, 0.1, 1.0, True),
-                ("b", 0, 0, 2, 1.0, 1.0, False), ("b", 0, 2, 2, 1.0, 2.0, False)])
-    curve, counts = D.cumulative_gain(tr, grid=np.array([0, 0.5, 1]), min_total=0.1, n_resamples=10)
-    got = curve[curve.correct & (curve.measure == "normalised")].set_index("pos")["mean"]
-    np.testing.assert_allclose(got.to_numpy(), [0, 1, 1])  # all gain arrives by the midpoint
-    nats = curve[curve.correct & (curve.measure == "gain")].set_index("pos")["mean"]
-    np.testing.assert_allclose(nats.to_numpy(), [0, 2, 2])
-    # the incorrect trace lost information (Ĝ_T = -1): it is shown, in nats and normalised
-    wrong = curve[~curve.correct.astype(bool)].set_index(["measure", "pos"])["mean"]
-    np.testing.assert_allclose(wrong["gain"].to_numpy(), [0, -0.5, -1])
-    np.testing.assert_allclose(wrong["normalised"].to_numpy(), [0, 0.5, 1])
-    c = counts.set_index("correct")
-    assert c.loc[False, "traces"] == 1 and c.loc[False, "normalised"] == 1
-
-
-def test_cumulative_gain_counts_every_incorrect_trace():
-    # Incorrect traces whose gold surprisal rises (Ĝ_T < 0) and one that never moves: each is in
-    # the nats curve, and counted in exactly one of the two groups.
-    rows = []
-    for q, rise in enumerate([0.5, 1.0, 1.5, 0.0]):
-        rows += [(f"w{q}", 0, t, 4, 1.0, 1.0 + rise * t / 4, False) for t in (0, 2, 4)]
-    rows += [("c", 0, t, 4, 1.0 - t / 8, 2.0 - t / 4, True) for t in (0, 2, 4)]
-    curve, counts = D.cumulative_gain(_traj(rows), grid=np.array([0, 0.5, 1]), min_total=0.1, n_resamples=10)
-    wrong = counts.set_index("correct").loc[False]
-    assert wrong["traces"] == 4 and wrong["normalised"] == 3 and wrong["|total| below threshold"] == 1
-    assert (counts["normalised"] + counts["|total| below threshold"] == counts["traces"]).all()
-    end = curve[(~curve.correct.astype(bool)) & (curve.measure == "gain") & (curve.pos == 1)]
-    assert end["mean"].item() == pytest.approx(-np.mean([0.5, 1.0, 1.5, 0.0]))
-    assert end["questions"].item() == 4
-
-
-def test_information_gain_by_hand():
-    tr = _traj([("a", 0, 0, 4, 1, 3.0, True), ("a", 0, 2, 4, 1, 2.0, True), ("a", 0, 4, 4, 1, 0.0, True),
-                ("b", 0, 0, 4, 1, 1.0, True), ("b", 0, 4, 4, 1, 2.0, True)])
-    g = D.information_gain(tr, by=()).iloc[0]
-    assert g["gain_per_step"] == pytest.approx(np.mean([1.0, 2.0, -1.0]))
-    assert g["gain_per_token"] == pytest.approx(np.mean([0.5, 1.0, -0.25]))
-    assert g["se"] == pytest.approx(stats.sem([1.5, -1.0]))  # per-question means
-    assert g["steps"] == 3 and g["questions"] == 2
-
-
-def test_auc_at_a_checkpoint_is_roc_auc_score():
-    run = oracle.sample_run(oracle.aligned(steps=12), n_questions=30, n_traces=3, n_continuations=8, stride=4, seed=5)
-    tr = E.estimate(run)
-    auc = D.auc_by_position(tr)
-    for t, g in tr.groupby("t"):
-        row = auc[auc.t == t].iloc[0]
-        if g["correct"].nunique() == 2:
-            assert row["auc"] == pytest.approx(roc_auc_score(g["correct"].astype(int), -g["entropy"]))
-
-
-def test_auc_by_hand_and_undefined():
-    tr = _traj([("a", 0, 0, 1, 0.1, 0, True), ("b", 0, 0, 1, 0.9, 0, False), ("c", 0, 0, 1, 0.5, 0, True),
-                ("a", 0, 1, 1, 0.1, 0, True), ("b", 0, 1, 1, 0.2, 0, True), ("c", 0, 1, 1, 0.5, 0, True)])
-    tr.loc[3:, "correct"] = True
-    auc = D.auc_by_position(tr, n_resamples=20)
-    assert auc.loc[auc.t == 0, "auc"].item() == pytest.approx(roc_auc_score([1, 0, 1], [-0.1, -0.9, -0.5]))
-    assert auc.loc[auc.t == 0, "auc"].item() == 1.0
-    row = auc[auc.t == 1].iloc[0]
-    assert np.isnan(row.auc) and row.reason == "all correct"
-
-
-def test_plateau_and_rebound():
-    p = D.plateau([0, 0.25, 0.5, 0.75, 1], [1.0, 0.5, 0.2, 0.2, 0.3])
-    assert p["plateau_pos"] == 0.5 and p["plateau_level"] == 0.2 and p["rebound"] == pytest.approx(0.1)
-    assert np.isnan(D.plateau([], [])["plateau_pos"])
-
-
-def test_coarsen_keeps_final_checkpoint():
-    r = rec([("q", 0, t, 7, ["1"], True) for t in (0, 2, 4, 6, 7)])
-    assert list(D.coarsen(r, 4)["t"]) == [0, 4, 7]
-
-
-def test_early_stopping_by_hand():
-    tr = _traj([("a", 0, 0, 10, 1.0, 0, True), ("a", 0, 5, 10, 0.0, 0, True), ("a", 0, 10, 10, 0.0, 0, True)])
-    tr["mode_correct"] = [False, True, True]
-    es = D.early_stopping(tr, thresholds=[0.5, 2.0])
-    assert es.loc[0, "tokens_saved"] == pytest.approx(0.5) and es.loc[0, "accuracy"] == 1
-    assert es.loc[1, "tokens_saved"] == 1 and es.loc[1, "accuracy"] == 0
-
-
-# ------------------------------------------------------------------ the oracle: ground truth
+# ------------------------------------------------------------------ against the oracle's ground truth
 
 
 def test_plugin_converges_with_bias_near_theory():
@@ -240,73 +110,3 @@ def test_plugin_converges_with_bias_near_theory():
         assert abs(mm.mean()) < abs(pl.mean())
         assert -(k - 1) / (2 * m) * 1.5 < pl.mean() < -(k - 1) / (2 * m) * 0.2
     assert 2 < biases[8] / biases[32] < 6  # bias shrinks like 1/M
-
-
-def test_oracle_alignment_sign_is_recovered():
-    good = D.alignment(oracle.sample_run(oracle.aligned(), n_questions=30, seed=4), n_resamples=200)
-    bad = D.alignment(oracle.sample_run(oracle.misaligned(), n_questions=30, seed=4), n_resamples=200)
-    assert good["mean"][0] > 0.4 and good["ci_low"][0] > 0
-    assert bad["mean"][0] < -0.2 and bad["ci_high"][0] < 0
-
-
-def test_oracle_exact_quantities_are_distributions():
-    run = oracle.sample_run(oracle.aligned(steps=8), n_questions=3, n_traces=2, n_continuations=4, stride=4, seed=0)
-    assert run["true_entropy"].between(0, np.log(5)).all() and run["true_gold_prob"].between(0, 1).all()
-    assert set(run["t"]) == {0, 4, 8}
-
-
-def test_same_seed_same_records():
-    a = oracle.sample_run(oracle.aligned(steps=8), n_questions=3, seed=7)
-    b = oracle.sample_run(oracle.aligned(steps=8), n_questions=3, seed=7)
-    pd.testing.assert_frame_equal(a, b)
-
-
-def test_shuffle_ablation_and_budget_curve_shapes():
-    cfg = oracle.aligned(steps=20)
-    orig = oracle.sample_run(cfg, n_questions=10, seed=5, stride=4)
-    shuf = oracle.sample_run(cfg, n_questions=10, seed=5, stride=4, shuffle_prefix=True)
-    t2 = D.shuffle_table(orig, shuf, n_resamples=100)
-    assert {"mean_original", "mean_shuffled"} <= set(t2.columns)
-    curve = D.budget_curve(orig, strides=(None, 8), n_resamples=50)
-    assert set(curve["continuations"]) == {1, 2, 4, 8, 16} and set(curve["stride"]) == {"run", 8}
-
-
-def test_weighted_auc_equals_sklearn_with_unit_and_integer_weights():
-    rng = np.random.default_rng(0)
-    y = rng.random(200) < 0.4
-    s = np.round(rng.normal(size=200), 1)  # ties
-    assert D.weighted_auc(y, s, np.ones((1, 200)))[0] == pytest.approx(roc_auc_score(y, s))
-    w = rng.integers(0, 3, size=200)
-    rep = np.repeat(np.arange(200), w)
-    assert D.weighted_auc(y, s, w[None].astype(float))[0] == pytest.approx(roc_auc_score(y[rep], s[rep]))
-
-
-def test_clustered_delong_agrees_with_cluster_bootstrap():
-    run = oracle.sample_run(oracle.aligned(steps=20), n_questions=80, n_traces=4, n_continuations=8, stride=20, seed=9)
-    tr = E.estimate(run)
-    a = D.auc_by_position(tr, interval="delong")
-    b = D.auc_by_position(tr, interval="bootstrap", n_resamples=400)
-    for t in (20,):
-        ra, rb = a[a.t == t].iloc[0], b[b.t == t].iloc[0]
-        assert ra.auc == rb.auc
-        width_a, width_b = ra.ci_high - ra.ci_low, rb.ci_high - rb.ci_low
-        assert 0.7 < width_a / width_b < 1.4
-
-
-def test_delong_without_clusters_matches_textbook_case():
-    # Hanley & McNeil style check: perfect separation has zero variance
-    y = np.array([1, 1, 0, 0], dtype=bool)
-    assert D.clustered_auc_se(y, np.array([4.0, 3.0, 2.0, 1.0]), np.arange(4)) == 0.0
-
-
-def test_trace_summary_by_hand():
-    rows = []
-    for q, (correct, finish, answer) in enumerate([(True, "eos", "1"), (False, "length", None), (False, "eos", "2")]):
-        for t in (0, 1, 2):
-            rows.append(dict(question_id=f"q{q}", trace=0, t=t, T=2, answers=["1", "2"] if t < 2 else ["1", "1"],
-                             gold="1", correct=correct, finish=finish, trace_answer=answer))
-    s = D.trace_summary(pd.DataFrame(rows)).iloc[0]
-    assert (s["questions"], s["traces"]) == (3, 3)
-    assert s["accuracy"] == pytest.approx(1 / 3) and s["finished"] == pytest.approx(2 / 3)
-    assert s["answered"] == pytest.approx(2 / 3) and s["mean_T"] == 2
-    assert s["coefficient defined"] == 1.0
