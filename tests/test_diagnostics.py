@@ -163,6 +163,16 @@ def test_shuffle_ablation_and_budget_curve_shapes():
     assert set(curve["continuations"]) == {1, 2, 4, 8, 16} and set(curve["stride"]) == {"run", 8}
 
 
+def test_table_2_compares_the_same_questions():
+    orig = oracle.sample_run(oracle.aligned(), n_questions=8, n_traces=2, n_continuations=8, seed=1).assign(model="m")
+    shuf = oracle.sample_run(oracle.aligned(), n_questions=4, n_traces=2, n_continuations=8, seed=1,
+                             shuffle_prefix=True).assign(model="m")
+    t2 = D.shuffle_table(orig, shuf, n_resamples=10)
+    assert t2["questions_original"].item() <= 4 and t2["questions_shuffled"].item() <= 4
+    alone = D.alignment(orig[orig["question_id"].isin(shuf["question_id"])], n_resamples=10)
+    assert t2["trace_mean_original"].item() == pytest.approx(alone["trace_mean"].item())
+
+
 # ------------------------------------------------------------------ AUC intervals
 
 

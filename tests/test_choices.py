@@ -1,0 +1,47 @@
+"""What the paper leaves open (siautil.choices): each choice applied to a real run, and the flags
+that name a flipped sign or a halved number."""
+
+import numpy as np
+import pandas as pd
+
+from siautil import choices, models, rollout, tasks
+
+
+def test_flags_name_a_flip_and_a_halving():
+    tab = pd.DataFrame([
+        dict(choice="x", value="a", default=True, model="m", dataset="d", **{"table 1 mean": 0.6, "mid-trace AUC": 0.7}),
+        dict(choice="x", value="b", default=False, model="m", dataset="d", **{"table 1 mean": -0.3, "mid-trace AUC": 0.6}),
+        dict(choice="y", value="a", default=True, model="m", dataset="d", **{"table 1 mean": 0.6, "mid-trace AUC": 0.7}),
+        dict(choice="y", value="c", default=False, model="m", dataset="d", **{"table 1 mean": 0.5, "mid-trace AUC": 0.69}),
+    ])
+    out = choices.flags(tab)
+    assert any("x = b flips the sign of the table 1 mean" in s for s in out)
+    assert any("x = b halves the mid-trace AUC" in s for s in out)
+    assert not any("y = c" in s for s in out)
+
+
+def test_every_choice_applies_to_a_real_run():
+    task = tasks.get("toy")
+    lm, tok = models.load("toy-sft")
+    cfg = rollout.RolloutConfig(n_traces=4, n_continuations=8, stride=8, max_new_tokens=52, temperature=2.5, top_p=1.0)
+    eng = rollout.Engine(lm, tok, task, cfg, chat=False)
+    recs = pd.DataFrame([r for k, q in enumerate(task.load(limit=6)) for r in eng.run_question(q, k)])
+    tab = choices.table(recs)
+    assert set(tab["choice"]) == set(choices.CHOICES)
+    assert tab.groupby("choice")["default"].sum().eq(1).all()
+    assert len(tab) == sum(len(v) for v in choices.CHOICES.values())
+    holding = tab[tab.choice == "answer-holding checkpoints"].set_index("value")
+    # a trace that ends "The answer is 3." holds its answer at t = T, and at t = 0 nothing does
+    last = recs[recs["t"] == recs["T"]]
+    finished = last["trace_text"].str.contains(r"The answer is \d\.$")
+    assert finished.any() and last.loc[finished, "holds_answer"].all()
+    assert not recs.loc[recs.t == 0, "holds_answer"].any()
+    assert np.isfinite(holding.loc["in", "table 1 mean"])
+    # leaving out t = T (which holds the answer) moves the end-point of every trace's gain
+    assert holding.loc["out", "Ĝ_T correct"] != holding.loc["in", "Ĝ_T correct"]
+    extraction = tab[tab.choice == "extraction"].set_index("value").drop(columns=["choice", "default"])
+    assert not extraction.loc["strict-match"].equals(extraction.loc["flexible-extract"])
+    estimator = tab[tab.choice == "estimator"].set_index("value")["table 1 mean"]
+    assert estimator["paper"] != estimator["decoupled"]
+    rw = choices.rewrites_answer(recs)
+    assert rw["traces"].item() == 24 and 0 <= rw["share_rewriting"].item() <= 1
