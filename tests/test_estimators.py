@@ -1,4 +1,5 @@
-"""Estimators (siautil.estimators): entropies and gold surprisal by hand and against scipy, bad
+"""Estimators (siautil.estimators): entropies and gold surprisal by hand, against scipy and through
+the one shared entropy (siautil.infotheory), bad
 records, answers re-extracted from stored text, and the plug-in bias against the oracle's truth."""
 
 import numpy as np
@@ -8,6 +9,7 @@ from scipy import stats
 
 from siautil import diagnostics as D
 from siautil import estimators as E
+from siautil import infotheory as it
 from siautil import oracle
 
 from scripted_model import Q as SCRIPT_Q
@@ -68,6 +70,18 @@ def test_answers_are_re_extracted_from_the_stored_text():
     assert list(flexible["answers"].iloc[0]) == ["19", "13", None] and flexible["trace_answer"].iloc[0] == "19"
     tr = E.estimate(recs, extraction="flexible-extract")
     assert tr["hits"].iloc[0] == 1
+
+
+def test_estimators_go_through_the_shared_entropy():
+    counts = np.array([[3, 1, 0, 4], [8, 0, 0, 0], [1, 1, 1, 1]])
+    np.testing.assert_array_equal(E.plugin_entropy(counts), it.row_entropy(counts / counts.sum(1, keepdims=True)))
+    answers = [["a"] * 3 + ["b"] + ["c"] * 4, ["a"] * 8, ["a", "b", "c", "d"]]
+    ac = E.count_answers(answers)
+    np.testing.assert_allclose(E.entropy_from_counts(ac), E.plugin_entropy(counts), atol=1e-15)
+    np.testing.assert_allclose(E.entropy_from_counts(ac, "miller-madow"), E.miller_madow_entropy(counts),
+                               atol=1e-15)
+    with pytest.raises(ValueError, match="estimator must be"):
+        E.entropy_from_counts(ac, "nsb")
 
 
 # ------------------------------------------------------------------ bad input

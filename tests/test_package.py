@@ -1,6 +1,9 @@
-"""The package's shape: no module imports one that imports it back, and every module has its tests."""
+"""The package's shape: no module imports one that imports it back, the leaf modules import nothing
+from siautil, the numeric modules load without torch, and every module has its tests."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import siautil
@@ -65,6 +68,28 @@ def test_no_module_imports_one_that_imports_it_back():
 def test_the_checker_finds_a_circle():
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert "a" in _reachable(edges, "b") and "d" not in _reachable(edges, "a")
+
+
+def _siautil_imports(module: str) -> set[str]:
+    tree = ast.parse((ROOT / f"{module}.py").read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("siautil")):
+            out.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("siautil")}
+    return out
+
+
+def test_leaf_modules_import_nothing_from_siautil():
+    assert _siautil_imports("infotheory") == set()
+    assert _siautil_imports("checkpoints") == set()
+
+
+def test_oracle_and_theory_load_without_torch():
+    code = "import sys, siautil.oracle, siautil.theory, siautil.estimators; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_every_module_has_a_test_file():

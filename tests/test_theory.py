@@ -6,6 +6,7 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from siautil import infotheory as it
 from siautil import theory as th
 
 # A joint over (X, Z_1..Z_T, A) from hypothesis-chosen shape, concentration and seed.
@@ -184,6 +185,14 @@ def test_survey_all_hold():
     assert len(df) > 50 and df["holds"].all()
     assert set(df["result"]) >= {"Lemma 1", "Proposition 1", "Theorem 1", "Lemma 2", "Lemma 3",
                                  "Lemma 4", "Lemma 5", "Lemma 6", "Lemma 7", "Theorem 2"}
+
+
+def test_theory_re_exports_every_primitive():
+    public = [n for n in dir(it) if not n.startswith("_") and callable(getattr(it, n))
+              and getattr(getattr(it, n), "__module__", None) == it.__name__]
+    assert {"entropy", "kl_divergence", "epsilon", "validate_pair", "row_entropy"} <= set(public)
+    for name in public + ["SUM_TOL"]:
+        assert getattr(th, name) is getattr(it, name), name
 
 
 # ----------------------------------------------------------------------------- bad input
