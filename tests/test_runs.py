@@ -1,10 +1,11 @@
-"""Running the grid's cells into run stores and reading them back (siautil.runs)."""
+"""Running the grid's cells into run stores and reading them back (siautil.runs): cost, chapters that
+sample a missing cell, sweeps, settings refused before any sampling, shards."""
 
 from dataclasses import replace
 
 import pytest
 
-from siautil import grid, runs, store, tasks
+from siautil import grid, rollout, runs, store, tasks
 
 
 #: a toy cell small enough to sample in a second
@@ -59,3 +60,21 @@ def test_runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAUTIL_RUNS", str(tmp_path))
     assert runs.default_runs_dir() == tmp_path
     assert runs.run_dir(CELL.shuffled(), "default") == tmp_path / "default" / "toy-sft__toy__shuffled"
+
+
+def test_settings_the_model_cannot_take_fail_first_and_the_empty_store_takes_new_ones(tmp_path):
+    out = tmp_path / "run"
+    too_long = rollout.RolloutConfig(n_traces=1, n_continuations=2, stride=8, max_new_tokens=600)
+    with pytest.raises(ValueError, match="exceeds the model's context of 256 tokens"):
+        runs.rollout_to_store("toy-sft", "toy", out, too_long, limit=1, progress=False)
+    assert store.RunStore(out, {}).done() == set()
+    fits = rollout.RolloutConfig(**{**too_long.as_dict(), "max_new_tokens": 52})
+    runs.rollout_to_store("toy-sft", "toy", out, fits, limit=1, progress=False)  # not refused: nothing was lost
+    assert store.read_config(out)["max_new_tokens"] == 52 and store.RunStore(out, {}).done() == {0}
+
+
+def test_bad_shard():
+    with pytest.raises(ValueError, match="i/n"):
+        runs.parse_shard("3")
+    with pytest.raises(ValueError, match="0 <= i < n"):
+        runs.parse_shard("2/2")

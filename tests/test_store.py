@@ -62,17 +62,6 @@ def test_other_configuration_is_refused(tmp_path, tiny_dir, data):
     assert store.RunStore(out, {}).done() == {0}  # finished work untouched
 
 
-def test_settings_the_model_cannot_take_fail_first_and_the_empty_store_takes_new_ones(tmp_path):
-    out = tmp_path / "run"
-    too_long = rollout.RolloutConfig(n_traces=1, n_continuations=2, stride=8, max_new_tokens=600)
-    with pytest.raises(ValueError, match="exceeds the model's context of 256 tokens"):
-        runs.rollout_to_store("toy-sft", "toy", out, too_long, limit=1, progress=False)
-    assert store.RunStore(out, {}).done() == set()
-    fits = rollout.RolloutConfig(**{**too_long.as_dict(), "max_new_tokens": 52})
-    runs.rollout_to_store("toy-sft", "toy", out, fits, limit=1, progress=False)  # not refused: nothing was lost
-    assert store.read_config(out)["max_new_tokens"] == 52 and store.RunStore(out, {}).done() == {0}
-
-
 def test_shards_merge_to_the_unsharded_run(tmp_path, tiny_dir, data):
     whole = runs.rollout_to_store(str(tiny_dir), "gsm8k", tmp_path / "whole", SETTINGS, limit=4, data_dir=data,
                                   progress=False)
@@ -81,13 +70,6 @@ def test_shards_merge_to_the_unsharded_run(tmp_path, tiny_dir, data):
     assert store.RunStore(parts[0], {}).done() == {0, 2}
     merged = store.merge(parts, tmp_path / "merged")
     pd.testing.assert_frame_equal(store.load_records(merged), store.load_records(whole))
-
-
-def test_bad_shard():
-    with pytest.raises(ValueError, match="i/n"):
-        runs.parse_shard("3")
-    with pytest.raises(ValueError, match="0 <= i < n"):
-        runs.parse_shard("2/2")
 
 
 def test_a_store_written_before_the_protocol_loads_and_says_so(tmp_path):
