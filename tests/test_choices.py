@@ -1,5 +1,5 @@
-"""What the paper leaves open (siautil.choices): each choice applied to a real run, and the flags
-that name a flipped sign or a halved number."""
+"""What the paper leaves open (siautil.choices): each choice applied to a real run, the flags that
+name a flipped sign or a halved number, and the share of traces that rewrite their answer."""
 
 import numpy as np
 import pandas as pd
@@ -45,3 +45,14 @@ def test_every_choice_applies_to_a_real_run():
     assert estimator["paper"] != estimator["decoupled"]
     rw = choices.rewrites_answer(recs)
     assert rw["traces"].item() == 24 and 0 <= rw["share_rewriting"].item() <= 1
+
+
+def test_rewrites_answer_counts_the_traces_that_write_a_second_answer():
+    texts = {("q1", 0): "The answer is 12. Wait, 5 + 8 = 13. The answer is 13.",
+             ("q1", 1): "The answer is 13.", ("q2", 0): "The answer is 4. So the answer is 4.",
+             ("q2", 1): "I do not know."}
+    rows = [dict(model="m", dataset="d", question_id=q, trace=n, t=t, trace_text=text)
+            for (q, n), text in texts.items() for t in (0, 4, 8)]  # one row per checkpoint, one text per trace
+    rw = choices.rewrites_answer(pd.DataFrame(rows))
+    assert (rw["model"].item(), rw["traces"].item()) == ("m", 4)
+    assert rw["share_rewriting"].item() == 0.25  # the same answer written twice is no rewrite
