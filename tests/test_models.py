@@ -1,5 +1,5 @@
-"""Loading models (siautil.models): registry and hub names, precisions, the weights a run names,
-local directories."""
+"""Loading models (siautil.models): registry and hub names, precisions, the weights a run names
+(SmolLM2 from its package or the hub), local directories."""
 
 import pytest
 import torch
