@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_extraction import CHOICE, NUMERIC  # noqa: E402
+from test_extract import CHOICE, NUMERIC  # noqa: E402
 
 from siautil.tasks import extract_choice, extract_number  # noqa: E402
 

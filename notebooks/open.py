@@ -149,7 +149,7 @@ choices.rewrites_answer(records).drop(columns=["run", "shuffled"], errors="ignor
 
 # %% [markdown]
 # Where that share is 0, no default model tells the two rules apart, so the difference is
-# shown on a written trace instead (the engine's test, `tests/test_protocol.py`, runs this
+# shown on a written trace instead (the engine's test, `tests/test_rollout.py`, runs this
 # trace through both rules):
 
 # %%
