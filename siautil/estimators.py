@@ -221,7 +221,7 @@ def gold_surprisal(hits, m, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
 def reextract(records: pd.DataFrame, mode: str) -> pd.DataFrame:
     """``records`` with ``answers``, ``trace_answer`` and ``correct`` read again from the stored
     text under extraction ``mode`` (``"strict-match"`` or ``"flexible-extract"``), without
-    sampling anything. Needs records written under protocol 2 (they keep ``prefix_text`` and
+    sampling anything. Needs records written under protocol 2 or later (they keep ``prefix_text`` and
     ``continuations``). Records do not keep a multiple-choice question's options, so for ARC
     any label A–E or 1–5 is accepted here and an answer given as an option's exact text is not
     recognised: re-reading an ARC run can differ slightly from the answers it stored."""

@@ -94,6 +94,11 @@ class SlotLayer(DynamicLayer):
         self._k = self._k.index_select(0, indices)
         self._v = self._v.index_select(0, indices)
 
+    def add_rows(self, n: int) -> None:
+        for name in ("_k", "_v"):
+            old = getattr(self, name)
+            setattr(self, name, torch.cat([old, old.new_zeros((n,) + old.shape[1:])]))
+
 
 class SlotCache(Cache):
     """``slots`` rows over shared sources, with own buffers of ``capacity`` generated tokens
@@ -177,6 +182,15 @@ class SlotCache(Cache):
             new = max(needed, min(have + have // 2, self.limit or needed))
             for layer in self.layers:
                 layer.grow(new)
+
+    def add_slots(self, n: int) -> None:
+        """Add ``n`` empty slots after the present ones (rows that arrive while decoding)."""
+        for layer in self.layers:
+            layer.add_rows(n)
+        self.source += [EMPTY] * n
+        self.prefix += [0] * n
+        self.length += [0] * n
+        self.step.rows = torch.arange(len(self.source), device=self.step.device)
 
     def select(self, indices: list[int]) -> None:
         """Keep only the slots ``indices``, in that order."""

@@ -10,9 +10,9 @@ What makes it fast, compared with calling ``generate`` once per prefix:
 * one prefill per question: the traces are decoded from one prompt prefill, and each trace's
   keys and values are kept when it finishes, so no prefix is ever encoded again (the
   logits at every checkpoint are kept too, so the first continuation token costs nothing);
-* continuous batching: all continuations of a question (every trace, every checkpoint, ``M``
-  each) wait in one queue for ``max_batch_rows`` slots, and a slot freed by a finished row
-  takes the next one at once, so the batch stays full until the work runs out;
+* continuous batching: traces and continuations (every trace, every checkpoint, ``M`` each)
+  of the questions in flight wait in one queue for ``max_batch_rows`` slots, and a slot freed
+  by a finished row takes the next one at once, so the batch stays full until the work runs out;
 * shared prefixes are read once: every checkpoint of a trace is a prefix of the same keys and
   values, which all its rows attend to through one read per step (:mod:`siautil.kvbuffer`);
 * a generation stops at EOS or its token budget (``stop="eos"``, the paper's protocol), or
@@ -20,21 +20,26 @@ What makes it fast, compared with calling ``generate`` once per prefix:
 * generated keys and values are written in place into preallocated slots, and the sampler
   never sorts the whole vocabulary (:mod:`siautil.sampling`).
 
-Randomness is drawn from one generator per question, seeded from the run seed and the
-question id, so a question's records do not depend on which other questions ran, on shards,
-or on resuming.
+Many questions are in flight at once (``window`` of them, :meth:`Engine.run_window`): the
+traces of later questions decode in the same batches as the continuations of earlier ones,
+so batches stay full from the first token. Every sequence draws from its own random stream
+(:mod:`siautil.streams`), keyed by the run seed, the question, the trace, the checkpoint and
+the continuation, so a record does not depend on which other questions ran beside it, on
+shards, or on resuming; the window is the unit a run writes, resumes and shards
+(:func:`siautil.runs.rollout_to_store`), so even the last bits of the logits, which depend on
+the batch a row sits in, replay exactly on the same machine, precision and thread count.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 from collections import deque
 from dataclasses import InitVar, asdict, dataclass, field
+from typing import Iterator, Sequence
 
 import torch
 
-from . import kvbuffer
+from . import kvbuffer, streams
 from .checkpoints import checkpoints
 from .sampling import SamplingChain
 from .tasks import Question, Task
@@ -81,7 +86,8 @@ class RolloutConfig:
     extraction: str = "strict-match"  # one of tasks.extract.EXTRACTION_MODES
     prompt_style: str = "auto"        # "auto" | "chat" | "plain"
     few_shot: int = 0
-    max_batch_rows: int = 256         # continuation rows decoded together
+    max_batch_rows: int = 256         # rows decoded together (traces and continuations)
+    window: int = 8                   # questions in flight together; the unit a run writes and resumes
     stop_at_answer: InitVar[bool | None] = None
 
     def __post_init__(self, stop_at_answer):
@@ -89,7 +95,7 @@ class RolloutConfig:
             object.__setattr__(self, "stop", "answer" if stop_at_answer else "eos")
         if self.top_k is None:
             object.__setattr__(self, "top_k", 0)
-        for name in ("n_traces", "n_continuations", "stride", "max_new_tokens", "max_batch_rows"):
+        for name in ("n_traces", "n_continuations", "stride", "max_new_tokens", "max_batch_rows", "window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.stop not in STOP_RULES:
@@ -117,27 +123,43 @@ class Finish(str, enum.Enum):
     ANSWER = "answer"    # a complete final answer was written (``stop="answer"`` only)
 
 
+class Status(enum.Enum):
+    """Where a question in flight stands."""
+
+    TRACES = "traces"                # its N traces are decoding
+    CONTINUATIONS = "continuations"  # its checkpoints' continuations are decoding
+    DONE = "done"                    # its records are built
+
+
 @dataclass
 class _Row:
-    """One sequence being decoded: a trace or a continuation."""
+    """One sequence being decoded: a trace or a continuation. ``stream`` is its random
+    stream (:mod:`siautil.streams`): draw ``k`` of it picks its ``k``-th token."""
 
     budget: int
+    stream: int = 0
     tail: str = ""                  # the last TAIL_CHARS characters, for the answer-complete check
     tokens: list[int] = field(default_factory=list)
     finish: Finish | None = None
+    record_every: int | None = None  # keep the logits every this many tokens (traces: the stride)
+    save_kv: bool = False            # keep the finished row's keys and values (traces)
     logits: dict[int, torch.Tensor] = field(default_factory=dict)  # t -> logits for token t+1 (traces)
-    kv: list | None = None          # keys and values of the finished row (traces)
+    kv: list | None = None
+    owner: "_Request | None" = None  # told when the row finishes
 
 
 @dataclass
 class _Item:
-    """A row waiting for a slot: its prefix's keys and values (first ``n`` positions) and the
-    logits for its first token."""
+    """A row waiting for a slot: its prefix's keys and values (first ``n`` positions), the
+    logits for its first token, and whether it reads the prefix from a shared source or copies
+    it (``private``: better when only the ``M`` rows of one checkpoint use a prefix, as for
+    shuffled prefixes)."""
 
     row: _Row
     kv: list
     n: int
     logits: torch.Tensor
+    private: bool = False
 
 
 @dataclass
@@ -165,50 +187,90 @@ class Checkpoint:
         return self.budget <= 0
 
 
+@dataclass
+class _Request:
+    """One question in flight: its prompt, its random streams' seed, its traces and
+    checkpoints, and how many of the current phase's rows are still decoding."""
+
+    question: Question
+    index: int
+    prompt: list[int]
+    seed: str
+    status: Status = Status.TRACES
+    traces: list[_Row] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    open: int = 0
+    records: list[dict] | None = None
+
+
 class _Decode:
-    """One continuous-batching decode of a list of items, in three named phases per step:
-    :meth:`schedule` admits waiting items into free slots, :meth:`run` does the forward pass
-    of the live rows, :meth:`update` samples their next tokens and hands each to
-    :meth:`Engine._accept` (the one place a token is accepted), freeing finished rows' slots.
+    """Continuous batching over rows that arrive while it runs, in three named phases per
+    step: :meth:`schedule` admits waiting items into free slots (growing the batch up to
+    ``max_batch_rows``), :meth:`run` does the forward pass of the live rows, :meth:`update`
+    samples their next tokens and hands each to :meth:`Engine._accept` (the one place a token
+    is accepted); a finished row frees its slot and tells its owner, which may submit more
+    rows (a question whose traces are done submits its continuations).
 
-    Items are admitted in the given order; an item's first token is sampled from its prefix
-    logits, so no prefix is ever encoded here. With ``share``, items with the same prefix
-    keys and values read them from one shared source; otherwise each row copies its prefix
-    (better when every prefix has only its ``M`` rows, as shuffled ones do)."""
+    Each row draws its tokens from its own stream, so admission order and batch composition
+    change no draw. An item's first token is sampled from its prefix logits, so no prefix is
+    ever encoded here; items with the same prefix keys and values read them from one source."""
 
-    def __init__(self, engine: Engine, items: list[_Item], gen: torch.Generator, record_every: int | None,
-                 save_kv: bool, share: bool):
-        self.engine, self.gen, self.record_every, self.save_kv, self.share = engine, gen, record_every, save_kv, share
-        slots = min(engine.config.max_batch_rows, len(items))
-        self.queue = deque(items)
-        limit = max(it.row.budget + (0 if share else it.n) for it in items)
-        self.cache = kvbuffer.SlotCache(items[0].kv, slots, capacity=min(limit, SLOT_CAPACITY), limit=limit)
-        self.source: dict[int, int] = {}              # id(prefix kv) -> source index in the cache
-        self.rows: list[_Row | None] = [None] * slots  # slot -> row
-        self.next: list[int] = [engine.pad] * slots    # slot -> token to feed next
+    def __init__(self, engine: Engine, like: list, limit: int, on_finish=None, more_coming=lambda: False):
+        self.engine, self.on_finish, self.more_coming = engine, on_finish, more_coming
+        self.queue: deque[_Item] = deque()
+        self.cache = kvbuffer.SlotCache(like, 0, capacity=min(limit, SLOT_CAPACITY), limit=limit)
+        self.source: dict[int, int] = {}     # id(prefix kv) -> source index in the cache
+        self.rows: list[_Row | None] = []    # slot -> row
+        self.next: list[int] = []            # slot -> token to feed next
 
-    def __call__(self) -> None:
-        self.schedule(list(range(len(self.rows)))[::-1])
-        while any(r is not None for r in self.rows):
-            self.compact()
-            self.schedule(self.update(self.run()))
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue) or any(r is not None for r in self.rows)
 
-    def _finish(self, row: _Row, kv) -> None:
-        if self.save_kv:
+    def submit(self, items: list[_Item]) -> None:
+        self.queue.extend(items)
+
+    def step(self) -> None:
+        """Admit what waits, then decode one token for every live row."""
+        self.schedule()
+        if any(r is not None for r in self.rows):
+            self.update(self.run())
+        self.compact()
+
+    def _draw(self, logits: torch.Tensor, rows: list[_Row]) -> list[int]:
+        u = streams.uniforms([r.stream for r in rows], [len(r.tokens) for r in rows])
+        return self.engine.chain.sample_uniform(logits, torch.from_numpy(u)).tolist()
+
+    def _finished(self, row: _Row, kv) -> None:
+        if row.save_kv:
             row.kv = kv
         self.engine.stats["generated_tokens"] += len(row.tokens)
+        if row.owner is not None and self.on_finish is not None:
+            self.on_finish(row)
 
-    def schedule(self, free: list[int]) -> None:
-        """Fill free slots from the queue; a row may finish on its first token and never take one."""
-        while free and self.queue:
+    def schedule(self) -> None:
+        """Fill free slots from the queue, adding slots while there are fewer than
+        ``max_batch_rows``; a row may finish on its first token and never take one."""
+        while self.queue:
+            free = [j for j, r in enumerate(self.rows) if r is None]
+            room = self.engine.config.max_batch_rows - len(self.rows)
+            if len(free) < len(self.queue) and room > 0:
+                add = min(room, len(self.queue) - len(free))
+                self.cache.add_slots(add)
+                free += list(range(len(self.rows), len(self.rows) + add))
+                self.rows += [None] * add
+                self.next += [self.engine.pad] * add
+            if not free:
+                return
             batch = [self.queue.popleft() for _ in range(min(len(free), len(self.queue)))]
-            first = self.engine.chain.sample(torch.stack([it.logits for it in batch]), self.gen)[:, 0].tolist()
+            first = self._draw(torch.stack([it.logits for it in batch]), [it.row for it in batch])
+            free.reverse()
             for it, x in zip(batch, first):
-                if self.engine._accept(it.row, x, it.logits, self.record_every):
-                    self._finish(it.row, [(k[:, :, :it.n], v[:, :, :it.n]) for k, v in it.kv])
+                if self.engine._accept(it.row, x, it.logits):
+                    self._finished(it.row, [(k[:, :, :it.n], v[:, :, :it.n]) for k, v in it.kv])
                     continue
                 j = free.pop()
-                if not self.share:
+                if it.private:
                     self.cache.put_private(j, it.kv, it.n)
                 else:
                     if id(it.kv) not in self.source:
@@ -217,9 +279,10 @@ class _Decode:
                 self.rows[j], self.next[j] = it.row, x
 
     def compact(self) -> None:
-        """Drop empty slots once a quarter of them have nothing left to do."""
+        """Drop empty slots once a quarter of them have nothing to do and no more rows can come."""
         live = [j for j, r in enumerate(self.rows) if r is not None]
-        if not self.queue and len(self.rows) - len(live) >= max(1, len(self.rows) // 4):
+        if (not self.queue and not self.more_coming()
+                and len(self.rows) - len(live) >= max(1, len(self.rows) // 4)):
             self.cache.select(live)
             self.rows, self.next = [self.rows[j] for j in live], [self.next[j] for j in live]
 
@@ -236,22 +299,19 @@ class _Decode:
                                                             device=engine.device))
         return out.logits[:, -1]
 
-    def update(self, logits: torch.Tensor) -> list[int]:
-        """Sample and accept each live row's next token; return the slots freed (in the order
-        :meth:`schedule` fills them)."""
-        nxt = self.engine.chain.sample(logits, self.gen)[:, 0].tolist()
-        free = []
-        for j, r in enumerate(self.rows):
-            if r is None:
-                continue
-            if self.engine._accept(r, nxt[j], logits[j], self.record_every):
-                self._finish(r, self.cache.take(j) if self.save_kv else None)
+    def update(self, logits: torch.Tensor) -> None:
+        """Sample and accept each live row's next token; free the slots of finished rows."""
+        live = [j for j, r in enumerate(self.rows) if r is not None]
+        nxt = self._draw(logits[live], [self.rows[j] for j in live])
+        for j, x in zip(live, nxt):
+            r = self.rows[j]
+            if self.engine._accept(r, x, logits[j]):
+                kv = self.cache.take(j) if r.save_kv else None
                 self.rows[j] = None
                 self.cache.clear(j)
-                free.append(j)
+                self._finished(r, kv)
             else:
-                self.next[j] = nxt[j]
-        return free[::-1]
+                self.next[j] = x
 
 
 class Engine:
@@ -309,11 +369,10 @@ class Engine:
                              f"({self.window}); lower max_new_tokens")
         return ids
 
-    def generator(self, question: Question) -> torch.Generator:
-        digest = hashlib.sha256(f"{self.config.seed}:{question.id}".encode()).digest()
-        g = torch.Generator(device=self.device)
-        g.manual_seed(int.from_bytes(digest[:8], "little"))
-        return g
+    def stream_seed(self, question: Question) -> str:
+        """The seed of a question's random streams: the run seed and the question id, so its
+        records do not depend on which other questions ran, on the window, shards or resuming."""
+        return f"{self.config.seed}:{question.id}"
 
     def _forward(self, **kw):
         self.stats["forward_passes"] += 1
@@ -330,16 +389,16 @@ class Engine:
         out = self._forward(input_ids=x, cache=cache, logits_to_keep=keep)
         return kvbuffer.cache_tensors(cache), out.logits[0]
 
-    def _accept(self, row: _Row, tok: int, logits: torch.Tensor, record_every: int | None) -> bool:
+    def _accept(self, row: _Row, tok: int, logits: torch.Tensor) -> bool:
         """Accept the sampled token ``tok`` for ``row``, which ``logits`` gave: keep the logits
-        at checkpoints (every ``record_every`` tokens, and at ``t = T`` when the row ends at
+        at checkpoints (every ``row.record_every`` tokens, and at ``t = T`` when the row ends at
         EOS), append the token, and decide whether the row is finished (and why)."""
         t = len(row.tokens)
-        if record_every and t % record_every == 0:
+        if row.record_every and t % row.record_every == 0:
             row.logits[t] = logits
         if tok in self.eos:
             row.finish = Finish.EOS
-            if record_every:
+            if row.record_every:
                 row.logits[t] = logits  # the logits at t = T
             return True
         row.tokens.append(tok)
@@ -353,35 +412,119 @@ class Engine:
                 return True
         return False
 
-    def _decode(self, items: list[_Item], gen: torch.Generator, record_every: int | None = None,
-                save_kv: bool = False, share: bool = True) -> None:
-        """Decode every item's row to completion, ``max_batch_rows`` slots at a time (see :class:`_Decode`)."""
-        if items:
-            _Decode(self, items, gen, record_every, save_kv, share)()
+    def _limit(self, prompts: list[list[int]]) -> int:
+        """The most positions a slot may hold: a whole generation, plus its prompt when rows
+        copy their prefixes (shuffled prefixes)."""
+        return self.config.max_new_tokens + (max(map(len, prompts)) if self.config.shuffle_prefix else 0)
 
-    # ------------------------------------------------------------------ one question
+    def _decode(self, items: list[_Item], limit: int) -> None:
+        """Decode ``items`` to completion (rows that arrive while decoding are not expected)."""
+        if items:
+            decoder = _Decode(self, items[0].kv, limit)
+            decoder.submit(items)
+            while decoder.busy:
+                decoder.step()
+
+    # ------------------------------------------------------------------ questions
 
     def run_question(self, question: Question, index: int = 0) -> list[dict]:
         """Sample the traces and continuations of one question; return its records."""
-        gen = self.generator(question)
-        prompt = self.prompt_ids(question)
-        traces = self.sample_traces(prompt, gen)
-        return self._records(question, index, traces, self.continue_traces(prompt, traces, gen))
+        return next(iter(self.run_window([(index, question)])))[1]
 
-    def sample_traces(self, prompt: list[int], gen: torch.Generator) -> list[_Row]:
-        """``N`` traces from one prefill of the prompt. Each finished trace keeps its keys and
-        values and the logits at its checkpoints, ``t = T`` included, for the continuations."""
+    def run_window(self, questions: Sequence[tuple[int, Question]]) -> Iterator[tuple[int, list[dict]]]:
+        """Sample a window of questions together: every question's traces start at once, and
+        each question's continuations join the batch as soon as its own traces are done, so
+        batches stay full and a slow question holds back no other. Yields ``(index,
+        records)`` as each question finishes.
+
+        A row's draws come from its own stream, so a question's records are the same in any
+        window up to the last bits of the logits, which depend on the batch a row sits in
+        (floating-point sums in another order); a window decoded again gives the same
+        batches, and so the same records, on the same machine, precision and thread count."""
         cfg = self.config
-        kv, last = self._prefill(prompt)
-        traces = [_Row(budget=cfg.max_new_tokens) for _ in range(cfg.n_traces)]
-        self._decode([_Item(tr, kv, len(prompt), last[-1]) for tr in traces], gen, record_every=cfg.stride, save_kv=True)
+        requests = [_Request(q, k, self.prompt_ids(q), self.stream_seed(q)) for k, q in questions]
+        if not requests:
+            return
+        decoder = None
+
+        def finished(row: _Row) -> None:
+            req = row.owner
+            req.open -= 1
+            if req.open == 0:
+                self._next_phase(req, decoder)
+
+        for req in requests:
+            kv, last = self._prefill(req.prompt)
+            if decoder is None:
+                decoder = _Decode(self, kv, self._limit([r.prompt for r in requests]), on_finish=finished,
+                                  more_coming=lambda: any(r.status is Status.TRACES for r in requests))
+            req.traces = self._trace_rows(req.seed, owner=req)
+            req.open = len(req.traces)
+            decoder.submit([_Item(tr, kv, len(req.prompt), last[-1]) for tr in req.traces])
+        reported = set()
+        while decoder.busy:
+            decoder.step()
+            for req in requests:
+                if req.status is Status.DONE and req.index not in reported:
+                    reported.add(req.index)
+                    yield req.index, req.records
+
+    def _trace_rows(self, seed: str, owner: _Request | None = None) -> list[_Row]:
+        cfg = self.config
+        return [_Row(budget=cfg.max_new_tokens, stream=streams.key(seed, 0, i), record_every=cfg.stride,
+                     save_kv=True, owner=owner) for i in range(cfg.n_traces)]
+
+    def _next_phase(self, req: _Request, decoder: _Decode) -> None:
+        """A question's rows of one phase are all done: after the traces, submit the
+        continuations of their checkpoints; after those (or with none to sample), build the records."""
+        if req.status is Status.TRACES:
+            self._complete_traces(req.prompt, req.traces)
+            req.checkpoints = self.checkpoints_of(req.traces)
+            items = self._continuation_items(req)
+            req.status, req.open = Status.CONTINUATIONS, len(items)
+            if items:
+                decoder.submit(items)
+                return
+        req.records = self._records(req.question, req.index, req.traces, req.checkpoints)
+        req.status = Status.DONE
+        for tr in req.traces:  # the window's cache still holds what its rows read
+            tr.kv, tr.logits = None, {}
+        for cp in req.checkpoints:
+            cp.kv = cp.logits = None
+
+    def _complete_traces(self, prompt: list[int], traces: list[_Row]) -> None:
+        """A trace that stopped at its answer had its last token sampled but never fed: encode
+        the whole trace once for the ``t = T`` checkpoint's keys and logits."""
         for tr in traces:
             T = len(tr.tokens)
-            if T not in tr.logits and T < cfg.max_new_tokens:
-                # a trace that stopped at its answer: its last token was sampled but never fed,
-                # so encode the whole trace once for the t = T checkpoint's keys and logits
+            if T not in tr.logits and T < self.config.max_new_tokens:
                 tr.kv, logits = self._prefill(list(prompt) + tr.tokens)
                 tr.logits[T] = logits[-1]
+
+    def _continuation_items(self, req: _Request) -> list[_Item]:
+        """The ``M`` continuation rows of each of the request's checkpoints that has budget
+        left, shortest prefixes first (rows decoding together then have similar lengths, so
+        few attended positions are padding)."""
+        cfg = self.config
+        sampled = sorted((cp for cp in req.checkpoints if not cp.deterministic), key=lambda cp: cp.t)
+        if cfg.shuffle_prefix:
+            self._shuffle_prefixes(req, sampled)
+        items = []
+        for cp in sampled:
+            cp.continuations = [_Row(budget=cp.budget, stream=streams.key(req.seed, 1, cp.trace, cp.t, j),
+                                     tail=cp.seen_text[-TAIL_CHARS:], owner=req) for j in range(cfg.n_continuations)]
+            items += [_Item(r, cp.kv, len(req.prompt) + cp.t, cp.logits, private=cfg.shuffle_prefix)
+                      for r in cp.continuations]
+        return items
+
+    def sample_traces(self, prompt: list[int], seed: str | torch.Generator | None = None) -> list[_Row]:
+        """``N`` traces of one prompt from one prefill. Each finished trace keeps its keys and
+        values and the logits at its checkpoints, ``t = T`` included, for the continuations."""
+        seed = _seed(seed)
+        kv, last = self._prefill(prompt)
+        traces = self._trace_rows(seed)
+        self._decode([_Item(tr, kv, len(prompt), last[-1]) for tr in traces], self._limit([prompt]))
+        self._complete_traces(prompt, traces)
         return traces
 
     def prepare_traces(self, prompt: list[int], tokens: list[list[int]], finish: Finish | str = Finish.EOS) -> list[_Row]:
@@ -409,58 +552,49 @@ class Engine:
                 out.append(Checkpoint(i, t, budget, text, text, tr.kv, tr.logits.get(t)))
         return out
 
-    def continue_traces(self, prompt: list[int], traces: list[_Row], gen: torch.Generator,
+    def continue_traces(self, prompt: list[int], traces: list[_Row], seed: str | torch.Generator | None = None,
                         max_continuation_tokens: int | None = None) -> list[Checkpoint]:
         """The checkpoints of ``traces``, each non-deterministic one with its ``M``
         continuations decoded, batched across checkpoints and traces (``t = T`` included)."""
-        cfg = self.config
-        cps = self.checkpoints_of(traces, max_continuation_tokens)
-        sampled = [cp for cp in cps if not cp.deterministic]
-        if cfg.shuffle_prefix:
-            self._shuffle_prefixes(prompt, traces, sampled, gen)
-        # shortest prefixes first: rows decoding together then have similar lengths, so few
-        # attended positions are padding
-        for cp in sorted(sampled, key=lambda cp: cp.t):
-            cp.continuations = [_Row(budget=cp.budget, tail=cp.seen_text[-TAIL_CHARS:]) for _ in range(cfg.n_continuations)]
-        items = [_Item(r, cp.kv, len(prompt) + cp.t, cp.logits) for cp in sorted(sampled, key=lambda cp: cp.t)
-                 for r in cp.continuations]
-        self._decode(items, gen, share=not cfg.shuffle_prefix)  # shuffled prefixes are one per checkpoint
-        return cps
+        req = _Request(Question("", "", ""), 0, list(prompt), _seed(seed), traces=traces)
+        req.checkpoints = self.checkpoints_of(traces, max_continuation_tokens)
+        self._decode(self._continuation_items(req), self._limit([prompt]))
+        return req.checkpoints
 
     def sample_continuations(self, prompt: list[int], prefix: list[int], m: int, max_new_tokens: int,
-                             gen: torch.Generator | None = None) -> list[list[int]]:
+                             seed: str | torch.Generator | None = None) -> list[list[int]]:
         """``m`` continuations of ``prompt + prefix`` (token ids) through the engine's own path:
         one prefill, buffered batched decoding, the run's sampling chain and stopping rules.
         A continuation that ended at EOS ends with an EOS id."""
         tail = self.tokenizer.decode(prefix, skip_special_tokens=True)
-        return self.sample_prompts([list(prompt) + list(prefix)], m, max_new_tokens, gen, tails=[tail])[0]
+        return self.sample_prompts([list(prompt) + list(prefix)], m, max_new_tokens, seed, tails=[tail])[0]
 
-    def sample_prompts(self, prompts: list[list[int]], m: int, max_new_tokens: int, gen: torch.Generator | None = None,
-                       tails: list[str] | None = None) -> list[list[list[int]]]:
+    def sample_prompts(self, prompts: list[list[int]], m: int, max_new_tokens: int,
+                       seed: str | torch.Generator | None = None, tails: list[str] | None = None) -> list[list[list[int]]]:
         """``m`` completions of each of ``prompts`` (token ids, used as given), decoded together:
         one prefill per prompt, then every row in the same batches. Returns, per prompt, its
         ``m`` token lists, each ending with an EOS id if it ended there. ``tails`` are the
-        texts before each completion, for ``stop="answer"``."""
+        texts before each completion, for ``stop="answer"``; completion ``j`` of prompt ``k``
+        draws from stream ``(seed, 3, k, j)``."""
+        seed = _seed(seed)
         rows, items = [], []
         for k, ids in enumerate(prompts):
             kv, last = self._prefill(ids)
             tail = (tails[k] if tails else "")[-TAIL_CHARS:]
-            rows.append([_Row(budget=max_new_tokens, tail=tail) for _ in range(m)])
+            rows.append([_Row(budget=max_new_tokens, stream=streams.key(seed, 3, k, j), tail=tail) for j in range(m)])
             items += [_Item(r, kv, len(ids), last[-1]) for r in rows[-1]]
-        self._decode(items, gen)
+        self._decode(items, max_new_tokens)
         eos = next(iter(self.eos))
         return [[r.tokens + ([eos] if r.finish is Finish.EOS else []) for r in rs] for rs in rows]
 
-    def _shuffle_prefixes(self, prompt: list[int], traces: list[_Row], sampled: list[Checkpoint],
-                          gen: torch.Generator) -> None:
-        """Table 2: each checkpoint's trace tokens permuted (length kept) and encoded afresh;
-        only the continuations see the shuffled prefix."""
+    def _shuffle_prefixes(self, req: _Request, sampled: list[Checkpoint]) -> None:
+        """Table 2: each checkpoint's trace tokens permuted (length kept, a permutation from its
+        own stream) and encoded afresh; only the continuations see the shuffled prefix."""
         for cp in sampled:
-            toks = traces[cp.trace].tokens[:cp.t]
+            toks = req.traces[cp.trace].tokens[:cp.t]
             if cp.t > 1:
-                perm = torch.randperm(cp.t, generator=gen, device=self.device).tolist()
-                toks = [toks[j] for j in perm]
-            cp.kv, logits = self._prefill(prompt + toks)
+                toks = [toks[j] for j in streams.permutation(streams.key(req.seed, 2, cp.trace, cp.t), cp.t)]
+            cp.kv, logits = self._prefill(req.prompt + toks)
             cp.logits = logits[-1]
             cp.seen_text = self.tokenizer.decode(toks, skip_special_tokens=True)
 
@@ -504,3 +638,10 @@ class Engine:
                 holds_answer=bool(self.task.holds_answer(cp.prefix_text)), deterministic=cp.deterministic,
             ))
         return records
+
+
+def _seed(seed: str | torch.Generator | None) -> str:
+    """A streams seed: as given, or drawn from a torch generator (the default one if ``None``)."""
+    if isinstance(seed, str):
+        return seed
+    return str(int(torch.randint(0, 2 ** 62, (1,), generator=seed).item()))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import platform
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +25,8 @@ from .grid import Cell
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
-    """``"i/n"`` -> ``(i, n)``: this job takes the questions whose index is ``i`` modulo ``n``."""
+    """``"i/n"`` -> ``(i, n)``: this job takes the windows of questions whose index is ``i``
+    modulo ``n`` (:func:`windows`)."""
     if not shard:
         return 0, 1
     try:
@@ -40,13 +42,22 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
 #: first answer stopped every generation and ``t = T`` was filled in from the trace's own answer
 #: without sampling. 2: the stop rule, extraction mode and sampling chain are explicit settings,
 #: every checkpoint with budget left is sampled, and records keep their continuations' text.
-PROTOCOL = 2
+#: 3: each sequence draws from its own random stream (:mod:`siautil.streams`) and questions are
+#: sampled in windows (``window``): the same distributions as 2, other draws.
+PROTOCOL = 3
 
 
 def run_config(model: str, task: str, settings: rollout.RolloutConfig, precision: str,
                split: str | None, sample: int | None, data_seed: int) -> dict:
     return dict(model=model, task=task, split=split, sample=sample, data_seed=data_seed,
                 precision=precision, protocol=PROTOCOL, **settings.as_dict())
+
+
+def windows(n_questions: int, size: int) -> list[range]:
+    """Question indices in windows of ``size`` (:attr:`siautil.rollout.RolloutConfig.window`):
+    the unit a run samples together, writes, resumes and shards, so a resumed or sharded run
+    decodes the same batches as a whole one."""
+    return [range(s, min(s + size, n_questions)) for s in range(0, n_questions, size)]
 
 
 def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.RolloutConfig = rollout.RolloutConfig(),
@@ -60,9 +71,11 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
     ``nf4``). ``loaded`` is an already loaded ``(model, tokenizer)`` pair (the name is still
     recorded, and its precision when it was loaded by :func:`siautil.models.load`).
     Questions are numbered in the task's order (after ``sample``); ``limit`` keeps the first
-    ``limit`` of them; ``shard="i/n"`` takes every n-th from the i-th. With ``progress``, a run
-    with questions left says so in one line (``label``, default ``model × task``: how many
-    questions it samples now) and shows a progress bar.
+    ``limit`` of them. They are sampled in windows of ``settings.window`` (:func:`windows`):
+    ``shard="i/n"`` takes every n-th window from the i-th, and a window with any question
+    missing is sampled again whole. With ``progress``, a run with questions left says so in
+    one line (``label``, default ``model × task``: how many questions it samples now) and shows
+    a progress bar.
     """
     i, n = parse_shard(shard)
     task_obj = tasks.get(task) if isinstance(task, str) else task
@@ -71,36 +84,47 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
     precision = models.resolve_precision(precision, quantize, device=device)
     config = run_config(model, task_obj.name, settings, precision, split, sample, data_seed)
     config["weights"] = models.weights(model) if loaded is None else getattr(loaded[0], "siautil_weights", model)
-    run = store.RunStore.open(out, {**config, "versions": store.package_versions()})
+    # what the last bits of the logits depend on besides the settings (recorded, not compared)
+    machine = dict(threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine())
+    run = store.RunStore.open(out, {**config, "versions": store.package_versions(), "machine": machine})
     questions = task_obj.load(split, sample=sample, seed=data_seed, data_dir=data_dir)
     if limit is not None:
         questions = questions[:limit]
-    todo = [(k, q) for k, q in enumerate(questions) if k % n == i and k not in run.done()]
+    done = run.done()
+    todo = [w for j, w in enumerate(windows(len(questions), settings.window)) if j % n == i and not set(w) <= done]
     if not todo:
         return run.path
     label = label or f"{model} × {task_obj.name}"
+    count = sum(len(w) for w in todo)
     if progress:
-        print(f"sampling {label} now: {len(todo)} of {len(questions)} questions"
+        print(f"sampling {label} now: {count} of {len(questions)} questions"
               + (f" (shard {shard})" if shard else "") + f", into {run.path}", flush=True)
     lm, tok = loaded if loaded is not None else models.load(model, precision, device=device)
     engine = rollout.Engine(lm, tok, task_obj, settings)  # chat or plain: the engine decides from the model
-    engine.prompt_ids(todo[0][1])  # settings the model cannot take fail here, before any sampling
-    bar = tqdm(todo, desc=label, unit="question", disable=not progress)
-    start = time.perf_counter()
-    for k, q in bar:
+    engine.prompt_ids(questions[todo[0][0]])  # settings the model cannot take fail here, before any sampling
+    bar = tqdm(total=count, desc=label, unit="question", disable=not progress)
+    start, counted = time.perf_counter(), set()
+
+    def sample(window: range) -> None:
+        for k, records in engine.run_window([(k, questions[k]) for k in window]):
+            run.write(k, records)
+            if k not in counted:
+                counted.add(k)
+                bar.update()
+            bar.set_postfix(tok_s=f"{engine.stats['generated_tokens'] / max(time.perf_counter() - start, 1e-9):.0f}")
+
+    for w in todo:
         try:
-            records = engine.run_question(q, k)
+            sample(w)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             if settings.max_batch_rows <= settings.n_continuations:
                 raise
             settings = rollout.RolloutConfig(**{**settings.as_dict(), "max_batch_rows": settings.max_batch_rows // 2})
             engine.config = settings
-            bar.write(f"CUDA out of memory: continuing with max_batch_rows={settings.max_batch_rows}")
-            records = engine.run_question(q, k)
-        run.write(k, records)
-        elapsed = time.perf_counter() - start
-        bar.set_postfix(tok_s=f"{engine.stats['generated_tokens'] / max(elapsed, 1e-9):.0f}")
+            bar.write(f"CUDA out of memory: sampling the window again with max_batch_rows={settings.max_batch_rows}")
+            sample(w)
+    bar.close()
     return run.path
 
 

@@ -138,3 +138,14 @@ class SamplingChain:
         ids, probs = self.candidates(logits)
         pick = torch.multinomial(probs, num_samples, replacement=True, generator=generator)
         return ids.gather(-1, pick)
+
+    def sample_uniform(self, logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """One token id per row by inversion: the first candidate whose cumulative probability
+        exceeds ``u[row]`` (``u`` uniform on ``[0, 1)``, one per row, e.g. from
+        :mod:`siautil.streams`). The same distribution as :meth:`sample`, with the randomness
+        supplied per row, so a row's draw does not depend on the other rows of the batch."""
+        ids, probs = self.candidates(logits)
+        cum = probs.double().cumsum(-1)
+        target = u.to(device=cum.device, dtype=torch.float64)[:, None] * cum[:, -1:]
+        pick = (cum <= target).sum(-1, keepdim=True).clamp_max(ids.shape[-1] - 1)
+        return ids.gather(-1, pick)[:, 0]

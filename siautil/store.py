@@ -67,6 +67,10 @@ def _diff(old: dict, new: dict) -> list[str]:
     return [f"{k}: {old.get(k)!r} (stored) vs {new.get(k)!r} (now)" for k in keys if old.get(k) != new.get(k)]
 
 
+#: the key of a record file's metadata that names its protocol (so a bare copy still knows it)
+PROTOCOL_KEY = b"siautil.protocol"
+
+
 class RunStore:
     """A run directory. ``RunStore.open(path, config)`` creates it or checks that it holds the
     same configuration (a directory with no records yet takes the new one); ``done()`` lists
@@ -89,11 +93,13 @@ class RunStore:
             except json.JSONDecodeError as e:
                 raise RunStoreError(f"{existing} is not valid JSON ({e.msg}); move the directory aside") from None
             diff = _diff(_comparable(stored), _comparable(config))
-            if diff and "protocol" in config and "protocol" not in stored:
+            old = stored.get("protocol", 1)
+            if diff and "protocol" in config and old != config["protocol"]:
+                why = LEGACY.split(": ")[0] if old == 1 else f"written under protocol {old}"
                 raise RunStoreError(
-                    f"{path} was {LEGACY.split(': ')[0]}; it stays readable (store.load_records), but new "
-                    f"records cannot join it. Move it aside to keep it (mv {path} {path}.protocol1) and run "
-                    "again to sample under the present protocol.")
+                    f"{path} was {why}; it stays readable (store.load_records), but new records cannot "
+                    f"join it (siautil.runs.PROTOCOL says what changed). Move it aside to keep it "
+                    f"(mv {path} {path}.protocol{old}) and run again to sample under protocol {config['protocol']}.")
             if diff:
                 raise RunStoreError(
                     f"{path} holds a run with a different configuration:\n  " + "\n  ".join(diff)
@@ -119,6 +125,7 @@ class RunStore:
         if not records:
             raise RunStoreError(f"question {index} produced no records")
         table = pa.Table.from_pylist(records)
+        table = table.replace_schema_metadata({PROTOCOL_KEY: str(self.config.get("protocol", 1))})
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         path = self._file(index)
@@ -166,9 +173,12 @@ def load_records(paths: str | os.PathLike | Iterable[str | os.PathLike], arrow: 
     tables = []
     for path in map(Path, paths):
         if path.is_file():
-            t = pq.read_table(path)  # a bare file has no configuration: its columns tell the protocol
-            tables.append(_labelled(t, {"file": str(path.resolve()),
-                                        "protocol": 2 if "continuations" in t.column_names else 1}))
+            # a bare file has no configuration: it carries its protocol (written since protocol 3),
+            # else its columns tell
+            t = pq.read_table(path)
+            written = (t.schema.metadata or {}).get(PROTOCOL_KEY)
+            protocol = int(written) if written else 2 if "continuations" in t.column_names else 1
+            tables.append(_labelled(t, {"file": str(path.resolve()), "protocol": protocol}))
             continue
         files = sorted((path / RECORDS).glob("q*.parquet"))
         if not (path / CONFIG).exists():

@@ -4,7 +4,7 @@ name a flipped sign or a halved number, and the share of traces that rewrite the
 import numpy as np
 import pandas as pd
 
-from siautil import choices, models, rollout, tasks
+from siautil import choices, estimators, models, rollout, tasks
 
 
 def test_flags_name_a_flip_and_a_halving():
@@ -37,8 +37,11 @@ def test_every_choice_applies_to_a_real_run():
     assert finished.any() and last.loc[finished, "holds_answer"].all()
     assert not recs.loc[recs.t == 0, "holds_answer"].any()
     assert np.isfinite(holding.loc["in", "table 1 mean"])
-    # leaving out t = T (which holds the answer) moves the end-point of every trace's gain
-    assert holding.loc["out", "Ĝ_T correct"] != holding.loc["in", "Ĝ_T correct"]
+    # leaving them out drops t = T of every finished trace (its end-point may keep its value:
+    # a checkpoint just before the answer can already give gold in all M continuations)
+    kept = estimators.select(recs, answer_holding=False)
+    assert 0 < len(kept) < len(recs) and not kept["holds_answer"].any()
+    assert np.isfinite(holding.loc["out", "table 1 mean"])
     extraction = tab[tab.choice == "extraction"].set_index("value").drop(columns=["choice", "default"])
     assert not extraction.loc["strict-match"].equals(extraction.loc["flexible-extract"])
     estimator = tab[tab.choice == "estimator"].set_index("value")["table 1 mean"]

@@ -126,8 +126,8 @@ def test_continuations_stop_once_the_answer_is_written(tiny):
     eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(max_new_tokens=50, stop="answer"), chat=False)
     row = rollout._Row(budget=50, tail="so the answer is 12")
     logits = torch.zeros(len(tok))
-    assert not eng._accept(row, tok.convert_tokens_to_ids("."), logits, None)
-    assert eng._accept(row, tok.convert_tokens_to_ids("\n"), logits, None) and row.finish is rollout.Finish.ANSWER
+    assert not eng._accept(row, tok.convert_tokens_to_ids("."), logits)
+    assert eng._accept(row, tok.convert_tokens_to_ids("\n"), logits) and row.finish is rollout.Finish.ANSWER
     assert row.finish == "answer"  # stored as its string value
 
 
@@ -179,7 +179,7 @@ def test_stop_rule_answer_stops_at_the_first_and_still_samples_t_equals_T():
 def test_a_trace_stopped_at_its_answer_keeps_keys_and_logits_for_t_equals_T():
     eng = scripted(stop="answer")
     prompt = eng.prompt_ids(SCRIPT_Q)
-    (trace,) = eng.sample_traces(prompt, eng.generator(SCRIPT_Q))
+    (trace,) = eng.sample_traces(prompt, eng.stream_seed(SCRIPT_Q))
     T = len(trace.tokens)
     assert trace.finish is rollout.Finish.ANSWER and T in trace.logits
     assert trace.kv[0][0].shape[-2] == len(prompt) + T  # the last token was encoded too
@@ -216,3 +216,73 @@ def test_settings_outside_the_protocol_are_refused_with_the_valid_ones():
         rollout.RolloutConfig(repetition_penalty=1.1)
     assert rollout.RolloutConfig(stop_at_answer=True).stop == "answer"  # the old keyword
     # the precision, the one run setting outside RolloutConfig: test_models.py
+
+
+def _toy_answers(window, temperature, n_questions=12):
+    """Answer counts per (question, checkpoint position) of toy-sft on the toy task."""
+    from siautil import models
+
+    lm, tok = models.load("toy-sft")
+    task = tasks.get("toy")
+    cfg = rollout.RolloutConfig(n_traces=2, n_continuations=16, stride=8, max_new_tokens=52,
+                                temperature=temperature, top_p=1.0, window=window)
+    eng = rollout.Engine(lm, tok, task, cfg)
+    qs = list(enumerate(task.load(limit=n_questions)))
+    recs = [r for w in range(0, n_questions, window) for _, rs in eng.run_window(qs[w: w + window]) for r in rs]
+    df = pd.DataFrame(recs).explode("answers")
+    df["answers"] = df["answers"].fillna("none")
+    df["step"] = (df["t"] // 8).clip(upper=4)
+    return df.groupby(["step", "answers"]).size()
+
+
+def test_window_sizes_give_answers_of_the_same_distribution_and_a_wrong_temperature_is_caught():
+    # per row random streams: a window changes which rows share a batch, not their draws; the
+    # answers per checkpoint then agree between windows (a chi-square test of homogeneity),
+    # and the same test rejects a run at another temperature
+    one, six, cold = _toy_answers(1, 2.0), _toy_answers(6, 2.0), _toy_answers(6, 1.2)
+
+    def p_value(a, b):
+        table = pd.concat([a, b], axis=1).fillna(0)
+        table = table[table.sum(axis=1) >= 10]
+        return stats.chi2_contingency(table.to_numpy()).pvalue
+
+    assert p_value(one, six) > 0.01
+    assert p_value(one, cold) < 1e-4
+
+
+class _EosFrom(torch.nn.Module):
+    """Wraps a tiny model: EOS is certain from absolute position ``start`` on and impossible
+    before, so a question's trace length is set by its prompt's length."""
+
+    def __init__(self, model, start, eos):
+        super().__init__()
+        self.inner, self.start, self.eos = model, start, eos
+        self.config, self.generation_config = model.config, model.generation_config
+
+    def get_output_embeddings(self):
+        return self.inner.get_output_embeddings()
+
+    def forward(self, input_ids=None, position_ids=None, logits_to_keep=0, **kw):
+        out = self.inner(input_ids=input_ids, position_ids=position_ids, logits_to_keep=logits_to_keep, **kw)
+        if position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1])[None]
+        pos = position_ids[:, -out.logits.shape[1]:]
+        out.logits[..., self.eos] = torch.where(pos + 1 >= self.start, 100.0, -100.0).to(out.logits.dtype)
+        return out
+
+
+def test_a_question_with_long_traces_does_not_hold_the_window_back():
+    model, tok = testing.tiny_model("llama", seed=3)
+    long_q = tasks.Question("long", "1+1?", "2")
+    short_q = tasks.Question("short", "What is one plus one, written as a number? " * 3, "2")
+    cfg = rollout.RolloutConfig(n_traces=2, n_continuations=2, stride=10, max_new_tokens=90, window=2)
+    eng = rollout.Engine(_EosFrom(model, 0, tok.eos_token_id), tok, TASK, cfg, chat=False)
+    start = len(eng.prompt_ids(short_q)) + 3  # the short question's rows end almost at once
+    eng.model.start = start
+    assert len(eng.prompt_ids(long_q)) < start - 40
+    finished = []
+    for k, recs in eng.run_window([(0, long_q), (1, short_q)]):
+        finished.append((k, eng.stats["forward_passes"], recs[0]["T"]))
+    (first, at_first, t_first), (second, at_second, t_second) = finished
+    assert (first, second) == (1, 0) and t_first < t_second
+    assert at_first < at_second / 2  # done while the long question's traces were still decoding

@@ -78,3 +78,37 @@ def test_bad_shard():
         runs.parse_shard("3")
     with pytest.raises(ValueError, match="0 <= i < n"):
         runs.parse_shard("2/2")
+
+
+#: three windows of two toy questions (the last one short)
+WINDOWED = grid.Cell("toy-sft", "toy", replace(grid.TOY, n_traces=2, n_continuations=3, stride=8, window=2), limit=5)
+
+
+def _records(path):
+    return store.load_records(path).drop(columns=["run"])
+
+
+def test_windows_split_the_questions_in_order():
+    assert runs.windows(5, 2) == [range(0, 2), range(2, 4), range(4, 5)]
+    assert runs.windows(0, 3) == [] and runs.windows(3, 8) == [range(0, 3)]
+
+
+def test_sharded_and_resumed_runs_equal_a_whole_run(tmp_path):
+    import pandas as pd
+
+    def run(out, **kw):
+        return runs.rollout_to_store(WINDOWED.model, WINDOWED.task, tmp_path / out, WINDOWED.settings,
+                                     limit=WINDOWED.limit, progress=False, **kw)
+
+    whole = _records(run("whole"))
+    shards = [run(f"s{i}", shard=f"{i}/2") for i in range(2)]
+    assert store.RunStore(shards[0], {}).done() == {0, 1, 4}  # windows 0 and 2
+    merged = store.merge(shards, tmp_path / "merged")
+    pd.testing.assert_frame_equal(_records(merged), whole)
+    # a run cut short inside a window: that window is sampled again whole, the others kept
+    part = run("part")
+    (part / store.RECORDS / "q000003.parquet").unlink()
+    kept = (part / store.RECORDS / "q000000.parquet").stat().st_mtime_ns
+    run("part")
+    assert (part / store.RECORDS / "q000000.parquet").stat().st_mtime_ns == kept
+    pd.testing.assert_frame_equal(_records(part), whole)

@@ -40,3 +40,19 @@ def test_chain_follows_generate_defaults():
     assert SamplingChain.for_model(model, 0.7, 0.95, top_k=0).top_k == 0
     with pytest.raises(ValueError, match="temperature"):
         SamplingChain(temperature=0)
+
+
+@pytest.mark.parametrize("chain", [SamplingChain(temperature=0.7, top_k=0, top_p=0.95),
+                                   SamplingChain(temperature=1.3, top_k=5, top_p=1.0)])
+def test_sampling_by_inversion_gives_the_chains_probabilities(chain):
+    # u on a fine grid of [0, 1): the share of u mapped to each token is its probability, to
+    # the grid's resolution, ties at the top-k boundary included
+    torch.manual_seed(1)
+    logits = torch.randn(1, 300) * 3
+    logits[0, :8] = 5.0
+    want = chain.processors()(None, logits.clone()).softmax(-1)[0]
+    n = 200_000
+    u = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    picks = chain.sample_uniform(logits.expand(n, -1), u)
+    got = torch.bincount(picks, minlength=300).double() / n
+    torch.testing.assert_close(got, want.double(), atol=2 / n, rtol=0)

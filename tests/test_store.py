@@ -35,14 +35,16 @@ def data(tmp_path):
 
 
 SETTINGS = rollout.RolloutConfig(n_traces=2, n_continuations=3, stride=6, max_new_tokens=20)
+#: one question per window, so resuming and sharding act question by question (windows: test_runs)
+SINGLE = rollout.RolloutConfig(**{**SETTINGS.as_dict(), "window": 1})
 
 
 def test_resume_skips_finished_questions(tmp_path, tiny_dir, data):
     out = tmp_path / "run"
-    runs.rollout_to_store(str(tiny_dir), "gsm8k", out, SETTINGS, limit=3, data_dir=data, progress=False)
+    runs.rollout_to_store(str(tiny_dir), "gsm8k", out, SINGLE, limit=3, data_dir=data, progress=False)
     files = sorted((out / "records").iterdir())
     mtimes = [f.stat().st_mtime_ns for f in files]
-    runs.rollout_to_store(str(tiny_dir), "gsm8k", out, SETTINGS, limit=5, data_dir=data, progress=False)
+    runs.rollout_to_store(str(tiny_dir), "gsm8k", out, SINGLE, limit=5, data_dir=data, progress=False)
     assert [f.stat().st_mtime_ns for f in files] == mtimes  # not rewritten
     assert store.RunStore(out, {}).done() == {0, 1, 2, 3, 4}
     df = store.load_records(out)
@@ -63,9 +65,9 @@ def test_other_configuration_is_refused(tmp_path, tiny_dir, data):
 
 
 def test_shards_merge_to_the_unsharded_run(tmp_path, tiny_dir, data):
-    whole = runs.rollout_to_store(str(tiny_dir), "gsm8k", tmp_path / "whole", SETTINGS, limit=4, data_dir=data,
+    whole = runs.rollout_to_store(str(tiny_dir), "gsm8k", tmp_path / "whole", SINGLE, limit=4, data_dir=data,
                                   progress=False)
-    parts = [runs.rollout_to_store(str(tiny_dir), "gsm8k", tmp_path / f"s{i}", SETTINGS, limit=4, data_dir=data,
+    parts = [runs.rollout_to_store(str(tiny_dir), "gsm8k", tmp_path / f"s{i}", SINGLE, limit=4, data_dir=data,
                                    shard=f"{i}/2", progress=False) for i in range(2)]
     assert store.RunStore(parts[0], {}).done() == {0, 2}
     merged = store.merge(parts, tmp_path / "merged")
@@ -140,3 +142,11 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_dir, data):
     assert done_before < 8, "the run finished before it could be killed; make it longer"
     subprocess.run(args + ["--out", str(out)], check=True, env=env, capture_output=True)
     pd.testing.assert_frame_equal(store.load_records(out), store.load_records(ref))
+
+
+def test_a_store_of_an_earlier_protocol_is_kept_apart_with_the_command_that_moves_it(tmp_path):
+    old = store.RunStore.open(tmp_path / "r", dict(model="m", task="toy", protocol=2, temperature=0.7))
+    old.write(0, [dict(question_id="a", trace=0, t=0, T=1, answers=["1"], gold="1", correct=True)])
+    with pytest.raises(store.RunStoreError, match=r"protocol 2; it stays readable.*mv .*r\.protocol2.*protocol 3"):
+        store.RunStore.open(tmp_path / "r", dict(model="m", task="toy", protocol=3, temperature=0.7, window=8))
+    assert old.done() == {0}
