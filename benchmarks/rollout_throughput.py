@@ -1,6 +1,7 @@
 """Continuation sampling: the engine against per-prefix ``generate`` on one fixed workload.
 
-    .venv/bin/python benchmarks/rollout_throughput.py                 # both workloads, CPU
+    .venv/bin/python benchmarks/rollout_throughput.py                 # all three workloads, CPU
+    .venv/bin/python benchmarks/rollout_throughput.py --workload smollm2 --precision bf16
     .venv/bin/python benchmarks/rollout_throughput.py --device cuda   # a Qwen2.5-3B-shaped model, 4-bit
 
 The workload: fixed traces (a few hundred tokens each), checkpoints every ``stride`` tokens,
@@ -13,6 +14,11 @@ continuations from the same prefixes with the same sampling chain and budgets:
   per prefix;
 * ``engine``: ``siautil.rollout.Engine``: one prefill per trace, all checkpoints batched.
 
+*smollm2*: the real model, SmolLM2-135M-Instruct, on GSM8K and ARC-Easy questions with the
+default book's settings (``grid.SMOL``); the engine samples traces and continuations of a
+window of questions at a time, ``generate`` continues the engine's traces from the same
+checkpoints. Below the table: the machine's matmul GFLOP/s and the engine's share of that bound.
+
 Each method runs in its own process, so peak memory is its own.
 """
 
@@ -23,7 +29,9 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -147,6 +155,90 @@ def run_one(args) -> dict:
                 samples=len(checkpoints) * args.m, peak_mib=peak)
 
 
+def run_smollm2(args) -> dict:
+    """The real-model workload: SmolLM2-135M-Instruct on GSM8K and ARC-Easy questions with the
+    default book's sampling settings (``grid.SMOL``). The engine samples the traces and their
+    continuations, a window of questions at a time, and saves the traces; ``generate`` then
+    draws the same number of continuations from the same prefixes (its trace time not counted)."""
+    from dataclasses import replace
+
+    from siautil import grid, models, rollout, tasks
+
+    torch.set_num_threads(args.threads)
+    lm, tok = models.load("smollm2-135m-instruct", args.precision, device=args.device)
+    settings = replace(grid.SMOL, window=args.window, max_batch_rows=args.batch_rows)
+    work = [(name, tasks.get(name).load(limit=args.questions)) for name in ("gsm8k", "arc-easy")]
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    sync()
+    start = time.perf_counter()
+    tokens, samples = 0, 0
+    if args.method == "engine":
+        saved = []
+        for name, questions in work:
+            engine = rollout.Engine(lm, tok, tasks.get(name), settings)
+            for w in range(0, len(questions), settings.window):
+                window = [(k, questions[k]) for k in range(w, min(w + settings.window, len(questions)))]
+                for k, recs in engine.run_window(window):
+                    saved.append(dict(prompt=engine.prompt_ids(questions[k]),
+                                      traces=[tok(r["trace_text"], add_special_tokens=False)["input_ids"]
+                                              for r in recs if r["t"] == 0]))
+                    samples += sum(len(r["continuation_tokens"]) for r in recs if not r["deterministic"])
+            tokens += engine.stats["generated_tokens"]
+        sync()
+        wall = time.perf_counter() - start
+        Path(args.traces_file).write_text(json.dumps(saved))
+    else:
+        kw = rollout.RolloutConfig(**{**settings.as_dict()}).chain().generate_kwargs()
+        eos = lm.generation_config.eos_token_id
+        for item in json.loads(Path(args.traces_file).read_text()):
+            for trace in item["traces"]:
+                for t in rollout.checkpoints(len(trace), settings.stride):
+                    if settings.max_new_tokens - t <= 0:
+                        continue
+                    ids = torch.tensor([item["prompt"] + trace[:t]], device=args.device)
+                    out = lm.generate(ids, attention_mask=torch.ones_like(ids), num_return_sequences=settings.n_continuations,
+                                      max_new_tokens=settings.max_new_tokens - t, pad_token_id=tok.pad_token_id, **kw)
+                    eos_ids = set([eos] if isinstance(eos, int) else eos or []) | {tok.eos_token_id}
+                    for row in out[:, ids.shape[1]:].tolist():
+                        stop = next((j for j, x in enumerate(row) if x in eos_ids), len(row))
+                        tokens += stop
+                    samples += settings.n_continuations
+        sync()
+        wall = time.perf_counter() - start
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return dict(method=args.method, workload="smollm2", wall_s=wall, tokens=tokens, samples=samples, peak_mib=peak)
+
+
+def matmul_gflops(dtype: torch.dtype, device: str = "cpu", n: int = 64, k: int = 576, m: int = 1536) -> float:
+    """Measured GFLOP/s of ``torch.matmul`` at a decoding step's shape (``n`` rows through one
+    of SmolLM2's MLP projections), best of several runs."""
+    a = torch.randn(n, k, dtype=dtype, device=device)
+    b = torch.randn(k, m, dtype=dtype, device=device)
+    best = 0.0
+    for _ in range(5):
+        reps = 50
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, 2 * n * k * m * reps / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def flops_per_token(model) -> float:
+    """About ``2 x`` the parameters a token passes through (the embedding lookup is free, the
+    output projection is not)."""
+    emb = model.get_input_embeddings().weight.numel()
+    total = sum(p.numel() for p in model.parameters())
+    head = model.get_output_embeddings().weight
+    tied = head.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    return 2.0 * (total - emb + (head.numel() if tied else 0))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -160,29 +252,59 @@ def main() -> None:
     ap.add_argument("--mean-len", type=float, default=60, help="mean continuation length (realistic workload)")
     ap.add_argument("--batch-rows", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--workload", choices=["realistic", "fixed", "both"], default="both")
+    ap.add_argument("--workload", choices=["realistic", "fixed", "smollm2", "both", "all"], default="all",
+                    help="both: realistic and fixed; all: both and smollm2")
+    ap.add_argument("--precision", default="fp32", help="smollm2 workload: fp32 or bf16 (both methods)")
+    ap.add_argument("--questions", type=int, default=4, help="smollm2 workload: questions per dataset")
+    ap.add_argument("--window", type=int, default=8, help="smollm2 workload: questions in flight")
+    ap.add_argument("--traces-file", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--method", choices=["generate", "engine"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.method:
-        print(json.dumps(run_one(args)))
+        print(json.dumps(run_smollm2(args) if args.workload == "smollm2" else run_one(args)))
         return
     results = []
-    for wl in (["realistic", "fixed"] if args.workload == "both" else [args.workload]):
-        for method in ("generate", "engine"):
-            cmd = [sys.executable, __file__, *sys.argv[1:], "--workload", wl, "--method", method]
+    chosen = {"both": ["realistic", "fixed"], "all": ["realistic", "fixed", "smollm2"]}.get(args.workload, [args.workload])
+    traces_file = Path(tempfile.mkdtemp()) / "smollm2-traces.json"
+    for wl in chosen:
+        # the engine first on smollm2: it samples the traces generate continues
+        for method in (("engine", "generate") if wl == "smollm2" else ("generate", "engine")):
+            cmd = [sys.executable, __file__, *sys.argv[1:], "--workload", wl, "--method", method,
+                   "--traces-file", str(traces_file)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
             results.append(json.loads(out))
             r = results[-1]
             print(f"{wl:9s} {method:8s} {r['samples']:5d} samples {r['tokens']:7d} tokens {r['wall_s']:8.1f} s "
                   f"{r['tokens'] / r['wall_s']:8.0f} tok/s  peak {r['peak_mib']:7.0f} MiB", flush=True)
     print()
-    print("| workload | generate s | engine s | speed-up | generate tok/s | engine tok/s | peak MiB (gen / eng) |")
+    print(f"| workload | generate s | engine s | speed-up | generate tok/s | engine tok/s | peak MiB (gen / eng) |"
+          f"  ({args.threads} thread{'s' * (args.threads > 1)}, {args.device}, smollm2 in {args.precision})")
     print("|---|---|---|---|---|---|---|")
     for wl in dict.fromkeys(r["workload"] for r in results):
         g = next(r for r in results if r["workload"] == wl and r["method"] == "generate")
         e = next(r for r in results if r["workload"] == wl and r["method"] == "engine")
         print(f"| {wl} | {g['wall_s']:.1f} | {e['wall_s']:.1f} | {g['wall_s'] / e['wall_s']:.1f}x | "
               f"{g['tokens'] / g['wall_s']:.0f} | {e['tokens'] / e['wall_s']:.0f} | {g['peak_mib']:.0f} / {e['peak_mib']:.0f} |")
+    if "smollm2" in chosen:
+        roofline(args, next(r for r in results if r["workload"] == "smollm2" and r["method"] == "engine"))
+
+
+def roofline(args, engine: dict) -> None:
+    """The machine's matmul throughput, the model's FLOPs per token, and the engine's share of
+    the bound they set."""
+    from siautil import models
+
+    torch.set_num_threads(args.threads)
+    lm, _ = models.load("smollm2-135m-instruct", "fp32", device=args.device)
+    per_token = flops_per_token(lm)
+    print()
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        g = matmul_gflops(dtype, args.device)
+        print(f"- matmul, {args.threads} thread(s), {name}: {g:.0f} GFLOP/s -> at most {g * 1e9 / per_token:.0f} tok/s")
+    g = matmul_gflops(torch.bfloat16 if args.precision == "bf16" else torch.float32, args.device)
+    rate = engine["tokens"] / engine["wall_s"]
+    print(f"- SmolLM2-135M: {per_token / 1e9:.3f} GFLOP per token; the engine ({args.precision}) at {rate:.0f} tok/s "
+          f"is {rate * per_token / (g * 1e9):.0%} of the {args.precision} matmul bound")
 
 
 if __name__ == "__main__":

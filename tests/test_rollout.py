@@ -45,8 +45,13 @@ def _chi2(counts, law, n):
     return stats.chisquare(obs_b, exp_b).pvalue
 
 
-def test_engine_samples_the_exact_distribution_and_a_wrong_temperature_is_caught(tiny):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_engine_samples_the_exact_distribution_and_a_wrong_temperature_is_caught(tiny, precision):
+    # in bf16 too: the law is the bf16 model's own (its full forward's logits)
     model, tok = tiny("llama", seed=3, eos_bias=1.0)
+    if precision == "bf16":
+        model, tok = testing.tiny_model("llama", seed=3, eos_bias=1.0)
+        model.to(torch.bfloat16)
     settings = rollout.RolloutConfig(temperature=0.8, top_p=0.9, top_k=12, max_new_tokens=2, stop_at_answer=False)
     eng = rollout.Engine(model, tok, TASK, settings, chat=False)
     prompt = tok("Q: 3 + 4 =")["input_ids"]
