@@ -47,7 +47,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 profile = "default"     # "default" (embedded models, CPU) or "paper" (the paper's models, GPU)
 model = None            # one model instead of the profile's (registry name, hub id or path)
 dataset = None          # with `model`: the task to run it on
-precision = None        # with `model`: "fp32", "bf16" or "nf4" (CUDA); None: fp32 on CPU, bf16 on CUDA
+precision = None        # with `model`: "fp32", "bf16" or "nf4" (CUDA); None: bf16 on CUDA and CPUs with native bf16, else fp32
 limit = None            # questions per cell (None: the profile's)
 runs_dir = None         # where run stores live (None: data/runs of this checkout)
 alpha = 0.5             # gold-surprisal smoothing (pseudo-counts)
@@ -62,6 +62,7 @@ from siautil import diagnostics, grid, paper, plots, runs
 cells = grid.select(profile, model, dataset, precision, limit)
 records = runs.records(profile, cells, runs_dir=runs_dir)
 print(f"{len(records):,} checkpoint records from {records.groupby(['model', 'dataset']).ngroups} cells")
+runs.summary(records)
 
 # %%
 table = paper.beside_paper(diagnostics.alignment(records, alpha=alpha, n_resamples=n_resamples))

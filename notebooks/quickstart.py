@@ -34,7 +34,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 # %% tags=["parameters"]
 model = "toy-sft"           # registry name, hub id or local path
 dataset = "toy"             # task name
-precision = None            # "fp32", "bf16" or "nf4" (CUDA); None: fp32 on CPU, bf16 on CUDA
+precision = None            # "fp32", "bf16" or "nf4" (CUDA); None: bf16 on CUDA and CPUs with native bf16, else fp32
 question_index = 0          # which question of the test split
 n_continuations = 32        # M
 stride = 4                  # tokens between checkpoints

@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shard", help="i/n: this job takes every n-th question from the i-th")
     _add_settings(r)
     r.add_argument("--precision", choices=models.PRECISIONS, default=None,
-                   help="weights: fp32, bf16 or 4-bit nf4 (CUDA); default fp32 on CPU, bf16 on CUDA")
+                   help="weights: fp32, bf16 or 4-bit nf4; default: the model's own (toy: fp32), else bf16 on CUDA and on CPUs with native bf16, fp32 otherwise")
     r.add_argument("--quantize", choices=["4bit"], default=None, help="the old spelling of --precision nf4")
     r.add_argument("--device", default=None)
     r.set_defaults(func=_rollout)

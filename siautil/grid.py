@@ -35,7 +35,7 @@ class Cell:
     settings: rollout.RolloutConfig
     limit: int | None = None
     split: str | None = None
-    precision: str | None = None   # models.PRECISIONS; None: fp32 on CPU, bf16 on CUDA
+    precision: str | None = None   # models.PRECISIONS; None: models.resolve_precision (bf16 where the hardware has it)
     needs_data: InitVar[bool | None] = None  # the old field, ignored: the task says (needs_files)
     quantize: InitVar[str | None] = None  # the old keyword: "4bit" is precision "nf4"
 

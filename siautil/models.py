@@ -34,6 +34,7 @@ class ModelSpec:
     chat: bool             # whether prompts go through the chat template
     gguf_file: str | None = None
     note: str = ""
+    precision: str | None = None  # the model's own default (the toy models: fp32, as trained)
 
 
 REGISTRY: dict[str, ModelSpec] = {}
@@ -119,8 +120,9 @@ def toy_weights(regime: str, root: Path = TOY_ASSETS) -> Path:
 
 
 for _regime, _label in TOY_REGIMES.items():
+    # fp32: they were trained in it, and at their size bf16 is slower on CPU (measured)
     register(ModelSpec(f"toy-{_regime}", (lambda r=_regime: toy_weights(r)), _label, "llama",
-                       chat=False, note=f"the toy task's {_label} model, trained by siautil.toy"))
+                       chat=False, note=f"the toy task's {_label} model, trained by siautil.toy", precision="fp32"))
 
 
 def weights(name: str) -> str:
@@ -243,10 +245,12 @@ PRECISIONS = ("fp32", "bf16", "nf4")
 
 
 def resolve_precision(precision: str | None = None, quantize: str | None = None,
-                      dtype: torch.dtype | str | None = None, device: str | None = None) -> str:
+                      dtype: torch.dtype | str | None = None, device: str | None = None,
+                      model: str | None = None) -> str:
     """One ``precision`` from the new setting or the old ``quantize``/``dtype`` keywords
     (``quantize="4bit"`` is ``nf4``; ``dtype=torch.bfloat16`` is ``bf16``); the default is
-    ``fp32`` on CPU and ``bf16`` on CUDA. Unknown values are refused with the valid ones."""
+    the registry entry's own (``model``: the toy models are fp32), else :func:`default_precision`.
+    Unknown values are refused with the valid ones."""
     if precision is not None:
         if precision not in PRECISIONS:
             raise ModelError(f"unknown precision {precision!r}; valid precisions: {', '.join(PRECISIONS)}")
@@ -262,7 +266,31 @@ def resolve_precision(precision: str | None = None, quantize: str | None = None,
         if name not in known:
             raise ModelError(f"dtype {dtype!r} is not supported; valid precisions: {', '.join(PRECISIONS)}")
         return known[name]
-    return "fp32" if str(device or default_device()) == "cpu" else "bf16"
+    spec = REGISTRY.get(model) if model else None
+    if spec is not None and spec.precision is not None:
+        return spec.precision
+    return default_precision(device)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (x86 AVX512-BF16 or AMX-BF16, read from
+    ``/proc/cpuinfo``), where bf16 matmuls run about twice as fast as fp32; elsewhere torch
+    emulates bf16 and it is slower."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def default_precision(device: str | None = None) -> str:
+    """``bf16`` on CUDA and on CPUs with native bf16 (:func:`cpu_has_bf16`), ``fp32`` otherwise:
+    the book measures what bf16 changes in the default profile's Table 1 (its estimators chapter)."""
+    device = str(device or default_device())
+    if device.startswith("cuda"):
+        return "bf16"
+    return "bf16" if cpu_has_bf16() else "fp32"
 
 
 def load(name: str, precision: str | None = None, device: str | None = None, *, quantize: str | None = None,
@@ -270,7 +298,7 @@ def load(name: str, precision: str | None = None, device: str | None = None, *, 
     """Load a causal LM and its tokenizer, ready for sampling (eval mode, no gradients).
 
     ``name`` is a registry name (:data:`REGISTRY`), a hub id, or a local directory or ``.gguf``
-    file. ``precision`` is one of :data:`PRECISIONS` (default: fp32 on CPU, bf16 on CUDA); the
+    file. ``precision`` is one of :data:`PRECISIONS` (default: :func:`resolve_precision`); the
     old keywords ``quantize="4bit"`` and ``dtype=`` still work (:func:`resolve_precision`).
     ``nf4`` is meant for CUDA GPUs; on CPU it runs (bitsandbytes' CPU kernels) for checking, not speed.
     """
@@ -278,7 +306,7 @@ def load(name: str, precision: str | None = None, device: str | None = None, *, 
 
     path, gguf, spec = resolve(name)
     device = device or default_device()
-    precision = resolve_precision(precision, quantize, dtype, device)
+    precision = resolve_precision(precision, quantize, dtype, device, model=name)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
     qconf = quantization_config("4bit" if precision == "nf4" else None, device)
     kwargs = dict(dtype=dtype)

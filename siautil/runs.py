@@ -81,7 +81,7 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
     task_obj = tasks.get(task) if isinstance(task, str) else task
     if loaded is not None and precision is None and quantize is None:
         precision = getattr(loaded[0], "siautil_precision", None)
-    precision = models.resolve_precision(precision, quantize, device=device)
+    precision = models.resolve_precision(precision, quantize, device=device, model=model)
     config = run_config(model, task_obj.name, settings, precision, split, sample, data_seed)
     config["weights"] = models.weights(model) if loaded is None else getattr(loaded[0], "siautil_weights", model)
     # what the last bits of the logits depend on besides the settings (recorded, not compared)
@@ -215,11 +215,23 @@ def records(profile: str, chosen: list[Cell] | None = None, runs_dir: str | Path
             df = df[df["question_index"] < cell.limit].reset_index(drop=True)
         df["shuffled"] = cell.settings.shuffle_prefix
         df["regime"] = regime(cell.model)
+        config = store.read_config(path)
+        df["precision"], df["weights"] = config.get("precision"), config.get("weights")
         frames.append(df)
     if not frames:
         raise store.RunStoreError(f"no records for profile {profile!r} in {runs_dir or default_runs_dir()}: "
                                   f"`siautil grid --profile {profile}` samples them")
     return pd.concat(frames, ignore_index=True)
+
+
+def summary(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell of :func:`records`: the weights and precision it was sampled in, and
+    how many questions and traces it holds (what a chapter says it stands on)."""
+    keys = [k for k in ("model", "dataset", "shuffled") if k in records]
+    traces = records.drop_duplicates(keys + ["question_id", "trace"])
+    return traces.groupby(keys, sort=False).agg(
+        precision=("precision", "first"), weights=("weights", "first"),
+        questions=("question_id", "nunique"), traces=("trace", "size")).reset_index()
 
 
 #: Generated tokens per second assumed for the estimate, per device kind. These are rough

@@ -54,7 +54,7 @@ def records() -> dict:
         for i, (qid, text, gold) in enumerate(QUESTIONS):
             rows += [{k: r[k] for k in KEYS} for r in engine.run_question(tasks.Question(qid, text, gold), i)]
         out[name] = rows
-    model, tok = models.load("toy-sft")
+    model, tok = models.load("toy-sft", "fp32")  # the reference is fp32 on every machine
     task = tasks.get("toy")
     for name, kw in TOY.items():
         engine = rollout.Engine(model, tok, task, rollout.RolloutConfig(**kw))

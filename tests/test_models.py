@@ -21,7 +21,7 @@ def test_local_directory_loads(tiny, tmp_path):
     model, tok = tiny("qwen2", seed=8)
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    lm, tk = models.load(str(tmp_path))
+    lm, tk = models.load(str(tmp_path), "fp32")
     assert lm.dtype == torch.float32 and not lm.training
     ids = torch.tensor([tk("abc")["input_ids"]])
     torch.testing.assert_close(lm(ids).logits, model(ids).logits)
@@ -78,3 +78,11 @@ def test_nf4_runs_the_whole_engine_on_cpu(tmp_path):
     q = tasks.Question("q1", "Tom has 3 apples and buys 4 more. How many?", "7")
     first = eng.run_question(q)
     assert len(first) >= 2 and first == eng.run_question(q)  # reproducible
+
+
+def test_default_precision_follows_the_hardware_and_the_toy_models_keep_theirs():
+    assert models.default_precision("cuda") == "bf16"
+    assert models.default_precision("cpu") == ("bf16" if models.cpu_has_bf16() else "fp32")
+    assert models.resolve_precision(device="cpu", model="toy-sft") == "fp32"  # trained in it; faster
+    assert models.resolve_precision(device="cpu", model="smollm2-135m-instruct") == models.default_precision("cpu")
+    assert models.resolve_precision("bf16", model="toy-sft") == "bf16"  # asked for: as asked

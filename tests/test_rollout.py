@@ -227,7 +227,7 @@ def _toy_answers(window, temperature, n_questions=12):
     """Answer counts per (question, checkpoint position) of toy-sft on the toy task."""
     from siautil import models
 
-    lm, tok = models.load("toy-sft")
+    lm, tok = models.load("toy-sft", "fp32")
     task = tasks.get("toy")
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=16, stride=8, max_new_tokens=52,
                                 temperature=temperature, top_p=1.0, window=window)

@@ -112,3 +112,10 @@ def test_sharded_and_resumed_runs_equal_a_whole_run(tmp_path):
     run("part")
     assert (part / store.RECORDS / "q000000.parquet").stat().st_mtime_ns == kept
     pd.testing.assert_frame_equal(_records(part), whole)
+
+
+def test_records_name_their_precision_and_weights_and_the_summary_counts_them(tmp_path):
+    df = runs.records("default", [CELL], runs_dir=tmp_path, progress=False)
+    assert set(df["precision"]) == {"fp32"} and df["weights"].iloc[0].startswith("siautil/assets/toy/sft")
+    s = runs.summary(df)
+    assert s[["model", "questions", "traces", "precision"]].values.tolist() == [["toy-sft", 2, 2, "fp32"]]

@@ -84,7 +84,7 @@ def test_shipped_weights_are_checked(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("regime", toy.REGIMES)
 def test_held_out_accuracy(regime):
-    model, tok = models.load(f"toy-{regime}")
+    model, tok = models.load(f"toy-{regime}", "fp32")
     acc = toy.accuracy(model, tok, tasks.get("toy"), n=300)
     print(f"toy-{regime}: held-out accuracy {acc:.3f}")
     if regime == "base":
