@@ -77,13 +77,14 @@ SETTING_HELP = {
     "top_k": "0 or none: off, as the paper (never taken from the model)",
     "min_p": "none: off",
     "repetition_penalty": "1.0 (none) is the only value the engine samples exactly",
-    "seed": "the run seed (each question's generator is seeded from it and the question id)",
+    "seed": "the run seed (every sequence's random stream is keyed by it, the question id and its place)",
     "shuffle_prefix": "Table 2 ablation: permute each prefix's tokens for the continuations",
     "stop": "eos: run to EOS or the budget (the paper); answer: also stop at the first final answer",
     "extraction": "strict-match: an explicit final-answer marker or the null answer; flexible-extract: fallbacks",
     "prompt_style": "chat template or plain text; auto: as the model is",
     "few_shot": "worked examples before a plain prompt",
-    "max_batch_rows": "continuation rows decoded together",
+    "max_batch_rows": "rows (traces and continuations) decoded together",
+    "window": "questions in flight together; the unit a run writes, resumes and shards",
 }
 #: The spellings the flags had before they were derived from the settings.
 SETTING_ALIASES = {"n_traces": ["--traces"], "n_continuations": ["--continuations"]}
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sample", type=int, help="a seeded random sample of SAMPLE questions")
     r.add_argument("--split", help="task split (default: the task's test split)")
     r.add_argument("--data-dir", help="benchmark files (default: $SIAUTIL_DATA_DIR, else the hub)")
-    r.add_argument("--shard", help="i/n: this job takes every n-th question from the i-th")
+    r.add_argument("--shard", help="i/n: this job takes every n-th window of questions (--window) from the i-th")
     _add_settings(r)
     r.add_argument("--precision", choices=models.PRECISIONS, default=None,
                    help="weights: fp32, bf16 or 4-bit nf4; default: the model's own (toy: fp32), else bf16 on CUDA and on CPUs with native bf16, fp32 otherwise")
@@ -178,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("grid", help="run every (model, dataset) cell of a profile, then build the book")
     g.add_argument("--profile", default="default", choices=grid.PROFILES)
     g.add_argument("--runs-dir", help="where the run stores go (default: data/runs of this checkout)")
-    g.add_argument("--shard", help="i/n: this machine takes every n-th question of every cell")
+    g.add_argument("--shard", help="i/n: this machine takes every n-th window of questions of every cell (a cell with fewer windows than n leaves some machines idle)")
     g.add_argument("--no-book", action="store_true", help="sample only")
     g.add_argument("--estimate", action="store_true", help="print the estimated cost and exit")
     g.add_argument("--device", default=None, help="device for --estimate (default: the detected one)")

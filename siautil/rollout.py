@@ -279,10 +279,12 @@ class _Decode:
                 self.rows[j], self.next[j] = it.row, x
 
     def compact(self) -> None:
-        """Drop empty slots once a quarter of them have nothing to do and no more rows can come."""
+        """Drop empty slots once a quarter of them have nothing to do and no more rows can come,
+        or half of them whatever may come (slots are added again when rows arrive)."""
         live = [j for j, r in enumerate(self.rows) if r is not None]
-        if (not self.queue and not self.more_coming()
-                and len(self.rows) - len(live) >= max(1, len(self.rows) // 4)):
+        empty = len(self.rows) - len(live)
+        if not self.queue and (empty >= max(1, len(self.rows) // 2)
+                               or (not self.more_coming() and empty >= max(1, len(self.rows) // 4))):
             self.cache.select(live)
             self.rows, self.next = [self.rows[j] for j in live], [self.next[j] for j in live]
 
@@ -395,11 +397,11 @@ class Engine:
         EOS), append the token, and decide whether the row is finished (and why)."""
         t = len(row.tokens)
         if row.record_every and t % row.record_every == 0:
-            row.logits[t] = logits
+            row.logits[t] = logits.clone()  # a copy: a view would keep the whole batch's logits alive
         if tok in self.eos:
             row.finish = Finish.EOS
             if row.record_every:
-                row.logits[t] = logits  # the logits at t = T
+                row.logits[t] = logits.clone()  # the logits at t = T
             return True
         row.tokens.append(tok)
         if len(row.tokens) >= row.budget:

@@ -9,6 +9,7 @@ cell under several sampling settings; :func:`records` reads cells' records for a
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import platform
@@ -114,16 +115,19 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
             bar.set_postfix(tok_s=f"{engine.stats['generated_tokens'] / max(time.perf_counter() - start, 1e-9):.0f}")
 
     for w in todo:
-        try:
-            sample(w)
-        except torch.cuda.OutOfMemoryError:
+        while True:
+            try:
+                sample(w)
+                break
+            except torch.cuda.OutOfMemoryError:
+                if settings.max_batch_rows <= settings.n_continuations:
+                    raise
+            # out of the handler, so the failed attempt's frames (and its caches) can be freed
+            gc.collect()
             torch.cuda.empty_cache()
-            if settings.max_batch_rows <= settings.n_continuations:
-                raise
             settings = rollout.RolloutConfig(**{**settings.as_dict(), "max_batch_rows": settings.max_batch_rows // 2})
             engine.config = settings
             bar.write(f"CUDA out of memory: sampling the window again with max_batch_rows={settings.max_batch_rows}")
-            sample(w)
     bar.close()
     return run.path
 

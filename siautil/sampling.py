@@ -140,12 +140,21 @@ class SamplingChain:
         return ids.gather(-1, pick)
 
     def sample_uniform(self, logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """One token id per row by inversion: the first candidate whose cumulative probability
-        exceeds ``u[row]`` (``u`` uniform on ``[0, 1)``, one per row, e.g. from
-        :mod:`siautil.streams`). The same distribution as :meth:`sample`, with the randomness
-        supplied per row, so a row's draw does not depend on the other rows of the batch."""
+        """One token id per row by inversion: candidates in token-id order, the first whose
+        cumulative probability exceeds ``u[row]`` (``u`` uniform on ``[0, 1)``, one per row, e.g.
+        from :mod:`siautil.streams`). The same distribution as :meth:`sample`, with the randomness
+        supplied per row; the fixed order makes a row's token a function of its own logits and
+        ``u``, whatever else is in the batch (which candidate path the batch took included).
+        Logits that are not finite (NaN) are refused: they have no distribution to sample."""
         ids, probs = self.candidates(logits)
+        if ids.shape[-1] < logits.shape[-1]:  # the full path is in id order already
+            ids, order = ids.sort(-1)
+            probs = probs.gather(-1, order)
         cum = probs.double().cumsum(-1)
-        target = u.to(device=cum.device, dtype=torch.float64)[:, None] * cum[:, -1:]
+        total = cum[:, -1:]
+        if not bool(torch.isfinite(total).all()):
+            raise ValueError("the model's logits are not finite (NaN or inf) for some row; check the weights "
+                             "and precision (a bf16 or nf4 overflow?)")
+        target = u.to(device=cum.device, dtype=torch.float64)[:, None] * total
         pick = (cum <= target).sum(-1, keepdim=True).clamp_max(ids.shape[-1] - 1)
         return ids.gather(-1, pick)[:, 0]

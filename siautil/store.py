@@ -7,8 +7,10 @@ Layout of a run directory::
 
 Each question's file is written to a temporary name and renamed into place, so a file either
 holds a question's complete records or does not exist: a run killed at any moment (even with
-``kill -9``) loses at most the question in flight, and re-running the same configuration
-resumes by skipping the questions whose files exist. A different configuration pointed at
+``kill -9``) loses at most the window of questions in flight, and re-running the same
+configuration resumes by skipping the windows whose questions' files all exist
+(:func:`siautil.runs.windows`; a window with one missing is sampled again whole, so raising a
+run's ``limit`` can rewrite the last window's questions, with records of the same distribution). A different configuration pointed at
 the same directory is refused.
 """
 

@@ -117,13 +117,21 @@ def test_same_seed_same_records_and_seed_matters(tiny):
     assert a != c
 
 
-def test_batch_size_does_not_change_the_distribution_of_work(tiny):
-    # smaller batches give other samples but the same record layout
+def test_each_row_draws_from_its_own_stream_whatever_the_batch(tiny):
+    # other batch sizes and windows put rows beside other rows: with per-row streams they draw
+    # the same tokens (fp32 logits differ with the batch only in the last bits, too little to
+    # move a draw here), so the records are the same; a shared generator would change them all
     model, tok = tiny("llama", seed=5, eos_bias=0.5)
     base = dict(n_traces=2, n_continuations=4, stride=5, max_new_tokens=30)
-    a = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**base, max_batch_rows=4), chat=False).run_question(Q, 0)
-    b = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**base, max_batch_rows=256), chat=False).run_question(Q, 0)
-    assert [(r["trace"], r["t"], r["T"]) for r in a] == [(r["trace"], r["t"], r["T"]) for r in b]
+    qs = [(0, Q), (1, tasks.Question("q2", "Anna has 9 books and gives away 2. How many?", "7"))]
+
+    def records(**kw):
+        eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**base, **kw), chat=False)
+        return {k: rs for w in range(0, 2, kw.get("window", 8)) for k, rs in eng.run_window(qs[w: w + kw.get("window", 8)])}
+
+    small, large, single = records(max_batch_rows=4), records(max_batch_rows=256), records(window=1)
+    assert small == large == single
+    assert records(seed=1) != small
 
 
 def test_continuations_stop_once_the_answer_is_written(tiny):

@@ -109,8 +109,10 @@ def test_sharded_and_resumed_runs_equal_a_whole_run(tmp_path):
     part = run("part")
     (part / store.RECORDS / "q000003.parquet").unlink()
     kept = (part / store.RECORDS / "q000000.parquet").stat().st_mtime_ns
+    redone = (part / store.RECORDS / "q000002.parquet").stat().st_mtime_ns
     run("part")
-    assert (part / store.RECORDS / "q000000.parquet").stat().st_mtime_ns == kept
+    assert (part / store.RECORDS / "q000000.parquet").stat().st_mtime_ns == kept  # another window
+    assert (part / store.RECORDS / "q000002.parquet").stat().st_mtime_ns != redone  # q3's window, whole
     pd.testing.assert_frame_equal(_records(part), whole)
 
 

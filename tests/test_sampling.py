@@ -56,3 +56,19 @@ def test_sampling_by_inversion_gives_the_chains_probabilities(chain):
     picks = chain.sample_uniform(logits.expand(n, -1), u)
     got = torch.bincount(picks, minlength=300).double() / n
     torch.testing.assert_close(got, want.double(), atol=2 / n, rtol=0)
+
+
+def test_a_rows_draw_does_not_depend_on_its_neighbours():
+    # a flat neighbour sends the whole batch down the full-vocabulary path; candidates in id
+    # order keep the row's token the same, and non-finite logits are refused
+    chain = SamplingChain(temperature=0.7, top_k=0, top_p=0.95)
+    torch.manual_seed(2)
+    row = torch.randn(1, 2000) * 4
+    flat = torch.zeros(1, 2000)
+    u = torch.tensor([0.1, 0.5, 0.7, 0.93], dtype=torch.float64)
+    for x in u:
+        alone = chain.sample_uniform(row, x[None])
+        beside = chain.sample_uniform(torch.cat([row, flat]), torch.stack([x, x]))[:1]
+        assert alone.item() == beside.item()
+    with pytest.raises(ValueError, match="not finite"):
+        chain.sample_uniform(torch.full((1, 50), float("nan")), torch.tensor([0.5]))

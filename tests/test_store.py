@@ -126,7 +126,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_dir, data):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "siautil.cli", "rollout", "--model", str(tiny_dir), "--task", "gsm8k",
             "--data-dir", str(data), "--limit", "8", "--traces", "2", "--continuations", "3", "--stride", "6",
-            "--max-new-tokens", "40"]
+            "--max-new-tokens", "40", "--window", "2"]
     ref = tmp_path / "ref"
     subprocess.run(args + ["--out", str(ref)], check=True, env=env, capture_output=True)
     out = tmp_path / "killed"
