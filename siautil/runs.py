@@ -61,6 +61,22 @@ def windows(n_questions: int, size: int) -> list[range]:
     return [range(s, min(s + size, n_questions)) for s in range(0, n_questions, size)]
 
 
+def machine() -> dict:
+    """What the last bits of the logits depend on besides the settings: the thread count, the
+    CPU's architecture and model name, whether it has native bf16 (recorded in a run's
+    configuration, not compared on resume; a run replays bit for bit only where they match)."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return dict(threads=torch.get_num_threads(), cpu=platform.machine(), cpu_model=name,
+                native_bf16=models.cpu_has_bf16())
+
+
 def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.RolloutConfig = rollout.RolloutConfig(),
                      limit: int | None = None, shard: str | None = None, precision: str | None = None,
                      device: str | None = None, split: str | None = None, sample: int | None = None,
@@ -85,9 +101,7 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
     precision = models.resolve_precision(precision, quantize, device=device, model=model)
     config = run_config(model, task_obj.name, settings, precision, split, sample, data_seed)
     config["weights"] = models.weights(model) if loaded is None else getattr(loaded[0], "siautil_weights", model)
-    # what the last bits of the logits depend on besides the settings (recorded, not compared)
-    machine = dict(threads=torch.get_num_threads(), cpu=platform.processor() or platform.machine())
-    run = store.RunStore.open(out, {**config, "versions": store.package_versions(), "machine": machine})
+    run = store.RunStore.open(out, {**config, "versions": store.package_versions(), "machine": machine()})
     questions = task_obj.load(split, sample=sample, seed=data_seed, data_dir=data_dir)
     if limit is not None:
         questions = questions[:limit]
@@ -135,15 +149,40 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
 # ---------------------------------------------------------------------------- the grid's cells
 
 
+def checkout() -> Path | None:
+    """The project checkout this runs in (the working directory or a folder above it), if any."""
+    here = Path.cwd().resolve()
+    for d in (here, *here.parents):
+        if (d / "_toc.yml").exists() and (d / "siautil").is_dir():
+            return d
+    return None
+
+
 def default_runs_dir() -> Path:
     """``$SIAUTIL_RUNS``, else ``data/runs`` of the checkout this runs in, else the user cache."""
     if os.environ.get("SIAUTIL_RUNS"):
         return Path(os.environ["SIAUTIL_RUNS"])
-    here = Path.cwd().resolve()
-    for d in (here, *here.parents):
-        if (d / "_toc.yml").exists() and (d / "siautil").is_dir():
-            return d / "data" / "runs"
-    return models.cache_dir() / "runs"
+    root = checkout()
+    return root / "data" / "runs" if root else models.cache_dir() / "runs"
+
+
+def stored_dir() -> Path | None:
+    """``data/stored`` of the checkout: runs committed with the project (the ``pilot`` and
+    ``smollm2-arc`` profiles), which the published book reads and ``make book`` never samples.
+    ``None`` outside a checkout."""
+    root = checkout()
+    return root / "data" / "stored" if root else None
+
+
+def stored(profile: str = "smollm2-arc", chosen: list[Cell] | None = None) -> pd.DataFrame | None:
+    """The records of a run committed under :func:`stored_dir` (its ``run`` column says which
+    store), never sampling; ``None`` when this install has none (``pip install``, Colab: clone
+    the repository for them, or sample them with ``siautil grid --profile PROFILE``)."""
+    directory = stored_dir()
+    chosen = grid.cells(profile) if chosen is None else chosen
+    if directory is None or not any((run_dir(c, profile, directory) / store.CONFIG).exists() for c in chosen):
+        return None
+    return records(profile, chosen, runs_dir=directory, run_missing=False, progress=False)
 
 
 def run_dir(cell: Cell, profile: str, runs_dir: str | Path | None = None) -> Path:
