@@ -229,6 +229,22 @@ def table(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_draw
     return pd.DataFrame(rows)
 
 
+def describe(estimates: pd.DataFrame) -> list[str]:
+    """One sentence per cell of :func:`table`: the paper's estimate, the decoupled one and the
+    excess over the no-information baseline, each with its 95% interval, and the verdict (what a
+    chapter's prose says about a run, from the run)."""
+    def est(row, name):
+        return f"{row[name]:+.3f} [{row[f'{name} low']:+.3f}, {row[f'{name} high']:+.3f}]"
+
+    out = []
+    for _, row in estimates.iterrows():
+        cell = " on ".join(str(row[k]) for k in ("model", "dataset") if k in row)
+        out.append(f"{cell or 'all traces'}: paper's estimator {est(row, 'paper')} "
+                   f"({row['paper defined']} of {row['traces']} traces defined), decoupled {est(row, 'decoupled')}, "
+                   f"excess over the no-information baseline {est(row, 'excess')}; verdict: {row['verdict']}")
+    return out
+
+
 def exact(records: pd.DataFrame, min_checkpoints: int = diagnostics.MIN_CHECKPOINTS) -> pd.DataFrame:
     """Per trace, the exact coefficient of an oracle run: the correlation of the true
     ``H(A | x, z_<=t)`` and ``-log p(y* | x, z_<=t)`` across the checkpoints."""

@@ -99,3 +99,13 @@ def test_informative_oracles_decoupled_has_the_sign_and_corrected_the_size(setti
     # most of it (measured bias about 25% of the exact value; stated in the book)
     assert abs(dec["mean"]) < 0.6 * abs(exact)
     assert abs(v.loc["corrected", "mean"] - exact) < 0.35 * abs(exact)
+
+
+def test_describe_says_each_estimate_with_its_interval_and_the_verdict():
+    row = {"model": "m", "dataset": "d", "traces": 12, "paper defined": 7, "verdict": "informative"}
+    for i, name in enumerate(("paper", "decoupled", "excess")):
+        row.update({name: 0.1 * (i + 1), f"{name} low": -0.05 * (i + 1), f"{name} high": 0.25 * (i + 1)})
+    (sentence,) = C.describe(pd.DataFrame([row]))
+    assert sentence == ("m on d: paper's estimator +0.100 [-0.050, +0.250] (7 of 12 traces defined), "
+                        "decoupled +0.200 [-0.100, +0.500], excess over the no-information baseline "
+                        "+0.300 [-0.150, +0.750]; verdict: informative")

@@ -16,7 +16,7 @@ def test_profiles():
     assert len([c for c in cells if not c.settings.shuffle_prefix]) == 33
     assert all(c.precision == "bf16" and c.settings.max_new_tokens == 600 for c in cells)
     assert all(c.precision == "nf4" for c in grid.cells("paper-nf4"))
-    with pytest.raises(ValueError, match="profiles: default, paper, paper-nf4, pilot"):
+    with pytest.raises(ValueError, match="profiles: default, paper, paper-nf4, pilot, smollm2-arc"):
         grid.cells("nope")
 
 
@@ -42,9 +42,9 @@ def test_select_one_model():
 
 
 def test_whether_a_cell_reads_files_is_its_tasks():
-    assert all(c.needs_files for c in grid.cells("paper") + grid.cells("pilot"))
+    assert all(c.needs_files for c in grid.cells("paper") + grid.cells("pilot") + grid.cells("smollm2-arc"))
     default = {c.task: c.needs_files for c in grid.cells("default")}
-    assert default == {"toy": False, "easy": False, "svamp": True}
+    assert default == {"toy": False, "arc-easy": True}
 
 
 def test_grid_is_data_and_forwards_the_old_names():
@@ -58,3 +58,12 @@ def test_grid_is_data_and_forwards_the_old_names():
         assert getattr(grid, name) is getattr(runs, name)
     with pytest.raises(AttributeError):
         grid.nope
+
+
+def test_smollm2_runs_only_where_the_pilot_found_signal():
+    # the pilot (data/stored/pilot) found no correct GSM8K or SVAMP trace: those cells would
+    # have no defined coefficient, so the default profile and the stored run leave them out
+    smol = [c for c in grid.cells("default") + grid.cells("smollm2-arc") if c.model == "smollm2-135m-instruct"]
+    assert {c.task for c in smol} == {"arc-easy", "arc-challenge"}
+    assert all(c.settings.max_new_tokens >= 256 for c in smol)  # most ARC traces finish (pilot: at most 349 tokens)
+    assert {c.settings for c in grid.cells("smollm2-arc")} == {grid.SMOL_ARC}
