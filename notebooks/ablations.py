@@ -58,9 +58,7 @@ print(f"{keep} cells have a shuffled-prefix run")
 # ## Table 2: original against shuffled prefixes
 
 # %%
-t2 = diagnostics.shuffle_table(original, shuffled, n_resamples=n_resamples)
-t2["paper original"] = [paper.TABLE2.get(m, (None, None))[0] for m in t2["model"]]
-t2["paper shuffled"] = [paper.TABLE2.get(m, (None, None))[1] for m in t2["model"]]
+t2 = paper.beside_table2(diagnostics.shuffle_table(original, shuffled, n_resamples=n_resamples))
 t2.round(3)
 
 # %% [markdown]

@@ -44,19 +44,34 @@ def regime(model: str) -> str:
     return spec.regime if spec else "?"
 
 
+#: The label of a column that holds the paper's own numbers beside this book's measurements:
+#: every table that shows both says which is which (no paper model has run on this machine).
+QUOTED = "quoted from the paper"
+
+
 def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
-    """Our Table 1 cells (``diagnostics.alignment_table`` with model and dataset) beside the
-    paper's, with each model's regime; cells the paper did not run have no paper value."""
+    """Our Table 1 cells (``diagnostics.alignment_table`` with model and dataset, measured here)
+    beside the paper's (column :data:`QUOTED`), with each model's regime; cells the paper did
+    not run have no quoted value."""
     out = table.copy()
     out.insert(1, "regime", [regime(m) for m in out["model"]])
-    paper = table1()[["model", "dataset", "paper"]]
+    paper = table1()[["model", "dataset", "paper"]].rename(columns={"paper": QUOTED})
     return out.merge(paper, on=["model", "dataset"], how="left")
+
+
+def beside_table2(table: pd.DataFrame) -> pd.DataFrame:
+    """Our Table 2 rows (``diagnostics.shuffle_table``, measured here) with the paper's original
+    and shuffled-prefix coefficients (GSM8K), quoted; models the paper did not shuffle have none."""
+    out = table.copy()
+    out[f"original ({QUOTED})"] = [TABLE2.get(m, (None, None))[0] for m in out["model"]]
+    out[f"shuffled ({QUOTED})"] = [TABLE2.get(m, (None, None))[1] for m in out["model"]]
+    return out
 
 
 def table3() -> pd.DataFrame:
     """Table 3 (GSM8K), quoted for comparison: per model, the paper's mean coefficient with its
     original estimator and with the coarser one (a coarser stride and fewer continuations per
     prefix; book/formulas.md, "Diagnostics")."""
-    rows = [dict(model=m, regime=regime(m), dataset="gsm8k", **{"paper original": a, "paper coarser": b})
+    rows = [dict(model=m, regime=regime(m), dataset="gsm8k", **{f"original ({QUOTED})": a, f"coarser ({QUOTED})": b})
             for m, (a, b) in TABLE3.items()]
     return pd.DataFrame(rows)

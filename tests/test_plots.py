@@ -9,7 +9,7 @@ from matplotlib.collections import PolyCollection
 
 from siautil import diagnostics as D
 from siautil import estimators as E
-from siautil import oracle, plots, theory
+from siautil import oracle, paper, plots, theory
 
 
 @pytest.fixture(autouse=True)
@@ -64,12 +64,13 @@ def test_auc_curve_joins_label_columns_and_draws_chance():
 
 def test_coefficient_bars_mark_the_paper_only_where_it_has_a_value():
     table = pd.DataFrame(dict(model=["x", "y"], mean=[0.2, -0.1], ci_low=[0.1, -0.3], ci_high=[0.3, 0.1],
-                              paper=[0.5, np.nan]))
+                              **{paper.QUOTED: [0.5, np.nan]}))
     ax = plots.coefficient_bars(table).axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "y"]
-    assert "paper" in _labels(ax)
-    ax = plots.coefficient_bars(table.assign(paper=np.nan)).axes[0]
-    assert "paper" not in _labels(ax)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(legend) == ["measured here", paper.QUOTED]
+    ax = plots.coefficient_bars(table.assign(**{paper.QUOTED: np.nan})).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["measured here"]
 
 
 def test_figure_1_has_a_gain_and_a_normalised_panel_per_cell():
