@@ -2,16 +2,31 @@
 
 Layout of a run directory::
 
-    config.json                  model, task, every sampling setting, seed, package versions
-    records/q000042.parquet      the records of question 42 (one row per trace and checkpoint)
+    config.json                        model, task, every sampling setting, seed, package versions
+    records/q000042.parquet            the records of question 42 (one row per trace and checkpoint)
+    records/q000042.parquet.sha256     its SHA-256, in ``sha256sum`` format (``sha256sum -c`` reads it)
 
-Each question's file is written to a temporary name and renamed into place, so a file either
-holds a question's complete records or does not exist: a run killed at any moment (even with
-``kill -9``) loses at most the window of questions in flight, and re-running the same
-configuration resumes by skipping the windows whose questions' files all exist
-(:func:`siautil.runs.windows`; a window with one missing is sampled again whole, so raising a
-run's ``limit`` can rewrite the last window's questions, with records of the same distribution). A different configuration pointed at
-the same directory is refused.
+Each question's file is written to a temporary name in the same directory, flushed to disk and
+renamed into place, so a file either holds a question's complete records or does not exist: a
+run killed at any moment (even with ``kill -9``) loses at most the window of questions in
+flight, and two writers of the same question (a retried task racing a slow original) leave one
+whole file, the last one renamed. Re-running the same configuration resumes by skipping the
+windows whose questions' files all exist and are sound (:func:`siautil.runs.windows`; a window
+with one missing is sampled again whole, so raising a run's ``limit`` can rewrite the last
+window's questions, with records of the same distribution). A different configuration pointed
+at the same directory is refused.
+
+A file is sound when its bytes match the checksum written beside it, or, where there is none
+or it belongs to another write (stores written before the checksums, a writer stopped between
+the two renames, two writers racing), when it reads whole as Parquet with its page checksums
+and has rows. A damaged file (cut short by a partial copy or a full disk, or changed) is named
+when the store is opened (:class:`DamagedRecordWarning`) and not counted as done, so resuming
+samples it again; :func:`load_records` refuses it with the command that repairs the store.
+Temporary files a killed writer left behind are removed when the store is next opened.
+
+A run directory may be a local path or an fsspec URL (``file://``, ``s3://``, ``gs://``,
+``memory://``, ...). On a remote filesystem each file is one upload, which object stores make
+visible whole or not at all, so nothing is renamed there.
 """
 
 from __future__ import annotations
@@ -20,6 +35,10 @@ import hashlib
 import json
 import os
 import platform
+import re
+import socket
+import time
+import uuid
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -33,12 +52,21 @@ from .errors import SiautilError
 
 CONFIG = "config.json"
 RECORDS = "records"
+#: the suffix of the checksum file written beside each record file
+CHECKSUM = ".sha256"
 #: configuration keys that describe the machine, not the experiment: they may differ on resume
 VOLATILE = ("versions", "machine", "shard", "limit", "max_batch_rows")
+#: a temporary file older than this is a dead writer's even when its process cannot be checked
+#: (another host): a write takes seconds, this leaves room for slow shared filesystems
+STALE_AFTER = 600.0
 
 
 class RunStoreError(SiautilError, ValueError):
     """A run directory that cannot be used as asked."""
+
+
+class DamagedRecordWarning(UserWarning):
+    """A record file of a store opened for resuming is damaged; it will be sampled again."""
 
 
 def package_versions() -> dict[str, str]:
@@ -51,13 +79,83 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def _url_to_fs(path: str | os.PathLike):
+    """``(filesystem, path inside it, how to name it)``: a local path stays a :class:`Path`."""
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    fs, inner = fsspec.core.url_to_fs(os.fspath(path))
+    if isinstance(fs, LocalFileSystem):
+        text = os.fspath(path)
+        return fs, inner, Path(text[len("file://"):] if text.startswith("file://") else text)
+    return fs, inner, os.fspath(path).rstrip("/")
+
+
+def _is_local(fs) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
+
+
+#: a temporary file's name: ``.<name>.tmp-<pid>[-<host>-<random>]`` (the bare pid: before #17)
+TMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)(?:-(?P<host>.+)-[0-9a-f]{8})?$")
+
+
+def _tmp_name(name: str) -> str:
+    return f".{name}.tmp-{os.getpid()}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _stale(path: Path, now: float) -> bool:
+    """Whether a temporary file's writer is gone: a process of this host that no longer runs, or
+    a file untouched for :data:`STALE_AFTER` seconds (a writer on another host, a reused pid)."""
+    m = TMP.match(path.name)
+    if m is None:
+        return False
+    try:
+        age = now - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    here = m["host"] in (None, socket.gethostname())
+    return (here and not _alive(int(m["pid"]))) or age > STALE_AFTER
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` whole or not at all: a temporary file of this writer's own in the
+    same directory, flushed to disk, renamed over ``path``."""
+    for attempt in range(3):
+        tmp = path.with_name(_tmp_name(path.name))
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.replace(tmp, path)
+            break
+        except FileNotFoundError:
+            # a store opened elsewhere took it for a dead writer's (a paused process on a
+            # filesystem whose clock is far off): the bytes are still here, write them again
+            if attempt == 2:
+                raise
+    try:  # the rename itself survives a power cut once the directory is flushed
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _comparable(config: dict) -> dict:
@@ -73,73 +171,214 @@ def _diff(old: dict, new: dict) -> list[str]:
 PROTOCOL_KEY = b"siautil.protocol"
 
 
-class RunStore:
-    """A run directory. ``RunStore.open(path, config)`` creates it or checks that it holds the
-    same configuration (a directory with no records yet takes the new one); ``done()`` lists
-    finished questions; ``write(index, records)`` adds one."""
+def _checksum_line(data: bytes, name: str) -> bytes:
+    return f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode()
 
-    def __init__(self, path: Path, config: dict):
-        self.path = Path(path)
+
+def _damage(data: bytes, checksum: bytes | None) -> str | None:
+    """Why a record file's bytes are not sound, or ``None``: they match the checksum written
+    beside them, or (no checksum, or one of another write) they read whole as Parquet, page
+    checksums included, and hold rows."""
+    digest = hashlib.sha256(data).hexdigest()
+    expected = checksum.split()[0].decode() if checksum and checksum.split() else None
+    if expected == digest:
+        return None
+    try:
+        table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
+    except (pa.ArrowException, OSError) as e:
+        said = f"; its checksum file says sha256 {expected[:12]}…, it has {digest[:12]}…" if expected else ""
+        return f"{len(data)} bytes, not readable as Parquet ({str(e).splitlines()[0]}){said}"
+    if table.num_rows == 0:
+        return "it holds no records"
+    return None
+
+
+def _read_records(data: bytes) -> pa.Table:
+    return pq.read_table(pa.BufferReader(data))
+
+
+def repair_hint(path: str | os.PathLike, config: dict | None = None) -> str:
+    """The command that samples a store's damaged or missing files again: the grid's, when the
+    store is a cell of a profile's runs directory, else ``siautil rollout`` into it."""
+    text = os.fspath(path).rstrip("/")
+    parent, _, cell = text.rpartition("/")
+    runs_dir, _, profile = parent.rpartition("/")
+    from .grid import PROFILES  # only on the way to an error
+
+    if profile in PROFILES:
+        return f"siautil grid --profile {profile} --runs-dir {runs_dir or '.'} --no-book"
+    config = config or {}
+    return (f"siautil rollout --model {config.get('model', 'MODEL')} --task {config.get('task', 'TASK')} "
+            f"--out {text} with the other settings its {CONFIG} records")
+
+
+class RunStore:
+    """A run directory (a local path or an fsspec URL). ``RunStore.open(path, config)`` creates
+    it or checks that it holds the same configuration (a directory with no records yet takes
+    the new one), removes dead writers' temporary files and names damaged record files;
+    ``done()`` lists finished questions whose files are sound; ``write(index, records)`` adds one."""
+
+    def __init__(self, path: str | os.PathLike, config: dict):
+        self.fs, self._root, self.path = _url_to_fs(path)
+        self.local = _is_local(self.fs)
         self.config = config
+        self._sound: dict[str, tuple[tuple, str | None]] = {}  # file -> (its size and time, why damaged)
+
+    # ---- the filesystem, local or not
+    def _join(self, *parts: str) -> str:
+        return "/".join([self._root.rstrip("/"), *parts])
+
+    def _put(self, inner: str, data: bytes) -> None:
+        if self.local:
+            _atomic_write_bytes(Path(inner), data)
+        else:
+            self.fs.pipe_file(inner, data)
+
+    def _get(self, inner: str) -> bytes | None:
+        try:
+            return self.fs.cat_file(inner)
+        except FileNotFoundError:
+            return None
+
+    def _record_files(self) -> dict[int, str]:
+        """Question index -> record file (inside the filesystem)."""
+        try:
+            names = self.fs.ls(self._join(RECORDS), detail=False)
+        except FileNotFoundError:
+            return {}
+        out = {}
+        for name in names:
+            base = name.rstrip("/").rpartition("/")[2]
+            if base.startswith("q") and base.endswith(".parquet") and base[1:-8].isdigit():
+                out[int(base[1:-8])] = name
+        return dict(sorted(out.items()))
+
+    def _display(self, inner: str) -> str:
+        rel = inner[len(self._root.rstrip("/")) + 1:]
+        return str(self.path / rel) if self.local else f"{self.path}/{rel}"
 
     @classmethod
     def open(cls, path: str | os.PathLike, config: dict[str, Any]) -> "RunStore":
-        path = Path(path)
-        config = json.loads(json.dumps(config))  # normalise tuples etc. as JSON would store them
-        existing = path / CONFIG
-        if existing.exists() and not any((path / RECORDS).glob("q*.parquet")):
-            existing.unlink()  # no finished work yet: a run that failed at once takes new settings
-        if existing.exists():
+        run = cls(path, json.loads(json.dumps(config)))  # normalise tuples etc. as JSON would store them
+        config, fs = run.config, run.fs
+        fs.makedirs(run._join(RECORDS), exist_ok=True)
+        if run.local:
+            run._remove_stale_temporaries()
+        stored_text = run._get(run._join(CONFIG)) if run._record_files() else None
+        if stored_text is None:
+            # no finished work yet: a run that failed at once takes the new settings
+            run._put(run._join(CONFIG), (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+        else:
             try:
-                stored = json.loads(existing.read_text())
+                stored = json.loads(stored_text)
             except json.JSONDecodeError as e:
-                raise RunStoreError(f"{existing} is not valid JSON ({e.msg}); move the directory aside") from None
+                raise RunStoreError(f"{run._display(run._join(CONFIG))} is not valid JSON ({e.msg}); "
+                                    "move the directory aside") from None
             diff = _diff(_comparable(stored), _comparable(config))
             old = stored.get("protocol", 1)
             if diff and "protocol" in config and old != config["protocol"]:
                 why = LEGACY.split(": ")[0] if old == 1 else f"written under protocol {old}"
                 raise RunStoreError(
-                    f"{path} was {why}; it stays readable (store.load_records), but new records cannot "
+                    f"{run.path} was {why}; it stays readable (store.load_records), but new records cannot "
                     f"join it (siautil.runs.PROTOCOL says what changed). Move it aside to keep it "
-                    f"(mv {path} {path}.protocol{old}) and run again to sample under protocol {config['protocol']}.")
+                    f"(mv {run.path} {run.path}.protocol{old}) and run again to sample under protocol {config['protocol']}.")
             if diff:
                 raise RunStoreError(
-                    f"{path} holds a run with a different configuration:\n  " + "\n  ".join(diff)
+                    f"{run.path} holds a run with a different configuration:\n  " + "\n  ".join(diff)
                     + "\nUse another output directory, or delete this one to start over."
                 )
-        else:
-            (path / RECORDS).mkdir(parents=True, exist_ok=True)
-            _atomic_write_bytes(existing, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
-        (path / RECORDS).mkdir(exist_ok=True)
-        for stale in (path / RECORDS).glob(".*.tmp-*"):  # a write cut short by a killed run
-            stale.unlink(missing_ok=True)
-        return cls(path, config)
+            for index, why in run.damaged().items():
+                warnings.warn(f"{run._display(run._file(index))} is damaged ({why}): it is not counted as done "
+                              "and its window is sampled again", DamagedRecordWarning, stacklevel=2)
+        return run
 
-    def _file(self, index: int) -> Path:
-        return self.path / RECORDS / f"q{index:06d}.parquet"
+    def _remove_stale_temporaries(self) -> None:
+        """Remove what writers killed mid-write left (``kill -9``, a lost node), never a live
+        writer's file (a shard of the same run writing now)."""
+        now = time.time()
+        for d in (Path(self._root), Path(self._join(RECORDS))):
+            for tmp in d.glob(".*.tmp-*"):
+                if _stale(tmp, now):
+                    tmp.unlink(missing_ok=True)
+
+    def _file(self, index: int) -> str:
+        return self._join(RECORDS, f"q{index:06d}.parquet")
+
+    def _check(self, inner: str) -> str | None:
+        """Why the record file ``inner`` is damaged, or ``None`` (remembered until it changes)."""
+        try:
+            info = self.fs.info(inner)
+        except FileNotFoundError:
+            return "it vanished"
+        key = (info.get("size"), info.get("mtime"), info.get("created"), info.get("LastModified"), info.get("ETag"))
+        if inner in self._sound and self._sound[inner][0] == key:
+            return self._sound[inner][1]
+        data = self._get(inner)
+        why = "it vanished" if data is None else _damage(data, self._get(inner + CHECKSUM))
+        self._sound[inner] = (key, why)
+        return why
+
+    def damaged(self) -> dict[int, str]:
+        """Question index -> why its record file is damaged."""
+        out = {}
+        for index, inner in self._record_files().items():
+            why = self._check(inner)
+            if why is not None:
+                out[index] = why
+        return out
 
     def done(self) -> set[int]:
-        """Indices of the questions whose records are on disk."""
-        return {int(p.stem[1:]) for p in (self.path / RECORDS).glob("q*.parquet")}
+        """Indices of the questions whose records are on disk and sound."""
+        return {index for index, inner in self._record_files().items() if self._check(inner) is None}
 
-    def write(self, index: int, records: list[dict]) -> Path:
-        """Write one question's records atomically."""
+    def write(self, index: int, records: list[dict]) -> str | Path:
+        """Write one question's records atomically, then their checksum beside them."""
         if not records:
             raise RunStoreError(f"question {index} produced no records")
         table = pa.Table.from_pylist(records)
         table = table.replace_schema_metadata({PROTOCOL_KEY: str(self.config.get("protocol", 1))})
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        path = self._file(index)
-        _atomic_write_bytes(path, sink.getvalue().to_pybytes())
-        return path
+        pq.write_table(table, sink, compression="zstd", write_page_checksum=True)
+        return self._write_bytes(index, sink.getvalue().to_pybytes())
+
+    def _write_bytes(self, index: int, data: bytes) -> str | Path:
+        inner = self._file(index)
+        # the file first: a writer stopped between the two leaves a checksum of another write,
+        # which only sends the check to the full read
+        self._put(inner, data)
+        self._put(inner + CHECKSUM, _checksum_line(data, inner.rpartition("/")[2]))
+        return Path(inner) if self.local else self._display(inner)
+
+    def read_records(self, index: int) -> pa.Table:
+        """One question's records; :class:`RunStoreError` naming the file and the command that
+        repairs the store when it is damaged."""
+        inner = self._file(index)
+        data = self._get(inner)
+        if data is None:
+            raise RunStoreError(f"{self._display(inner)} does not exist")
+        why = _damage(data, self._get(inner + CHECKSUM))
+        if why is not None:
+            config = self.config or _try_config(self)
+            raise RunStoreError(
+                f"{self._display(inner)} is damaged ({why}). Resuming the run samples it again: "
+                f"`{repair_hint(self.path, config)}` (the command that wrote it, with the same arguments).")
+        return _read_records(data)
+
+
+def _try_config(run: RunStore) -> dict:
+    text = run._get(run._join(CONFIG))
+    try:
+        return json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
 
 
 def read_config(path: str | os.PathLike) -> dict:
-    p = Path(path) / CONFIG
-    if not p.exists():
+    run = RunStore(path, {})
+    text = run._get(run._join(CONFIG))
+    if text is None:
         raise RunStoreError(f"{path} is not a run directory (no {CONFIG})")
-    return json.loads(p.read_text())
+    return json.loads(text)
 
 
 def run_id(config: dict) -> str:
@@ -164,33 +403,47 @@ def _labelled(table: pa.Table, config: dict) -> pa.Table:
                  .append_column("protocol", pa.array([int(config.get("protocol", 1))] * n, pa.int64())))
 
 
+def _bare_file(path: str | os.PathLike) -> pa.Table:
+    """A record file on its own (a merged or copied ``.parquet``), checked as a store's are."""
+    fs, inner, shown = _url_to_fs(path)
+    data = fs.cat_file(inner)
+    checksum = fs.cat_file(inner + CHECKSUM) if fs.exists(inner + CHECKSUM) else None
+    why = _damage(data, checksum)
+    if why is not None:
+        raise RunStoreError(f"{shown} is damaged ({why}); copy it again from where it came from, or load the "
+                            "run directory it belongs to")
+    t = _read_records(data)
+    # it has no configuration: it carries its protocol (written since protocol 3), else its columns tell
+    written = (t.schema.metadata or {}).get(PROTOCOL_KEY)
+    protocol = int(written) if written else 2 if "continuations" in t.column_names else 1
+    resolved = shown.resolve() if isinstance(shown, Path) else shown
+    return _labelled(t, {"file": str(resolved), "protocol": protocol})
+
+
 def load_records(paths: str | os.PathLike | Iterable[str | os.PathLike], arrow: bool = True) -> pd.DataFrame:
-    """All records of one or more run directories (or merged ``.parquet`` files) as one
-    DataFrame, sorted by question, trace and checkpoint, with the columns ``run`` (the run's
-    :func:`run_id`) and ``protocol``. ``arrow=True`` keeps the answer and continuation lists
-    Arrow-backed, which the estimators count without conversion. A store written before
-    the present protocol loads with a warning that says what differs."""
+    """All records of one or more run directories (or merged ``.parquet`` files; local paths or
+    fsspec URLs) as one DataFrame, sorted by question, trace and checkpoint, with the columns
+    ``run`` (the run's :func:`run_id`) and ``protocol``. ``arrow=True`` keeps the answer and
+    continuation lists Arrow-backed, which the estimators count without conversion. A store
+    written before the present protocol loads with a warning that says what differs; a damaged
+    record file raises :class:`RunStoreError` naming it and the command that repairs the store."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     tables = []
-    for path in map(Path, paths):
-        if path.is_file():
-            # a bare file has no configuration: it carries its protocol (written since protocol 3),
-            # else its columns tell
-            t = pq.read_table(path)
-            written = (t.schema.metadata or {}).get(PROTOCOL_KEY)
-            protocol = int(written) if written else 2 if "continuations" in t.column_names else 1
-            tables.append(_labelled(t, {"file": str(path.resolve()), "protocol": protocol}))
+    for path in paths:
+        run = RunStore(path, {})
+        if run.fs.isfile(run._root):
+            tables.append(_bare_file(path))
             continue
-        files = sorted((path / RECORDS).glob("q*.parquet"))
-        if not (path / CONFIG).exists():
-            raise RunStoreError(f"{path} is not a run directory (no {CONFIG})")
+        if run._get(run._join(CONFIG)) is None:
+            raise RunStoreError(f"{run.path} is not a run directory (no {CONFIG})")
+        files = run._record_files()
         if not files:
-            raise RunStoreError(f"{path} has no records yet: run `siautil rollout` first")
-        config = read_config(path)
+            raise RunStoreError(f"{run.path} has no records yet: run `siautil rollout` first")
+        run.config = config = read_config(path)
         if "protocol" not in config:
-            warnings.warn(f"{path}: {LEGACY}", stacklevel=2)
-        tables.extend(_labelled(pq.read_table(f), config) for f in files)
+            warnings.warn(f"{run.path}: {LEGACY}", stacklevel=2)
+        tables.extend(_labelled(run.read_records(index), config) for index in files)
     table = pa.concat_tables(tables, promote_options="default")
     lists = [c for c in ("answers", "continuations") if c in table.column_names]
     df = table.drop_columns(lists).to_pandas()
@@ -201,10 +454,11 @@ def load_records(paths: str | os.PathLike | Iterable[str | os.PathLike], arrow: 
     return df.sort_values(["question_index", "trace", "t"], kind="stable").reset_index(drop=True)
 
 
-def merge(sources: Iterable[str | os.PathLike], out: str | os.PathLike) -> Path:
+def merge(sources: Iterable[str | os.PathLike], out: str | os.PathLike) -> Path | str:
     """Join the shards of one run (directories with the same configuration) into ``out``:
-    a run directory holding every question once."""
-    sources = [Path(s) for s in sources]
+    a run directory holding every question once. A damaged file in a shard stops the merge
+    with its name, before anything is written for it."""
+    sources = list(sources)
     if not sources:
         raise RunStoreError("merge needs at least one run directory")
     configs = [read_config(s) for s in sources]
@@ -216,11 +470,16 @@ def merge(sources: Iterable[str | os.PathLike], out: str | os.PathLike) -> Path:
     config.pop("shard", None)
     target = RunStore.open(out, config)
     have = target.done()
-    for s in sources:
-        for f in sorted((s / RECORDS).glob("q*.parquet")):
-            idx = int(f.stem[1:])
+    for s, c in zip(sources, configs):
+        shard = RunStore(s, c)
+        for idx, inner in shard._record_files().items():
             if idx in have:
                 continue
-            _atomic_write_bytes(target._file(idx), f.read_bytes())
+            data = shard._get(inner)
+            why = "it vanished" if data is None else _damage(data, shard._get(inner + CHECKSUM))
+            if why is not None:
+                raise RunStoreError(f"{shard._display(inner)} is damaged ({why}); sample it again in its shard "
+                                    f"(`{repair_hint(shard.path, c)}`, with the shard's --shard), then merge")
+            target._write_bytes(idx, data)
             have.add(idx)
     return target.path

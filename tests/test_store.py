@@ -1,5 +1,7 @@
 """The run store (siautil.store): atomic per-question files, resume, refusal of another configuration,
-shards merged, kill -9; stores written before the protocol, and runs kept apart when loaded."""
+shards merged, kill -9; stores written before the protocol, and runs kept apart when loaded; damaged
+files named, refused on load and sampled again; dead writers' temporary files removed; two writers of
+one question leaving one whole file."""
 
 import json
 import os
@@ -150,3 +152,122 @@ def test_a_store_of_an_earlier_protocol_is_kept_apart_with_the_command_that_move
     with pytest.raises(store.RunStoreError, match=r"protocol 2; it stays readable.*mv .*r\.protocol2.*protocol 3"):
         store.RunStore.open(tmp_path / "r", dict(model="m", task="toy", protocol=3, temperature=0.7, window=8))
     assert old.done() == {0}
+
+
+# ------------------------------------------------- damaged files, dead writers' files, racing writers
+
+#: a toy cell of three windows of one question, small enough to sample in seconds
+from dataclasses import replace as _replace  # noqa: E402
+
+from siautil import grid  # noqa: E402
+
+TOY = _replace(grid.TOY, n_traces=2, n_continuations=3, stride=8, window=1)
+
+
+def _toy_run(out, **kw):
+    return runs.rollout_to_store("toy-sft", "toy", out, TOY, limit=3, progress=False, **kw)
+
+
+def _records(path):
+    return store.load_records(path).drop(columns=["run"])
+
+
+def test_a_truncated_file_is_named_refused_on_load_and_sampled_again_on_resume(tmp_path):
+    ref = _records(_toy_run(tmp_path / "ref"))
+    out = _toy_run(tmp_path / "cut")
+    victim = out / store.RECORDS / "q000001.parquet"
+    assert (out / store.RECORDS / "q000001.parquet.sha256").read_text().endswith("  q000001.parquet\n")
+    victim.write_bytes(victim.read_bytes()[:100])  # a partial copy, a full disk
+    kept = (out / store.RECORDS / "q000000.parquet").stat().st_mtime_ns
+    with pytest.raises(store.RunStoreError, match=r"q000001\.parquet is damaged \(100 bytes, not readable as "
+                                                  r"Parquet.*siautil rollout --model toy-sft --task toy --out"):
+        store.load_records(out)
+    assert store.RunStore(out, {}).done() == {0, 2} and set(store.RunStore(out, {}).damaged()) == {1}
+    with pytest.warns(store.DamagedRecordWarning, match=r"q000001\.parquet is damaged.*sampled again"):
+        _toy_run(out)
+    assert (out / store.RECORDS / "q000000.parquet").stat().st_mtime_ns == kept  # sound files untouched
+    pd.testing.assert_frame_equal(_records(out), ref)
+
+
+def test_a_changed_file_fails_its_checksum_and_a_store_without_checksums_is_checked_by_reading(tmp_path):
+    out = _toy_run(tmp_path / "r")
+    victim = out / store.RECORDS / "q000002.parquet"
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside a data page
+    victim.write_bytes(bytes(data))
+    damaged = store.RunStore(out, {}).damaged()
+    assert set(damaged) == {2} and "its checksum file says sha256" in damaged[2]
+    # stores written before the checksums (data/stored) have none: sound files pass by a whole read
+    for sidecar in (out / store.RECORDS).glob("*.sha256"):
+        sidecar.unlink()
+    assert store.RunStore(out, {}).done() == {0, 1}
+    (out / store.RECORDS / "q000000.parquet").write_bytes(b"PAR1")
+    assert set(store.RunStore(out, {}).damaged()) == {0, 2}
+
+
+def test_a_grid_cell_names_the_grid_command_that_repairs_it(tmp_path):
+    cell = grid.Cell("toy-sft", "toy", TOY, limit=1)
+    path = runs.ensure(cell, "default", tmp_path, progress=False)
+    (path / store.RECORDS / "q000000.parquet").write_bytes(b"")
+    with pytest.raises(store.RunStoreError, match=f"siautil grid --profile default --runs-dir {tmp_path} --no-book"):
+        runs.records("default", [cell], runs_dir=tmp_path, run_missing=False)
+
+
+def test_a_damaged_bare_file_and_a_damaged_shard_are_named(tmp_path):
+    out = _toy_run(tmp_path / "s0", shard="0/2")
+    one = out / store.RECORDS / "q000000.parquet"
+    one.write_bytes(one.read_bytes()[:-10])
+    with pytest.raises(store.RunStoreError, match=r"q000000\.parquet is damaged.*copy it again"):
+        store.load_records(one)
+    with pytest.raises(store.RunStoreError, match=r"s0/records/q000000\.parquet is damaged.*then merge"):
+        store.merge([out], tmp_path / "merged")
+
+
+def test_dead_writers_temporaries_are_removed_on_open_and_live_ones_kept(tmp_path):
+    config = dict(model="m", task="toy", protocol=3)
+    run = store.RunStore.open(tmp_path / "r", config)
+    rows = [dict(question_id="a", question_index=0, trace=0, t=0, T=1, answers=["1"], gold="1", correct=True)]
+    run.write(0, rows)
+    records = tmp_path / "r" / store.RECORDS
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = [records / f".q000001.parquet.tmp-{dead.pid}",  # before #17: the bare pid
+            records / f".q000001.parquet.tmp-{dead.pid}-{store.socket.gethostname()}-0123abcd",
+            tmp_path / "r" / f".config.json.tmp-{dead.pid}"]
+    live = records / f".q000002.parquet.tmp-{os.getpid()}-{store.socket.gethostname()}-89abcdef"
+    elsewhere = records / ".q000003.parquet.tmp-1-another-host-0123abcd"
+    old = records / ".q000004.parquet.tmp-1-another-host-fedcba98"
+    for p in [*left, live, elsewhere, old]:
+        p.write_bytes(b"half a file")
+    os.utime(old, (time.time() - 2 * store.STALE_AFTER,) * 2)
+    store.RunStore.open(tmp_path / "r", config)
+    assert [p.exists() for p in left] == [False] * 3 and not old.exists()
+    assert live.exists() and elsewhere.exists()  # a writer running now, here or on another host
+    assert store.RunStore(tmp_path / "r", {}).done() == {0}
+
+
+WRITER = """
+import sys
+from siautil import store
+run = store.RunStore(sys.argv[1], dict(model="m", task="toy", protocol=3))
+tag = sys.argv[2]
+for i in range(int(sys.argv[3])):
+    run.write(0, [dict(question_id=tag, question_index=0, trace=k, t=i, T=1, answers=[tag] * 50, gold="1",
+                       correct=True) for k in range(200)])
+"""
+
+
+def test_two_writers_of_the_same_question_leave_one_whole_file(tmp_path):
+    path = tmp_path / "r"
+    store.RunStore.open(path, dict(model="m", task="toy", protocol=3))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), tag, "40"], env=env) for tag in "ab"]
+    while any(p.poll() is None for p in procs):  # a reader in between sees a whole file or none
+        if (path / store.RECORDS / "q000000.parquet").exists():
+            df = store.load_records(path)
+            assert df["question_id"].nunique() == 1 and len(df) == 200
+    assert [p.wait() for p in procs] == [0, 0]
+    df = store.load_records(path)
+    assert len(df) == 200 and df["question_id"].nunique() == 1 and (df["t"] == 39).all()
+    assert store.RunStore(path, {}).damaged() == {}
+    assert sorted(p.name for p in (path / store.RECORDS).iterdir()) == ["q000000.parquet", "q000000.parquet.sha256"]
