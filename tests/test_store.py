@@ -271,3 +271,28 @@ def test_two_writers_of_the_same_question_leave_one_whole_file(tmp_path):
     assert len(df) == 200 and df["question_id"].nunique() == 1 and (df["t"] == 39).all()
     assert store.RunStore(path, {}).damaged() == {}
     assert sorted(p.name for p in (path / store.RECORDS).iterdir()) == ["q000000.parquet", "q000000.parquet.sha256"]
+
+
+@pytest.mark.parametrize("scheme", ["file", "memory"])
+def test_a_store_at_an_fsspec_url_runs_resumes_merges_and_loads_like_a_local_one(tmp_path, scheme):
+    import fsspec
+
+    root = f"file://{tmp_path}/url" if scheme == "file" else f"memory://siautil-test-{os.getpid()}"
+    ref = _records(_toy_run(tmp_path / "ref"))
+    try:
+        out = _toy_run(f"{root}/r")
+        assert str(out) == f"{root}/r".removeprefix("file://")  # a local store is named by its path
+        pd.testing.assert_frame_equal(_records(out), ref)
+        assert store.read_config(out)["model"] == "toy-sft" and store.RunStore(out, {}).done() == {0, 1, 2}
+        fs, inner = fsspec.core.url_to_fs(f"{root}/r/records/q000001.parquet")
+        fs.pipe_file(inner, fs.cat_file(inner)[:100])
+        with pytest.raises(store.RunStoreError, match=r"r/records/q000001\.parquet is damaged"):
+            store.load_records(out)
+        with pytest.warns(store.DamagedRecordWarning):
+            _toy_run(out)
+        shards = [_toy_run(f"{root}/s{i}", shard=f"{i}/2") for i in range(2)]
+        pd.testing.assert_frame_equal(_records(store.merge(shards, f"{root}/merged")), ref)
+        pd.testing.assert_frame_equal(_records(out), ref)
+    finally:
+        if scheme == "memory":
+            fsspec.filesystem("memory").rm(root.split("://")[1], recursive=True)
