@@ -50,7 +50,19 @@ def _grid(args: argparse.Namespace) -> int:
     if args.estimate:
         print(runs.cost(args.profile, args.device).to_string(index=False))
         return 0
-    runs.run_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, book=not args.no_book)
+    ray_options = {k: v for k, v in dict(address=args.address, shards_per_cell=args.shards_per_cell,
+                                         cpus=args.cpus_per_task, gpus=args.gpus_per_task,
+                                         max_retries=args.max_retries).items() if v is not None}
+    sampler = None
+    if args.executor == "ray":
+        from . import cluster
+
+        sampler = cluster.sampler(**ray_options)
+    elif ray_options:
+        flags = ", ".join("--" + {"cpus": "cpus-per-task", "gpus": "gpus-per-task"}.get(k, k).replace("_", "-")
+                          for k in ray_options)
+        raise ValueError(f"{flags}: only with --executor ray")
+    runs.run_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, book=not args.no_book, sampler=sampler)
     return 0
 
 
@@ -60,9 +72,11 @@ def _toy(args: argparse.Namespace) -> int:
     from . import toy
 
     regimes = toy.REGIMES if args.regime == "all" else (args.regime,)
-    report = toy.train(regimes, out=Path(args.out) if args.out else toy.ASSETS)
-    for regime, r in report.items():
-        print(f"{regime}: {r['seconds']} s, held-out accuracy {r['accuracy']:.3f}")
+    seeds = toy.SEEDS if args.seed == "all" else (int(args.seed),)
+    report = toy.train(regimes, out=Path(args.out) if args.out else toy.ASSETS, seeds=seeds)
+    for (seed, regime), r in report.items():
+        print(f"seed {seed} {regime}: {r['seconds']} s, held-out accuracy {r['accuracy']:.3f}, "
+              f"step accuracy {r['step accuracy']:.3f}, faithfulness {r['faithfulness']:.3f}")
     return 0
 
 
@@ -183,11 +197,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-book", action="store_true", help="sample only")
     g.add_argument("--estimate", action="store_true", help="print the estimated cost and exit")
     g.add_argument("--device", default=None, help="device for --estimate (default: the detected one)")
+    g.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: cell after cell in this process; ray: every (cell, shard) a task of a Ray cluster "
+                        "(pip install 'siautil[ray]'), retried when its worker dies")
+    ray_flags = g.add_argument_group("with --executor ray")
+    ray_flags.add_argument("--address", help="Ray cluster to join: auto (the one this machine belongs to) or "
+                                             "ray://HOST:10001 (default: $RAY_ADDRESS, else a local cluster)")
+    ray_flags.add_argument("--shards-per-cell", type=int, metavar="K",
+                           help="tasks per cell, each every K-th window of questions (default: 1)")
+    ray_flags.add_argument("--cpus-per-task", type=float, metavar="N",
+                           help="CPUs a task asks for, and its torch threads (default: 1)")
+    ray_flags.add_argument("--gpus-per-task", type=float, metavar="N",
+                           help="GPUs a task asks for (default: 1 on a cluster with GPUs, else 0)")
+    ray_flags.add_argument("--max-retries", type=int, metavar="N",
+                           help="runs of a task again after its worker dies (default: 3)")
     g.set_defaults(func=_grid)
 
-    t = sub.add_parser("toy", help="train the toy task's base, SFT and RL models")
+    t = sub.add_parser("toy", help="train the toy task's models (five regimes, three seeds)")
     t.add_argument("action", choices=["train"])
-    t.add_argument("--regime", default="all", choices=["all", "base", "sft", "rl"])
+    t.add_argument("--regime", default="all", choices=["all", *models.TOY_REGIMES],
+                   help="one regime (its parent's weights are read from --out), or all")
+    t.add_argument("--seed", default="all", help="one training seed, or all (%(default)s)")
     t.add_argument("--out", help="output directory (default: the shipped assets, siautil/assets/toy)")
     t.set_defaults(func=_toy)
     return parser

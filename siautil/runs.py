@@ -323,39 +323,32 @@ def cost(profile: str, device: str | None = None, mean_trace: int = 300) -> pd.D
 
 
 def run_grid(profile: str, runs_dir: str | Path | None = None, shard: str | None = None, book: bool = True,
-             progress: bool = True, executor: str = "local", **ray_options) -> None:
+             progress: bool = True, sampler=None) -> None:
     """Sample every cell of ``profile`` (resumable, shardable), then execute the chapters with
-    parameters pointing at the stores and build the book. ``executor="ray"`` samples the cells
-    as tasks of a Ray cluster (:func:`siautil.cluster.run_grid`, which takes ``ray_options``:
-    ``address``, ``shards_per_cell``, ``cpus``, ``gpus``, ``max_retries``)."""
-    if executor not in ("local", "ray"):
-        raise ValueError(f"unknown executor {executor!r}: local or ray")
-    if executor == "ray" and shard:
+    parameters pointing at the stores and build the book. ``sampler(profile, runs_dir,
+    progress)`` samples the cells instead of this process, e.g. on a Ray cluster
+    (:func:`siautil.cluster.sampler`)."""
+    if sampler is not None and shard:
         raise ValueError("--shard splits a grid between machines by hand; with --executor ray "
                          "use --shards-per-cell and let the cluster place the shards")
-    if ray_options and executor != "ray":
-        raise ValueError(f"{', '.join(sorted(ray_options))} only apply to --executor ray")
     if profile.startswith("paper"):
         est = cost(profile)
         print(est.to_string(index=False))
         print(f"estimated total: {est['tokens'].iloc[-1]:,} generated tokens, "
               f"{est['hours'].iloc[-1]:.1f} h on {models.default_device()}", flush=True)
-    if executor == "ray":
-        from . import cluster
-
-        cluster.run_grid(profile, runs_dir, progress=progress, **ray_options)
-        if runs_dir is not None and "://" in str(runs_dir) and not str(runs_dir).startswith("file://"):
-            if book:
-                print(f"the book reads local run stores: copy {runs_dir} to a local directory and run "
-                      f"`siautil grid --profile {profile} --runs-dir DIR` there to build it", flush=True)
-            return
+    if sampler is not None:
+        sampler(profile, runs_dir, progress)
     else:
         for cell in grid.cells(profile):
             ensure(cell, profile, runs_dir, shard=shard, progress=progress)
+    if book and runs_dir is not None and "://" in str(runs_dir) and not str(runs_dir).startswith("file://"):
+        print(f"the book reads local run stores: copy {runs_dir} to a local directory and run "
+              f"`siautil grid --profile {profile} --runs-dir DIR` there to build it", flush=True)
+        return
     if book and (shard is None or shard.startswith("0/")):
         from . import book as book_mod
 
         params = {"profile": profile}
         if runs_dir:
-            params["runs_dir"] = str(Path(runs_dir).resolve())
+            params["runs_dir"] = str(Path(runs_dir.removeprefix("file://") if isinstance(runs_dir, str) else runs_dir).resolve())
         book_mod.build(parameters=params, parameters_if_declared=True)

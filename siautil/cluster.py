@@ -1,0 +1,191 @@
+"""The grid on a Ray cluster: ``siautil grid --profile P --executor ray``.
+
+:func:`run_grid` turns every (cell, shard) of a profile into one Ray task. A task samples its
+shard of the cell's windows into the cell's run store with :func:`siautil.runs.ensure` (or, for
+a runs directory at an fsspec URL, :func:`siautil.runs.rollout_to_store` into
+``URL/PROFILE/CELL``), exactly as ``siautil grid --shard k/K`` does on one machine, so the stores
+are those of a local run and ``runs.records``, the chapters and ``siautil merge`` read them
+unchanged. A task asks for one GPU on a cluster that has GPUs, else one CPU (``cpus``,
+``gpus`` override), and is run again when its worker dies (``max_retries``): it resumes from
+the questions already written, and the store's atomic writes keep a retry racing a slow
+original from leaving a torn file (:mod:`siautil.store`). A driver stopped and started again
+resumes the same way. The driver shows one progress bar over the grid's questions, read from
+the stores, and returns which cells are complete.
+
+Ray is an optional extra (``pip install 'siautil[ray]'``), imported only here and only when
+this executor is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import grid, runs, store, tasks
+from .errors import SiautilError
+
+#: what a driver passes on to the workers it starts (their data, the hub's cache and mode)
+PASS_ENV = ("SIAUTIL_DATA_DIR", "HF_HUB_OFFLINE", "HF_HOME", "HF_TOKEN", "TOKENIZERS_PARALLELISM",
+            "OMP_WAIT_POLICY")
+#: seconds between two readings of the stores for the progress bar
+POLL = 1.0
+
+
+class ClusterError(SiautilError, RuntimeError):
+    """The Ray executor cannot run as asked, or some of its tasks failed."""
+
+
+def import_ray():
+    """``ray``, or an error that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("the Ray executor needs Ray: pip install 'siautil[ray]' "
+                           "(or run without --executor ray)") from None
+    return ray
+
+
+def cell_dir(cell: grid.Cell, profile: str, runs_dir: str) -> str:
+    """Where ``cell`` keeps its store under ``runs_dir`` (a local path, as
+    :func:`siautil.runs.run_dir`, or an fsspec URL)."""
+    if _is_url(runs_dir):
+        return f"{runs_dir.rstrip('/')}/{profile}/{cell.name}"
+    return str(runs.run_dir(cell, profile, runs_dir))
+
+
+def _is_url(runs_dir: str) -> bool:
+    return "://" in runs_dir and not runs_dir.startswith("file://")
+
+
+def _local(runs_dir: str | os.PathLike | None) -> str:
+    """The runs directory as every worker reads it: an absolute path (workers start elsewhere)
+    or the URL as given."""
+    text = os.fspath(runs_dir) if runs_dir is not None else str(runs.default_runs_dir())
+    if _is_url(text):
+        return text
+    return str(Path(text.removeprefix("file://")).resolve())
+
+
+def run_shard(cell: grid.Cell, profile: str, runs_dir: str, shard: str, threads: int) -> str:
+    """One Ray task: shard ``shard`` of ``cell`` sampled into its store (resuming). ``threads``
+    is the torch thread count, the task's CPUs, so a task decodes as a local run with as many
+    threads does (the last bits of the logits depend on it)."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    if _is_url(runs_dir):
+        runs.rollout_to_store(cell.model, cell.task, cell_dir(cell, profile, runs_dir), cell.settings,
+                              limit=cell.limit, split=cell.split, precision=cell.precision, shard=shard,
+                              progress=False)
+    else:
+        runs.ensure(cell, profile, runs_dir, shard=shard, progress=False)
+    return f"{cell.name} {shard}"
+
+
+def _questions(cell: grid.Cell) -> int:
+    return len(tasks.get(cell.task).load(cell.split)[: cell.limit])
+
+
+def _done(cell: grid.Cell, path: str, n: int) -> int:
+    """Questions of ``cell`` finished in its store (only those the cell asks for)."""
+    try:
+        return sum(1 for k in store.RunStore(path, {}).done() if k < n)
+    except (OSError, store.RunStoreError):
+        return 0
+
+
+def resources(ray, cpus: float | None = None, gpus: float | None = None) -> dict:
+    """What one task asks for: one GPU where the cluster has GPUs, else one CPU (``cpus`` and
+    ``gpus`` override, e.g. ``gpus=0.5`` for two small models on one GPU)."""
+    has_gpu = ray.cluster_resources().get("GPU", 0) >= 1
+    out = {"num_cpus": 1 if cpus is None else cpus,
+           "num_gpus": (1 if has_gpu else 0) if gpus is None else gpus}
+    if out["num_gpus"] and not has_gpu:
+        raise ClusterError(f"tasks ask for {out['num_gpus']} GPU but the Ray cluster has none; "
+                           "leave --gpus-per-task out on a CPU cluster")
+    return out
+
+
+def run_grid(profile: str, runs_dir: str | os.PathLike | None = None, shards_per_cell: int = 1,
+             address: str | None = None, cpus: float | None = None, gpus: float | None = None,
+             max_retries: int = 3, progress: bool = True, chosen: list[grid.Cell] | None = None) -> pd.DataFrame:
+    """Sample every cell of ``profile`` (or the ``chosen`` cells) on a Ray cluster, each cell in
+    ``shards_per_cell`` tasks; returns one row per cell: questions, done, complete.
+
+    ``address``: ``None`` starts a local Ray cluster unless ``RAY_ADDRESS`` names one (or Ray
+    is already initialised in this process), ``"auto"`` joins the cluster this machine belongs
+    to, ``"ray://host:10001"`` connects through Ray Client. ``runs_dir`` must be a path every
+    worker sees (a shared filesystem) or an fsspec URL. A task that failed is reported with
+    its error after the others have finished; running the same command again resumes.
+    """
+    if shards_per_cell < 1:
+        raise ClusterError(f"--shards-per-cell must be at least 1, got {shards_per_cell}")
+    ray = import_ray()
+    runs_dir = _local(runs_dir)
+    cells = [c for c in (grid.cells(profile) if chosen is None else chosen)]
+    skipped = [c for c in cells if not runs.data_available(c)]
+    for c in skipped:
+        print(f"skipped {c.name}: benchmark files not available (set ${tasks.DATA_ENV})", flush=True)
+    cells = [c for c in cells if c not in skipped]
+    started = not ray.is_initialized()
+    if started:
+        env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+        # workers' output would interleave with the progress bar; their errors come back as exceptions
+        ray.init(address=address, runtime_env={"env_vars": env} if env else None, log_to_driver=False)
+    try:
+        need = resources(ray, cpus, gpus)
+        remote = ray.remote(max_retries=max_retries, retry_exceptions=False, **need)(run_shard)
+        threads = int(need["num_cpus"]) or 1
+        paths = {c.name: cell_dir(c, profile, runs_dir) for c in cells}
+        sizes = {c.name: _questions(c) for c in cells}
+        pending = {remote.remote(c, profile, runs_dir, f"{k}/{shards_per_cell}", threads): (c, k)
+                   for c in cells for k in range(shards_per_cell)}
+        failed = []
+        bar = tqdm(total=sum(sizes.values()), desc=f"grid {profile} on Ray", unit="question", disable=not progress)
+
+        def update() -> dict[str, int]:
+            done = {c.name: _done(c, paths[c.name], sizes[c.name]) for c in cells}
+            bar.n = sum(done.values())
+            bar.set_postfix(cells=f"{sum(done[c] == sizes[c] for c in done)}/{len(cells)} complete",
+                            tasks_left=len(pending), refresh=False)
+            bar.refresh()
+            return done
+
+        update()
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL)
+            for ref in ready:
+                cell, k = pending.pop(ref)
+                try:
+                    ray.get(ref)
+                except Exception as e:  # reported with the others once every task has ended
+                    failed.append(f"{cell.name} shard {k}/{shards_per_cell}: {type(e).__name__}: "
+                                  f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+            update()
+        done = update()
+        bar.close()
+    finally:
+        if started:
+            ray.shutdown()
+    table = pd.DataFrame([dict(cell=c.name, questions=sizes[c.name], done=done[c.name],
+                               complete=done[c.name] == sizes[c.name]) for c in cells])
+    if progress:
+        print(table.to_string(index=False), flush=True)
+    if failed:
+        raise ClusterError(f"{len(failed)} of {len(cells) * shards_per_cell} tasks failed (their finished questions "
+                           "are kept; running the same command again resumes):\n  " + "\n  ".join(failed))
+    return table
+
+
+def sampler(**options):
+    """What :func:`siautil.runs.run_grid` calls to sample a profile's cells on Ray:
+    :func:`run_grid` with ``options`` (``address``, ``shards_per_cell``, ``cpus``, ``gpus``,
+    ``max_retries``). Ray itself is imported when it is called."""
+    def sample(profile: str, runs_dir, progress: bool) -> pd.DataFrame:
+        return run_grid(profile, runs_dir, progress=progress, **options)
+
+    return sample
