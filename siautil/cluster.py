@@ -90,10 +90,10 @@ def _questions(cell: grid.Cell) -> int:
     return len(tasks.get(cell.task).load(cell.split)[: cell.limit])
 
 
-def _done(cell: grid.Cell, path: str, n: int) -> int:
-    """Questions of ``cell`` finished in its store (only those the cell asks for)."""
+def _done(run: store.RunStore, n: int) -> int:
+    """Questions finished in a cell's store (only the ``n`` the cell asks for)."""
     try:
-        return sum(1 for k in store.RunStore(path, {}).done() if k < n)
+        return sum(1 for k in run.done() if k < n)
     except (OSError, store.RunStoreError):
         return 0
 
@@ -126,7 +126,7 @@ def run_grid(profile: str, runs_dir: str | os.PathLike | None = None, shards_per
         raise ClusterError(f"--shards-per-cell must be at least 1, got {shards_per_cell}")
     ray = import_ray()
     runs_dir = _local(runs_dir)
-    cells = [c for c in (grid.cells(profile) if chosen is None else chosen)]
+    cells = grid.cells(profile) if chosen is None else list(chosen)
     skipped = [c for c in cells if not runs.data_available(c)]
     for c in skipped:
         print(f"skipped {c.name}: benchmark files not available (set ${tasks.DATA_ENV})", flush=True)
@@ -140,7 +140,8 @@ def run_grid(profile: str, runs_dir: str | os.PathLike | None = None, shards_per
         need = resources(ray, cpus, gpus)
         remote = ray.remote(max_retries=max_retries, retry_exceptions=False, **need)(run_shard)
         threads = int(need["num_cpus"]) or 1
-        paths = {c.name: cell_dir(c, profile, runs_dir) for c in cells}
+        # one store object per cell for the whole run: it remembers which files it has checked
+        stores = {c.name: store.RunStore(cell_dir(c, profile, runs_dir), {}) for c in cells}
         sizes = {c.name: _questions(c) for c in cells}
         pending = {remote.remote(c, profile, runs_dir, f"{k}/{shards_per_cell}", threads): (c, k)
                    for c in cells for k in range(shards_per_cell)}
@@ -148,7 +149,7 @@ def run_grid(profile: str, runs_dir: str | os.PathLike | None = None, shards_per
         bar = tqdm(total=sum(sizes.values()), desc=f"grid {profile} on Ray", unit="question", disable=not progress)
 
         def update() -> dict[str, int]:
-            done = {c.name: _done(c, paths[c.name], sizes[c.name]) for c in cells}
+            done = {c.name: _done(stores[c.name], sizes[c.name]) for c in cells}
             bar.n = sum(done.values())
             bar.set_postfix(cells=f"{sum(done[c] == sizes[c] for c in done)}/{len(cells)} complete",
                             tasks_left=len(pending), refresh=False)

@@ -1,7 +1,8 @@
 """The grid on a Ray cluster (siautil.cluster), on a local cluster this module starts (CPU only, two
 CPUs, no dashboard, no usage statistics): records equal a local serial run's, a worker killed in the
 middle of its task is run again and leaves nothing partial, a driver killed and started again resumes
-without redoing finished questions; and what the command line says without Ray."""
+without redoing finished questions, the command line's progress bar and closing table; and what the
+command line says without Ray."""
 
 import os
 import pickle
@@ -99,6 +100,18 @@ def test_a_ray_grid_equals_a_local_serial_run(cluster_address, serial, tmp_path)
     assert store.read_config(runs.run_dir(CELLS[0], PROFILE, tmp_path))["machine"]["threads"] == 1
 
 
+def test_the_command_line_shows_one_bar_for_the_grid_and_the_cells_complete(cluster_address, monkeypatch, capsys,
+                                                                             tmp_path):
+    monkeypatch.setattr(grid, "cells", lambda profile: CELLS)
+    assert cli.main(["grid", "--profile", PROFILE, "--executor", "ray", "--shards-per-cell", "2",
+                     "--runs-dir", str(tmp_path), "--no-book"]) == 0
+    out = capsys.readouterr()
+    assert "grid default on Ray" in out.err and "11/11" in out.err and "2/2 complete" in out.err
+    assert [line.split() for line in out.out.splitlines()[-2:]] == [["toy-sft__toy", "8", "8", "True"],
+                                                                    ["toy-rl__toy", "3", "3", "True"]]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the worker to kill in /proc (Linux)")
 def test_a_worker_killed_mid_task_is_run_again_and_leaves_nothing_partial(cluster_address, serial, tmp_path):
     cell_dir = runs.run_dir(CELLS[0], PROFILE, tmp_path)
     result = {}
@@ -125,6 +138,7 @@ cluster.run_grid("default", sys.argv[2], chosen=cells, address=sys.argv[1], prog
 """
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="waits for the dead driver's workers in /proc (Linux)")
 def test_a_driver_killed_and_started_again_resumes_without_redoing_finished_questions(cluster_address, serial,
                                                                                       tmp_path):
     cells = CELLS[:1]  # one task: the restart finds a worker of this module's earlier tests ready
