@@ -331,6 +331,11 @@ def run_grid(profile: str, runs_dir: str | Path | None = None, shard: str | None
     if sampler is not None and shard:
         raise ValueError("--shard splits a grid between machines by hand; with --executor ray "
                          "use --shards-per-cell and let the cluster place the shards")
+    url = runs_dir is not None and "://" in str(runs_dir) and not str(runs_dir).startswith("file://")
+    if url and sampler is None:
+        # run_dir joins local paths: a URL would become a local folder named after its scheme
+        raise ValueError(f"--runs-dir {runs_dir}: a URL takes --executor ray (or `siautil rollout --out URL` "
+                         "for one run); the local grid writes to a local or mounted path")
     if profile.startswith("paper"):
         est = cost(profile)
         print(est.to_string(index=False))
@@ -341,7 +346,7 @@ def run_grid(profile: str, runs_dir: str | Path | None = None, shard: str | None
     else:
         for cell in grid.cells(profile):
             ensure(cell, profile, runs_dir, shard=shard, progress=progress)
-    if book and runs_dir is not None and "://" in str(runs_dir) and not str(runs_dir).startswith("file://"):
+    if book and url:
         print(f"the book reads local run stores: copy {runs_dir} to a local directory and run "
               f"`siautil grid --profile {profile} --runs-dir DIR` there to build it", flush=True)
         return

@@ -30,11 +30,13 @@ def test_asking_for_ray_without_it_says_how_to_install(monkeypatch, capsys):
     assert "pip install 'siautil[ray]'" in capsys.readouterr().err
 
 
-def test_ray_options_need_the_ray_executor_and_shards_are_its_own(capsys):
+def test_ray_options_need_the_ray_executor_and_shards_and_urls_are_its_own(capsys):
     assert cli.main(["grid", "--profile", "default", "--shards-per-cell", "2", "--no-book"]) == cli.ERROR_EXIT
     assert "--shards-per-cell: only with --executor ray" in capsys.readouterr().err
     assert cli.main(["grid", "--executor", "ray", "--shard", "0/2", "--no-book"]) == cli.ERROR_EXIT
     assert "use --shards-per-cell" in capsys.readouterr().err
+    assert cli.main(["grid", "--runs-dir", "s3://bucket/runs", "--no-book"]) == cli.ERROR_EXIT
+    assert "a URL takes --executor ray" in capsys.readouterr().err
 
 
 try:
