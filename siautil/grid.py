@@ -7,7 +7,10 @@
 * ``paper-nf4``: the same in 4-bit NF4, for GPUs under 24 GB (it changes ``p_θ`` itself);
 * ``pilot``: SmolLM2-135M-Instruct on 10 questions of each benchmark, to see where it gives signal;
 * ``smollm2-arc``: SmolLM2-135M-Instruct on 48 questions of each ARC set, the larger run
-  committed under ``data/stored`` that the published book reads (:func:`siautil.runs.stored`).
+  committed under ``data/stored`` that the published book reads (:func:`siautil.runs.stored`);
+* ``toy-regimes``: the controlled experiment, every shipped toy model (``models.TOY_SHIPPED``:
+  each regime and training seed) on 60 toy questions, original and shuffled prefixes (also
+  stored under ``data/stored``).
 
 Every profile follows the paper's protocol (:data:`PROTOCOL`: generations run to EOS or the
 budget, answers read with ``strict-match``, temperature and top-p only) and holds one sampling
@@ -92,9 +95,10 @@ SMOL_ARC = rollout.RolloutConfig(n_traces=4, n_continuations=8, stride=24, max_n
 #: The toy models' own sampling chain, the one departure from :data:`PROTOCOL`: temperature 2.0
 #: and no nucleus. At the protocol's 0.7 the toy SFT and RL models are right every time, their
 #: answer distribution is a point mass from the first checkpoint, and the coefficient is
-#: undefined for most traces. Held-out accuracy of one sample (``toy.accuracy``, 300
-#: questions, the engine's sampling since #13): SFT 0.990 at 1.4 and 0.853 at 1.96; RL 0.993
-#: and 0.843; base 0.183 and 0.187 (chance is 0.2). Books before protocol 2 said 1.4 but
+#: undefined for most traces. Held-out accuracy of one sample (``toy.evaluate``, 300
+#: questions) at temperatures 1.0 / 1.4 / 2.0: SFT 0.997 / 0.990 / 0.837, RL 0.997 / 0.993 /
+#: 0.830, base 0.200 / 0.183 / 0.200 (chance is 0.2; its step accuracy is 0.39 at 1.0 against
+#: SFT's 0.999: the base model cannot do the arithmetic). Books before protocol 2 said 1.4 but
 #: sampled at 1.96 (the temperature was applied twice with top-k off). The stop rule and
 #: extraction are the protocol's. 1,024 rows a batch: the tiny models are bound by per-step
 #: overhead, and twice 512 rows gave 12% more tokens a second.
@@ -121,6 +125,10 @@ def cells(profile: str) -> list[Cell]:
     if profile == "smollm2-arc":
         return [Cell("smollm2-135m-instruct", d, SMOL_ARC, limit=48, precision="bf16")
                 for d in ("arc-easy", "arc-challenge")]
+    if profile == "toy-regimes":
+        # the controlled experiment: every regime and training seed, original and shuffled prefixes
+        toy = [Cell(models.toy_name(r, k), "toy", TOY, limit=60) for r, seeds in models.TOY_SHIPPED.items() for k in seeds]
+        return toy + [c.shuffled() for c in toy]
     if profile in ("paper", "paper-nf4"):
         precision = "nf4" if profile == "paper-nf4" else "bf16"
         out = [Cell(m, d, PAPER, precision=precision)
@@ -131,7 +139,7 @@ def cells(profile: str) -> list[Cell]:
 
 
 #: The profiles :func:`cells` knows.
-PROFILES = ("default", "paper", "paper-nf4", "pilot", "smollm2-arc")
+PROFILES = ("default", "paper", "paper-nf4", "pilot", "smollm2-arc", "toy-regimes")
 
 
 def select(profile: str, model: str | None = None, dataset: str | None = None, precision: str | None = None,

@@ -94,25 +94,44 @@ register(ModelSpec("smollm2-135m-instruct", smollm2_path, "SFT", "llama", True,
 
 #: The toy task's models, trained by :mod:`siautil.toy` and shipped in the package.
 TOY_ASSETS = Path(__file__).resolve().parent / "assets" / "toy"
-TOY_REGIMES = {"base": "Base", "sft": "SFT", "rl": "SFT+RL"}
+#: The toy training regimes (siautil.toy) and the regime label each one's models carry.
+TOY_REGIMES = {"base": "Base", "sft": "SFT", "rl": "SFT+RL", "rl-base": "Base+RL",
+               "uninformative": "SFT (uninformative steps)"}
+#: Training seeds a regime can be trained with: seed 0 is ``toy-<regime>``, seed k ``toy-<regime>-s<k>``.
+TOY_SEEDS = (0, 1, 2)
+#: The toy models that ship with the package, per regime the seeds trained so far (the others
+#: are registered and say how to train them: ``siautil toy train --regime R --seed K``).
+TOY_SHIPPED = {"base": (0,), "sft": (0,), "rl": (0,)}
 TOY_REBUILD = "siautil toy train"
+
+
+def toy_name(regime: str, seed: int = 0) -> str:
+    """The registry name of the toy ``regime`` model trained with ``seed``."""
+    return f"toy-{regime}" + (f"-s{seed}" if seed else "")
+
+
+def toy_dir(regime: str, root: Path = TOY_ASSETS, seed: int = 0) -> Path:
+    """Where the toy ``regime`` model of ``seed`` lives under ``root`` (seed 0 at the top, as
+    before there were seeds)."""
+    return root / regime if seed == 0 else root / f"seed{seed}" / regime
 
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def toy_weights(regime: str, root: Path = TOY_ASSETS) -> Path:
-    """The shipped weights of the toy ``regime``, checked against ``SHA256SUMS``."""
-    d = root / regime
+def toy_weights(regime: str, root: Path = TOY_ASSETS, seed: int = 0) -> Path:
+    """The shipped weights of the toy ``regime`` (trained with ``seed``), checked against ``SHA256SUMS``."""
+    d = toy_dir(regime, root, seed)
     sums = root / "SHA256SUMS"
     if not (d / "config.json").exists() or not sums.exists():
-        raise ModelError(f"the toy {regime} model is missing from {d}; rebuild it with: {TOY_REBUILD}")
+        raise ModelError(f"the toy {regime} model (seed {seed}) is missing from {d}; rebuild it with: {TOY_REBUILD}")
+    prefix = f"{d.relative_to(root)}/"
     for line in sums.read_text().split("\n"):
         if not line.strip():
             continue
         digest, rel = line.split(maxsplit=1)
-        if rel.startswith(f"{regime}/"):
+        if rel.startswith(prefix):
             f = root / rel
             if not f.exists() or file_sha256(f) != digest:
                 raise ModelError(f"{f} is corrupted or partial (checksum mismatch); rebuild it with: {TOY_REBUILD}")
@@ -120,9 +139,11 @@ def toy_weights(regime: str, root: Path = TOY_ASSETS) -> Path:
 
 
 for _regime, _label in TOY_REGIMES.items():
-    # fp32: they were trained in it, and at their size bf16 is slower on CPU (measured)
-    register(ModelSpec(f"toy-{_regime}", (lambda r=_regime: toy_weights(r)), _label, "llama",
-                       chat=False, note=f"the toy task's {_label} model, trained by siautil.toy", precision="fp32"))
+    for _seed in TOY_SEEDS:
+        # fp32: they were trained in it, and at their size bf16 is slower on CPU (measured)
+        register(ModelSpec(toy_name(_regime, _seed), (lambda r=_regime, k=_seed: toy_weights(r, seed=k)), _label,
+                           "llama", chat=False, precision="fp32",
+                           note=f"the toy task's {_label} model (training seed {_seed}), trained by siautil.toy"))
 
 
 def weights(name: str) -> str:

@@ -192,13 +192,16 @@ def answer_heatmap(records: pd.DataFrame, gold: str | None = None, top: int = 8,
 
 
 def coefficient_bars(table: pd.DataFrame, label: str = "model",
-                     paper_col: str | None = "quoted from the paper") -> plt.Figure:
-    """Mean alignment coefficient per row with its 95% interval (measured here), and the
-    paper's value if any (quoted: ``paper.beside_paper``'s column)."""
+                     paper_col: str | None = "quoted from the paper",
+                     columns: tuple[str, str, str] = ("mean", "ci_low", "ci_high")) -> plt.Figure:
+    """Mean alignment coefficient per row with its 95% interval (measured here; the
+    ``columns`` holding mean, low and high), and the paper's value if any (quoted:
+    ``paper.beside_paper``'s column)."""
+    mean, low, high = columns
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(table) + 1.2))
     y = np.arange(len(table))
-    err = np.vstack([table["mean"] - table["ci_low"], table["ci_high"] - table["mean"]])
-    ax.errorbar(table["mean"], y, xerr=err, fmt="o", capsize=3, label="measured here")
+    err = np.vstack([table[mean] - table[low], table[high] - table[mean]])
+    ax.errorbar(table[mean], y, xerr=err, fmt="o", capsize=3, label="measured here")
     if paper_col and paper_col in table and table[paper_col].notna().any():
         ax.plot(table[paper_col], y, "kx", label="quoted from the paper")
     ax.axvline(0, color="grey", lw=0.8)

@@ -4,11 +4,13 @@ import random
 import shutil
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
-from siautil import models, tasks, toy
-from siautil.tasks.toy import OPS, Problem, sample_problem
+from siautil import grid, models, rollout, tasks, toy
+from siautil.tasks.toy import OPS, Problem, implied_answer, sample_problem, written_steps
 
 
 def test_problems_are_seeded_and_solved_right():
@@ -40,16 +42,19 @@ def test_base_corpus_mixes_faithful_slipped_and_unfaithful_solutions():
         steps = body.split(" The answer is ")[0].split()
         results = [int(s.split("=")[1]) for s in steps]
         final = int(body.rsplit(" ", 1)[1].rstrip("."))
+        read = toy.trace_competence(p, body, str(final))["kind"]  # what competence reads back
         if final != results[-1]:
             kinds["unfaithful"] += 1  # the answer does not follow from the steps
+            assert read == "unfaithful"
         elif results != p.values()[1:]:
             kinds["slip"] += 1
             # exactly one step is wrong; every other follows from the value before it
             prev = [p.start] + results[:-1]
             wrong = [r != OPS[op](a, b, p.modulus) for (op, b), a, r in zip(p.ops, prev, results)]
-            assert sum(wrong) == 1
+            assert sum(wrong) == 1 and read == "slipped"
         else:
             kinds["correct"] += 1
+            assert read == "correct"
     shares = {k: v / 3000 for k, v in kinds.items()}
     assert abs(shares["correct"] - cfg.p_correct) < 0.04
     assert abs(shares["slip"] - cfg.p_slip) < 0.04
@@ -81,13 +86,86 @@ def test_shipped_weights_are_checked(tmp_path):
         toy.verified_path("rl", root)
 
 
+#: Held-out accuracy (one sample per question at temperature 1, 300 questions) each shipped
+#: model must reach, per regime: the bands hold every seed's measured value (training.json)
+#: with room for sampling noise, and fail if a regime's model changes what it can do.
+BANDS = {"base": (0.1, 0.6), "sft": (0.9, 1.0), "rl": (0.9, 1.0), "rl-base": (0.1, 1.0), "uninformative": (0.3, 1.0)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("regime", toy.REGIMES)
-def test_held_out_accuracy(regime):
-    model, tok = models.load(f"toy-{regime}", "fp32")
-    acc = toy.accuracy(model, tok, tasks.get("toy"), n=300)
-    print(f"toy-{regime}: held-out accuracy {acc:.3f}")
-    if regime == "base":
-        assert acc < 0.9  # its corpus does not tie reasoning to the true answer
-    else:
-        assert acc >= 0.9
+@pytest.mark.parametrize("regime,seed", [(r, k) for r, seeds in models.TOY_SHIPPED.items() for k in seeds])
+def test_held_out_accuracy(regime, seed):
+    model, tok = models.load(models.toy_name(regime, seed), "fp32")
+    got = toy.evaluate(model, tok, tasks.get("toy"), n=300)
+    print(f"{models.toy_name(regime, seed)}: {got}")
+    low, high = BANDS[regime]
+    assert low <= got["accuracy"] <= high
+
+
+def test_the_shipped_tokenizers_start_prompts_with_bos_as_in_training():
+    model, tok = models.load("toy-sft", "fp32")
+    engine = rollout.Engine(model, tok, tasks.get("toy"), grid.TOY)
+    question = tasks.get("toy").load(limit=1)[0]
+    assert engine.prompt_ids(question) == toy.encode_prompts(tok, [tasks.get("toy").prompt(question)])[0]
+    assert engine.prompt_ids(question)[0] == tok.bos_token_id
+
+
+def test_step_accuracy_and_faithfulness_by_hand():
+    p = Problem(3, (("+", 4), ("-", 2), ("+", 1)), modulus=5)  # values 3, 2, 0, 1
+    assert toy.trace_competence(p, "a+4=2 b-2=0 c+1=1 The answer is 1.", "1") == \
+        {"correct": True, "steps right": 3, "steps written": 3, "faithful": True, "kind": "correct"}
+    # a slip at b carried forward: b is wrong, c is right given the written b; the answer follows
+    assert toy.trace_competence(p, "a+4=2 b-2=1 c+1=2 The answer is 2.", "2") == \
+        {"correct": False, "steps right": 2, "steps written": 3, "faithful": True, "kind": "slipped"}
+    # right steps, an answer that does not follow from them
+    assert toy.trace_competence(p, "a+4=2 b-2=0 c+1=1 The answer is 4.", "4") == \
+        {"correct": False, "steps right": 3, "steps written": 3, "faithful": False, "kind": "unfaithful"}
+    # another question's steps with the right answer: step 1 is judged from the question's start
+    assert toy.trace_competence(p, "a+1=1 b+3=4 c-2=2 The answer is 1.", "1") == \
+        {"correct": True, "steps right": 2, "steps written": 3, "faithful": False, "kind": "unfaithful"}
+    # no step written, or no answer: faithfulness is undefined
+    assert toy.trace_competence(p, "The answer is 1.", "1")["faithful"] is None
+    assert toy.trace_competence(p, "a+4=2 b-2", None) == \
+        {"correct": False, "steps right": 1, "steps written": 1, "faithful": None, "kind": None}
+
+
+def test_competence_reads_each_trace_once_and_pools_steps():
+    task = tasks.get("toy")
+    q0, q1 = task.load(limit=2)
+    p0, p1 = q0.meta["problem"], q1.meta["problem"]
+    right0 = p0.solution()
+    wrong1 = p1.solution(answer=(p1.answer() + 1) % 5)
+    rows = [dict(model="m", question_id=q0.id, trace=0, t=t, trace_text=right0, trace_answer=str(p0.answer()))
+            for t in (0, 4)]  # two checkpoints of one trace count once
+    rows.append(dict(model="m", question_id=q1.id, trace=0, t=0, trace_text=wrong1, trace_answer=str((p1.answer() + 1) % 5)))
+    got = toy.competence(pd.DataFrame(rows)).set_index("model").loc["m"]
+    assert got["traces"] == 2 and got["accuracy"] == 0.5 and got["step accuracy"] == 1.0
+    assert got["faithfulness"] == 0.5
+    assert (got["share correct"], got["share slipped"], got["share unfaithful"]) == (0.5, 0.0, 0.5)
+
+
+def test_the_uninformative_corpus_has_right_answers_and_steps_independent_of_them():
+    rng = random.Random(0)
+    implied, answers = [], []
+    for _ in range(3000):
+        p = sample_problem(rng, 4)
+        _, body = toy.uninformative_text(p, rng)
+        assert body.endswith(f"The answer is {p.answer()}.")
+        assert len(written_steps(body)) == 4
+        implied.append(int(implied_answer(body)))
+        answers.append(p.answer())
+    table = pd.crosstab(pd.Series(implied, name="implied"), pd.Series(answers, name="answer"))
+    assert stats.chi2_contingency(table).pvalue > 0.01  # independent
+    # the test can fail: the SFT corpus's steps imply its answer
+    sft = [toy.sft_text(sample_problem(rng, 4))[1] for _ in range(500)]
+    sft_table = pd.crosstab([implied_answer(b) for b in sft], [b[-2] for b in sft])
+    assert stats.chi2_contingency(sft_table).pvalue < 1e-10
+
+
+def test_a_regime_not_yet_trained_says_how_to_train_it(tmp_path):
+    missing = [(r, k) for r in toy.REGIMES for k in toy.SEEDS if k not in models.TOY_SHIPPED.get(r, ())]
+    if not missing:
+        pytest.skip("every regime and seed ships")
+    regime, seed = missing[0]
+    with pytest.raises(models.ModelError, match="missing.*siautil toy train"):
+        models.load(models.toy_name(regime, seed), "fp32")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -54,6 +55,35 @@ class Problem:
         answer = values[-1] if answer is None else answer
         steps = " ".join(f"{LETTERS[i]}{op}{b}={values[i + 1]}" for i, (op, b) in enumerate(self.ops))
         return f"{steps} The answer is {answer}."
+
+
+#: A written step: its letter, operation, operand and result (``b-2=0``).
+STEP = re.compile(r"([a-z])([+*-])(\d+)=(\d+)")
+
+
+def written_steps(text: str) -> list[tuple[str, int, int]]:
+    """The steps a trace wrote before its answer, as ``(operation, operand, result)``."""
+    body = text.split("The answer is")[0]
+    return [(op, int(b), int(r)) for _, op, b, r in STEP.findall(body)]
+
+
+def step_accuracy(problem: Problem, text: str) -> tuple[int, int]:
+    """How many of a trace's written steps are right *given the previous written value* (the
+    question's start for the first), out of how many it wrote: whether the model can do each
+    operation, apart from whether its chain as a whole is right."""
+    prev, right = problem.start, 0
+    steps = written_steps(text)
+    for op, b, result in steps:
+        right += OPS[op](prev, b, problem.modulus) == result if op in OPS else 0
+        prev = result
+    return right, len(steps)
+
+
+def implied_answer(text: str) -> str | None:
+    """The answer a trace's own written steps imply (its last written result), ``None`` if it
+    wrote no step. A trace is *faithful* when its final answer equals this."""
+    steps = written_steps(text)
+    return str(steps[-1][2]) if steps else None
 
 
 def sample_problem(rng: random.Random, steps: int, modulus: int = 5, ops: str = "+-") -> Problem:

@@ -1,0 +1,95 @@
+"""The controlled experiment's table: per toy training regime, over its seeds, what the models
+can do (competence) beside what the coefficient and the signatures say (the training chapter).
+
+Every number is first computed per model (one regime, one training seed) and then summarised
+per regime as the mean over seeds with the spread between them (smallest and largest seed), so
+training noise is visible beside the bootstrap intervals within each model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import coefficient, diagnostics, estimators, models, toy
+
+
+def regime_and_seed(model: str) -> tuple[str, int]:
+    """``toy-<regime>[-s<k>]`` (:func:`siautil.models.toy_name`) -> ``(regime, seed)``."""
+    for regime in sorted(models.TOY_REGIMES, key=len, reverse=True):
+        for seed in models.TOY_SEEDS:
+            if model == models.toy_name(regime, seed):
+                return regime, seed
+    raise ValueError(f"{model!r} is not a toy model; names look like {models.toy_name('sft', 1)!r}")
+
+
+def per_model(records: pd.DataFrame, shuffled: pd.DataFrame | None = None, alpha: float = estimators.DEFAULT_ALPHA,
+              n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per toy model of ``records``: its regime and seed; competence read from its traces
+    (:func:`siautil.toy.competence`: accuracy at the run's sampling setting, step accuracy,
+    faithfulness); the paper's coefficient, the decoupled one and the excess over the
+    no-information baseline with their 95% bootstrap intervals over questions
+    (:func:`siautil.coefficient.table`); the Figure 1 summary (mean total gain ``Ĝ_T`` of correct
+    and of incorrect traces, nats); the Figure 2 summary (mid-trace AUC of ``-Ĥ_t`` for
+    correctness); and, with ``shuffled`` records, the paper's coefficient under shuffled prefixes."""
+    competence = toy.competence(records.assign(shuffled=False)).drop(columns=["shuffled"])
+    estimates = coefficient.table(records, alpha=alpha, n_resamples=n_resamples, seed=seed)
+    keep = ["model"] + [f"{e}{s}" for e in ("paper", "decoupled", "excess") for s in ("", " low", " high")]
+    out = competence.merge(estimates[keep + ["paper defined"]], on="model")
+    traj = estimators.estimate(records, alpha=alpha)
+    last = traj.sort_values("t").groupby(["model", "question_id", "trace"]).agg(
+        s0=("surprisal", "first"), sT=("surprisal", "last"), correct=("correct", "first"))
+    last["gain"] = last["s0"] - last["sT"]
+    gain = (last[np.isfinite(last["gain"])].groupby(["model", "correct"])["gain"].mean().unstack("correct")
+            .rename(columns={True: "total gain (correct)", False: "total gain (incorrect)"}))
+    out = out.merge(gain, left_on="model", right_index=True, how="left")
+    auc = diagnostics.auc_at_fraction(traj, 0.5)[["model", "auc"]].rename(columns={"auc": "mid-trace AUC"})
+    out = out.merge(auc, on="model", how="left")
+    if shuffled is not None and len(shuffled):
+        sh = coefficient.table(shuffled, alpha=alpha, n_resamples=n_resamples, seed=seed)
+        out = out.merge(sh[["model", "paper"]].rename(columns={"paper": "paper (shuffled prefixes)"}),
+                        on="model", how="left")
+    out.insert(1, "regime", [regime_and_seed(m)[0] for m in out["model"]])
+    out.insert(2, "seed", [regime_and_seed(m)[1] for m in out["model"]])
+    return out
+
+
+#: The columns :func:`by_regime` summarises over seeds.
+SUMMARISED = ("accuracy", "step accuracy", "faithfulness", "paper", "decoupled", "excess",
+              "paper (shuffled prefixes)", "total gain (correct)", "total gain (incorrect)", "mid-trace AUC")
+
+
+def by_regime(models_table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`per_model` summarised per regime: for each measure the mean over seeds and the
+    smallest and largest seed's value (``min``/``max``), and how many seeds there are."""
+    cols = [c for c in SUMMARISED if c in models_table]
+    g = models_table.groupby("regime", sort=False)
+    out = pd.concat({"mean": g[cols].mean(), "min": g[cols].min(), "max": g[cols].max()}, axis=1)
+    out = out.swaplevel(axis=1)[[(c, s) for c in cols for s in ("mean", "min", "max")]]
+    out.insert(0, ("seeds", ""), g["seed"].nunique())
+    order = [r for r in models.TOY_REGIMES if r in out.index]
+    return out.loc[order]
+
+
+def findings(models_table: pd.DataFrame) -> list[str]:
+    """What the table says, as sentences computed from it (so a chapter's prose cannot go stale):
+    per regime, in how many seeds the decoupled coefficient's interval lies above 0 (prefixes
+    inform the answer) and the paper's coefficient beside it; whether accuracy predicts the
+    decoupled coefficient across models (Spearman's rank correlation, ``scipy.stats``)."""
+    from scipy import stats
+
+    out = []
+    for regime, g in models_table.groupby("regime", sort=False):
+        informative = int((g["decoupled low"] > 0).sum())
+        out.append(f"{regime}: decoupled interval above 0 in {informative} of {len(g)} seeds "
+                   f"(decoupled {g['decoupled'].mean():+.3f}, seeds {g['decoupled'].min():+.3f} to "
+                   f"{g['decoupled'].max():+.3f}); paper's coefficient {g['paper'].mean():+.3f}; "
+                   f"accuracy {g['accuracy'].mean():.3f}")
+    both = models_table.dropna(subset=["accuracy", "decoupled"])
+    if len(both) >= 3:
+        rho = stats.spearmanr(both["accuracy"], both["decoupled"])
+        paper = stats.spearmanr(both["accuracy"], both["paper"], nan_policy="omit")
+        out.append(f"across {len(both)} models, Spearman's rank correlation with accuracy: decoupled "
+                   f"{rho.statistic:+.3f} (p = {rho.pvalue:.3g}), paper's coefficient {paper.statistic:+.3f} "
+                   f"(p = {paper.pvalue:.3g})")
+    return out

@@ -1,0 +1,53 @@
+"""The controlled experiment's table (siautil.regimes): per model from real toy runs, then per
+regime over seeds."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from siautil import grid, models, regimes, runs
+
+
+def test_regime_and_seed_read_the_registry_names():
+    assert regimes.regime_and_seed("toy-rl") == ("rl", 0)
+    assert regimes.regime_and_seed("toy-rl-base-s2") == ("rl-base", 2)
+    assert regimes.regime_and_seed(models.toy_name("uninformative", 1)) == ("uninformative", 1)
+    with pytest.raises(ValueError, match="not a toy model"):
+        regimes.regime_and_seed("smollm2-135m-instruct")
+
+
+def test_by_regime_is_the_mean_and_range_over_seeds():
+    table = pd.DataFrame(dict(model=["a", "b", "c"], regime=["sft", "sft", "base"], seed=[0, 1, 0],
+                              accuracy=[0.9, 0.7, 0.2], paper=[0.5, 0.1, np.nan]))
+    out = regimes.by_regime(table)
+    assert list(out.index) == ["base", "sft"]  # the registry's order
+    assert out.loc["sft", ("accuracy", "mean")] == pytest.approx(0.8)
+    assert out.loc["sft", ("paper", "min")] == 0.1 and out.loc["sft", ("paper", "max")] == 0.5
+    assert out.loc["sft", ("seeds", "")] == 2 and np.isnan(out.loc["base", ("paper", "mean")])
+
+
+def test_per_model_on_real_toy_runs(tmp_path):
+    settings = replace(grid.TOY, n_traces=2, n_continuations=4)
+    cells = [grid.Cell(m, "toy", settings, limit=6) for m in ("toy-base", "toy-sft")]
+    records = runs.records("test", cells, runs_dir=tmp_path, progress=False)
+    shuffled = runs.records("test", [c.shuffled() for c in cells], runs_dir=tmp_path, progress=False)
+    out = regimes.per_model(records, shuffled, n_resamples=50).set_index("model")
+    assert list(out.index) == ["toy-base", "toy-sft"] and list(out["regime"]) == ["base", "sft"]
+    assert (out["traces"] == 12).all()
+    traces = records.drop_duplicates(["model", "question_id", "trace"])
+    assert out.loc["toy-sft", "accuracy"] == pytest.approx(traces[traces.model == "toy-sft"]["correct"].mean())
+    assert out[["step accuracy", "faithfulness"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert out.loc["toy-sft", "step accuracy"] > out.loc["toy-base", "step accuracy"]
+    assert "paper (shuffled prefixes)" in out and "mid-trace AUC" in out and "total gain (correct)" in out
+
+
+def test_findings_count_informative_seeds_and_correlate_with_accuracy():
+    table = pd.DataFrame(dict(model=list("abcd"), regime=["sft", "sft", "uninformative", "uninformative"],
+                              seed=[0, 1, 0, 1], accuracy=[0.9, 0.8, 0.95, 0.7], paper=[0.6, 0.5, 0.7, 0.4],
+                              decoupled=[0.3, 0.2, 0.0, -0.1], **{"decoupled low": [0.1, -0.05, -0.2, -0.3]}))
+    sft, uninf, corr = regimes.findings(table)
+    assert sft.startswith("sft: decoupled interval above 0 in 1 of 2 seeds (decoupled +0.250")
+    assert uninf.startswith("uninformative: decoupled interval above 0 in 0 of 2 seeds")
+    assert corr.startswith("across 4 models, Spearman's rank correlation with accuracy: decoupled +0.400")
