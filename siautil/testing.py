@@ -28,12 +28,14 @@ def tiny_config(family: str, vocab_size: int = 64):
 FAMILIES = sorted({s.family for s in REGISTRY.values()})
 
 
-def char_tokenizer(extra_chars: str = ""):
+def char_tokenizer(extra_chars: str = "", add_bos: bool = False):
     """A character-level tokenizer (digits, letters, punctuation, space, newline) built with
-    ``tokenizers``: small enough for tiny models, real enough for the whole engine."""
+    ``tokenizers``: small enough for tiny models, real enough for the whole engine. With
+    ``add_bos`` it starts every encoding with BOS, as Llama's tokenizers do (the toy models are
+    trained on BOS-prefixed text, so the engine's prompts must start with it too)."""
     import string
 
-    from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     chars = list(dict.fromkeys(string.digits + string.ascii_letters + string.punctuation + " \n" + extra_chars))
@@ -41,6 +43,8 @@ def char_tokenizer(extra_chars: str = ""):
     tok = Tokenizer(tok_models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
     tok.decoder = decoders.Fuse()
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
                                    pad_token="<pad>", unk_token="<unk>")
 
