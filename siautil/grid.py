@@ -95,9 +95,9 @@ SMOL_ARC = rollout.RolloutConfig(n_traces=4, n_continuations=8, stride=24, max_n
 #: The toy models' own sampling chain, the one departure from :data:`PROTOCOL`: temperature 2.0
 #: and no nucleus. At the protocol's 0.7 the toy SFT and RL models are right every time, their
 #: answer distribution is a point mass from the first checkpoint, and the coefficient is
-#: undefined for most traces. Held-out accuracy of one sample (``toy.evaluate``, 300
-#: questions) at temperatures 1.0 / 1.4 / 2.0: SFT 0.997 / 0.990 / 0.837, RL 0.997 / 0.993 /
-#: 0.830, base 0.200 / 0.183 / 0.200 (chance is 0.2; its step accuracy is 0.39 at 1.0 against
+#: undefined for most traces. Held-out accuracy of one sample (``toy.evaluate``, strict-match,
+#: 300 questions) at temperatures 1.0 / 1.4 / 2.0: SFT 0.997 / 0.990 / 0.823, RL 0.997 / 0.990
+#: / 0.820, base 0.200 / 0.177 / 0.123 (chance is 0.2; its step accuracy is 0.39 at 1.0 against
 #: SFT's 0.999: the base model cannot do the arithmetic). Books before protocol 2 said 1.4 but
 #: sampled at 1.96 (the temperature was applied twice with top-k off). The stop rule and
 #: extraction are the protocol's. 1,024 rows a batch: the tiny models are bound by per-step

@@ -251,9 +251,11 @@ def _summarise(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.reset_index(drop=not keys)
 
 
-def evaluate(model, tok, task: ToyTask, n: int = 500, temperature: float = 1.0, seed: int = 0) -> dict:
+def evaluate(model, tok, task: ToyTask, n: int = 500, temperature: float = 1.0, seed: int = 0,
+             extraction: str = "strict-match") -> dict:
     """Accuracy, step accuracy and faithfulness of one sampled completion for each of the first
-    ``n`` held-out test questions (:func:`trace_competence`)."""
+    ``n`` held-out test questions (:func:`trace_competence`), answers read as the protocol
+    reads them (``strict-match``: after "The answer is")."""
     qs = task.load("test", limit=n)
     gen = torch.Generator().manual_seed(seed)
     engine = sampler(model, tok, task, temperature, completion_budget(task.steps))
@@ -263,7 +265,7 @@ def evaluate(model, tok, task: ToyTask, n: int = 500, temperature: float = 1.0, 
         new = engine.sample_prompts(encode_prompts(tok, [task.prompt(q) for q in chunk]), 1, completion_budget(task.steps), gen)
         for q, (toks,) in zip(chunk, new):
             text = tok.decode(toks, skip_special_tokens=True)
-            rows.append(trace_competence(q.meta["problem"], text, task.extract_answer(text)))
+            rows.append(trace_competence(q.meta["problem"], text, task.extract_answer(text, mode=extraction)))
     return _summarise(pd.DataFrame(rows), []).iloc[0].drop("traces").to_dict()
 
 
@@ -286,8 +288,23 @@ def competence(records: pd.DataFrame) -> pd.DataFrame:
         steps = int(name.split("-")[0].removeprefix("toy"))
         if steps not in problems:
             problems[steps] = ToyTask(steps=steps).problems("test")
+        answer = None if pd.isna(answer) else str(answer)  # a stored null answer reads back as NaN
         rows.append({**dict(zip(keys, key)), **trace_competence(problems[steps][int(index)], text, answer)})
     return _summarise(pd.DataFrame(rows), keys)
+
+
+def training_report(root: Path = ASSETS) -> pd.DataFrame:
+    """What each shipped model's ``training.json`` recorded (:data:`siautil.models.TOY_SHIPPED`):
+    regime, seed, the regime it started from, training seconds on one thread, and held-out
+    accuracy, step accuracy and faithfulness at temperature 1 (blank where a model was trained
+    before these were recorded)."""
+    rows = []
+    for regime, seeds in models.TOY_SHIPPED.items():
+        for seed in seeds:
+            meta = json.loads((models.toy_weights(regime, root, seed) / "training.json").read_text())
+            rows.append({"regime": regime, "seed": seed, "parent": PARENT[regime], **meta})
+    cols = ["regime", "seed", "parent", "seconds", "accuracy", "step accuracy", "faithfulness"]
+    return pd.DataFrame(rows).reindex(columns=cols)
 
 
 def save(model, tok, out: Path, meta: dict) -> None:

@@ -4,6 +4,7 @@ import random
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -138,7 +139,11 @@ def test_competence_reads_each_trace_once_and_pools_steps():
     rows = [dict(model="m", question_id=q0.id, trace=0, t=t, trace_text=right0, trace_answer=str(p0.answer()))
             for t in (0, 4)]  # two checkpoints of one trace count once
     rows.append(dict(model="m", question_id=q1.id, trace=0, t=0, trace_text=wrong1, trace_answer=str((p1.answer() + 1) % 5)))
-    got = toy.competence(pd.DataFrame(rows)).set_index("model").loc["m"]
+    # a null answer, as a stored run reads it back (NaN): no faithfulness, not unfaithful
+    rows.append(dict(model="n", question_id=q1.id, trace=0, t=0, trace_text=p1.solution()[:-3], trace_answer=np.nan))
+    table = toy.competence(pd.DataFrame(rows)).set_index("model")
+    assert np.isnan(table.loc["n", "faithfulness"]) and table.loc["n", "share unfaithful"] == 0
+    got = table.loc["m"]
     assert got["traces"] == 2 and got["accuracy"] == 0.5 and got["step accuracy"] == 1.0
     assert got["faithfulness"] == 0.5
     assert (got["share correct"], got["share slipped"], got["share unfaithful"]) == (0.5, 0.0, 0.5)
