@@ -17,7 +17,7 @@ def _stored(profile: str) -> pd.DataFrame:
     return records
 
 
-@pytest.mark.parametrize("profile", ["pilot", PROFILE])
+@pytest.mark.parametrize("profile", ["pilot", PROFILE, "toy-regimes"])
 def test_a_stored_run_holds_every_question_and_trace_of_its_cells(profile):
     records = _stored(profile)
     for cell in grid.cells(profile):
@@ -40,8 +40,8 @@ def _why_not_replayable(config: dict) -> str | None:
     here, there = runs.machine(), config.get("machine", {})
     if models.default_device() != "cpu":
         return "the stored run was sampled on a CPU"
-    if there.get("cpu") != here["cpu"] or not here["native_bf16"]:
-        return f"it was sampled on {there} with native bf16; this machine is {here}"
+    if there.get("cpu") != here["cpu"] or (config["precision"] == "bf16" and not here["native_bf16"]):
+        return f"it was sampled on {there} in {config['precision']}; this machine is {here}"
     if there.get("threads") != torch.get_num_threads():
         return f"it was sampled with {there.get('threads')} threads, this process has {torch.get_num_threads()}"
     mine = store.package_versions()
@@ -49,10 +49,11 @@ def _why_not_replayable(config: dict) -> str | None:
     return f"{', '.join(changed)} differ from the stored run's" if changed else None
 
 
-def test_a_window_of_the_stored_run_samples_again_identically(tmp_path):
-    _stored(PROFILE)
-    cell = grid.cells(PROFILE)[0]
-    path = runs.run_dir(cell, PROFILE, runs.stored_dir())
+@pytest.mark.parametrize("profile", [PROFILE, "toy-regimes"])
+def test_a_window_of_the_stored_run_samples_again_identically(tmp_path, profile):
+    _stored(profile)
+    cell = grid.cells(profile)[0]
+    path = runs.run_dir(cell, profile, runs.stored_dir())
     reason = _why_not_replayable(store.read_config(path))
     if reason:
         pytest.skip(f"bit-for-bit replay needs the same machine, precision and threads: {reason}")
