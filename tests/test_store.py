@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from siautil import estimators, rollout, runs, store
@@ -193,7 +194,12 @@ def test_a_changed_file_fails_its_checksum_and_a_store_without_checksums_is_chec
     out = _toy_run(tmp_path / "r")
     victim = out / store.RECORDS / "q000002.parquet"
     data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one flipped byte inside a data page
+    # one flipped byte inside the largest column chunk's pages, past its first page header (a
+    # flip in a header or the footer can leave a readable file: see the checksum's docstring)
+    meta = pq.ParquetFile(victim).metadata.row_group(0)
+    chunk = max((meta.column(i) for i in range(meta.num_columns)), key=lambda c: c.total_compressed_size)
+    end = (chunk.dictionary_page_offset or chunk.data_page_offset) + chunk.total_compressed_size
+    data[chunk.data_page_offset + (end - chunk.data_page_offset) * 3 // 4] ^= 0xFF
     victim.write_bytes(bytes(data))
     damaged = store.RunStore(out, {}).damaged()
     assert set(damaged) == {2} and "its checksum file says sha256" in damaged[2]
