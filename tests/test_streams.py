@@ -38,3 +38,14 @@ def test_permutations_are_uniform():
     assert sorted(sorted(p) for p in counts) == [[0, 1, 2]] * 6
     assert stats.chisquare(list(counts.values())).pvalue > 0.001
     assert streams.permutation(streams.key("p", 0), 1) == [0] and streams.permutation(7, 0) == []
+
+
+def test_keys_mix_as_the_uint64_finaliser_does():
+    # the key derivation in Python ints is SplitMix64's finaliser (streams._mix, numpy uint64)
+    rng = np.random.default_rng(0)
+    xs = rng.integers(0, 2**63, size=200, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 200, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        expected = streams._mix(xs)
+    assert [streams._mix_int(int(x)) for x in xs] == [int(v) for v in expected]
+    # a fixed key, so a change of derivation (which would change every run's draws) is seen
+    assert streams.key("0:q1", 1, 2, 3) == 0x51443952356F20EE
