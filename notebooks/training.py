@@ -50,7 +50,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 # diagnostics as the language models of the other chapters, with one sampling setting for all
 # (`grid.TOY`: temperature 2.0, no nucleus), chosen so that every regime makes some errors (a
 # model that is always right has no defined coefficient). The training table gives accuracy at
-# temperature 1.0 as well.
+# temperature 1.0 as well: the models with flatter distributions (base, RL from base) lose most
+# of theirs at 2.0, so compare the two columns before reading a regime's coefficient.
 
 # %% tags=["parameters"]
 profile = "toy-regimes"   # every regime and seed, original and shuffled prefixes (stored with the project)

@@ -96,9 +96,11 @@ SMOL_ARC = rollout.RolloutConfig(n_traces=4, n_continuations=8, stride=24, max_n
 #: and no nucleus. At the protocol's 0.7 the toy SFT and RL models are right every time, their
 #: answer distribution is a point mass from the first checkpoint, and the coefficient is
 #: undefined for most traces. Held-out accuracy of one sample (``toy.evaluate``, strict-match,
-#: 300 questions) at temperatures 1.0 / 1.4 / 2.0: SFT 0.997 / 0.990 / 0.823, RL 0.997 / 0.990
-#: / 0.820, base 0.200 / 0.177 / 0.123 (chance is 0.2; its step accuracy is 0.39 at 1.0 against
-#: SFT's 0.999: the base model cannot do the arithmetic). Books before protocol 2 said 1.4 but
+#: 300 questions) at temperatures 1.0 / 1.4 / 2.0: SFT 0.997 / 0.987 / 0.787, RL 0.997 / 0.987
+#: / 0.793, base 0.543 / 0.253 / 0.103, RL from base 0.980 / 0.787 / 0.117, uninformative
+#: 0.207 / 0.193 / 0.130 (chance is 0.2). At 2.0 the base and RL-from-base models, whose
+#: distributions are flatter, fall below chance; of these three temperatures none keeps every
+#: regime competent and still makes SFT err (see the training chapter). Books before protocol 2 said 1.4 but
 #: sampled at 1.96 (the temperature was applied twice with top-k off). The stop rule and
 #: extraction are the protocol's. 1,024 rows a batch: the tiny models are bound by per-step
 #: overhead, and twice 512 rows gave 12% more tokens a second.

@@ -101,7 +101,7 @@ TOY_REGIMES = {"base": "Base", "sft": "SFT", "rl": "SFT+RL", "rl-base": "Base+RL
 TOY_SEEDS = (0, 1, 2)
 #: The toy models that ship with the package, per regime the seeds trained so far (the others
 #: are registered and say how to train them: ``siautil toy train --regime R --seed K``).
-TOY_SHIPPED = {"base": (0,), "sft": (0,), "rl": (0,)}
+TOY_SHIPPED = {"base": (0,), "sft": (0,), "rl": (0,), "rl-base": (0,), "uninformative": (0,)}
 TOY_REBUILD = "siautil toy train"
 
 

@@ -90,7 +90,9 @@ def test_shipped_weights_are_checked(tmp_path):
 #: Held-out accuracy (one sample per question at temperature 1, 300 questions) each shipped
 #: model must reach, per regime: the bands hold every seed's measured value (training.json)
 #: with room for sampling noise, and fail if a regime's model changes what it can do.
-BANDS = {"base": (0.1, 0.6), "sft": (0.9, 1.0), "rl": (0.9, 1.0), "rl-base": (0.1, 1.0), "uninformative": (0.3, 1.0)}
+#: (Seed 0, measured: base 0.543, SFT and RL 0.997, RL from base 0.980, uninformative 0.207, at
+#: chance: it did not learn to answer without informative steps.)
+BANDS = {"base": (0.4, 0.7), "sft": (0.95, 1.0), "rl": (0.95, 1.0), "rl-base": (0.9, 1.0), "uninformative": (0.1, 0.35)}
 
 
 @pytest.mark.slow
