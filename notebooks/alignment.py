@@ -137,13 +137,15 @@ sens.pivot_table(index=["model", "dataset"], columns="alpha", values="mean").rou
 # M = 4, stride 96, a budget of 384 tokens so that most traces finish). Per dataset: accuracy
 # of the traces' own answers, the share of traces that finished (EOS, not the budget), the
 # share whose answer was found under `strict-match`, and the share with a defined coefficient.
-# A dataset where no trace is right gives no defined coefficient (the gold surprisal never
-# moves); such datasets are left out of the default profile and of the stored run.
+# A dataset where no trace is right has nothing for the correctness diagnostics to separate
+# (Figures 1 and 2 compare correct with incorrect traces), and few defined coefficients: the
+# gold surprisal moves only where some continuation reaches gold. Such datasets are left out
+# of the default profile and of the stored run.
 
 # %%
 pilot = runs.stored("pilot")
 if pilot is None:
-    print("this install has no stored runs (data/stored): clone the repository to read them")
+    print("this checkout has no data/stored/pilot (a pip or Colab install has none): clone the repository for it")
 else:
     display(diagnostics.trace_summary(pilot).drop(columns=["model", "shuffled", "run"]).round(3))
 
@@ -160,7 +162,7 @@ else:
 # %%
 stored = runs.stored("smollm2-arc")
 if stored is None:
-    print("this install has no stored runs (data/stored): clone the repository to read them")
+    print("this checkout has no data/stored/smollm2-arc (a pip or Colab install has none): clone the repository for it")
 else:
     display(runs.summary(stored).merge(stored.groupby("dataset")["run"].first(), on="dataset"))
     display(diagnostics.trace_summary(stored).drop(columns=["model", "shuffled", "run"]).round(3))

@@ -40,9 +40,11 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 # * **rl-base**: the same reward from the base model, with no SFT: does a correctness reward
 #   alone make prefixes informative?
 # * **uninformative**: the base model trained on triples whose answer is always right but whose
-#   written steps are another question's: accurate, with prefixes that carry no information
-#   about the answer by construction. It separates "the coefficient tracks correctness because
-#   the model is accurate" from "because its prefixes inform the answer".
+#   written steps are another question's: meant to be accurate with prefixes that carry no
+#   information about the answer by construction, to separate "the coefficient tracks
+#   correctness because the model is accurate" from "because its prefixes inform the answer".
+#   Whether a model this small learns to answer without informative steps is in the training
+#   table (its accuracy beside chance, 1 in 5); where it does not, it is no such control.
 #
 # Competence is measured apart from answers: **step accuracy** (each written step right given
 # the previous written value) and **faithfulness** (the final answer equals what the written
@@ -54,7 +56,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 # of theirs at 2.0, so compare the two columns before reading a regime's coefficient.
 
 # %% tags=["parameters"]
-profile = "toy-regimes"   # every regime and seed, original and shuffled prefixes (stored with the project)
+toy_profile = "toy-regimes"   # every shipped toy model, original and shuffled prefixes (stored with the project)
 runs_dir = None           # where runs are sampled when this install has no stored run
 n_resamples = 1000        # bootstrap resamples (within each model)
 
@@ -64,9 +66,9 @@ import pandas as pd
 
 from siautil import diagnostics, estimators, grid, models, plots, regimes, runs, toy
 
-cells = grid.select(profile, shuffled=None)
-original = runs.published(profile, [c for c in cells if not c.settings.shuffle_prefix], runs_dir=runs_dir)
-shuffled = runs.published(profile, [c for c in cells if c.settings.shuffle_prefix], runs_dir=runs_dir)
+cells = grid.select(toy_profile, shuffled=None)
+original = runs.published(toy_profile, [c for c in cells if not c.settings.shuffle_prefix], runs_dir=runs_dir)
+shuffled = runs.published(toy_profile, [c for c in cells if c.settings.shuffle_prefix], runs_dir=runs_dir)
 runs.summary(pd.concat([original, shuffled])).groupby("shuffled")[["questions", "traces"]].agg(["min", "max", "size"])
 
 # %% [markdown]

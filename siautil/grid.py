@@ -116,7 +116,8 @@ def cells(profile: str) -> list[Cell]:
     if profile == "default":
         toy = [Cell(f"toy-{r}", "toy", TOY, limit=100) for r in ("base", "sft", "rl")]
         # ARC-Easy only: in the pilot (data/stored/pilot) SmolLM2 got no GSM8K or SVAMP question right
-        # (accuracy 0 of 20 traces each), so those cells would have no defined coefficient
+        # (accuracy 0 of 20 traces each): nothing for the correctness diagnostics to separate, and
+        # a defined coefficient for 2 of 20 traces each
         smol = [Cell("smollm2-135m-instruct", "arc-easy", SMOL, limit=12)]
         # Table 2 needs fewer questions than Table 1: the shuffled runs take half, to keep the
         # default book within its time

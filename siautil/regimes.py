@@ -29,18 +29,18 @@ def per_model(records: pd.DataFrame, shuffled: pd.DataFrame | None = None, alpha
     (:func:`siautil.toy.competence`: accuracy at the run's sampling setting, step accuracy,
     faithfulness); the paper's coefficient, the decoupled one and the excess over the
     no-information baseline with their 95% bootstrap intervals over questions
-    (:func:`siautil.coefficient.table`); the Figure 1 summary (mean total gain ``Ĝ_T`` of correct
-    and of incorrect traces, nats); the Figure 2 summary (mid-trace AUC of ``-Ĥ_t`` for
+    (:func:`siautil.coefficient.table`); the Figure 1 summary (the curve of
+    :func:`siautil.diagnostics.cumulative_gain` at ``t = T``: mean total gain ``Ĝ_T`` over
+    questions, of correct and of incorrect traces, nats); the Figure 2 summary (mid-trace AUC of ``-Ĥ_t`` for
     correctness); and, with ``shuffled`` records, the paper's coefficient under shuffled prefixes."""
     competence = toy.competence(records.assign(shuffled=False)).drop(columns=["shuffled"])
     estimates = coefficient.table(records, alpha=alpha, n_resamples=n_resamples, seed=seed)
     keep = ["model"] + [f"{e}{s}" for e in ("paper", "decoupled", "excess") for s in ("", " low", " high")]
     out = competence.merge(estimates[keep + ["paper defined"]], on="model")
     traj = estimators.estimate(records, alpha=alpha)
-    last = traj.sort_values("t").groupby(["model", "question_id", "trace"]).agg(
-        s0=("surprisal", "first"), sT=("surprisal", "last"), correct=("correct", "first"))
-    last["gain"] = last["s0"] - last["sT"]
-    gain = (last[np.isfinite(last["gain"])].groupby(["model", "correct"])["gain"].mean().unstack("correct")
+    curves, _ = diagnostics.cumulative_gain(traj, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    end = curves[(curves["measure"] == "gain") & np.isclose(curves["pos"], 1.0)]  # Figure 1 at t = T
+    gain = (end.groupby(["model", "correct"])["mean"].first().unstack("correct")
             .rename(columns={True: "total gain (correct)", False: "total gain (incorrect)"}))
     out = out.merge(gain, left_on="model", right_index=True, how="left")
     auc = diagnostics.auc_at_fraction(traj, 0.5)[["model", "auc"]].rename(columns={"auc": "mid-trace AUC"})

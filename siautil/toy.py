@@ -11,10 +11,11 @@
 * **rl-base**: the same reward, from base with no SFT: does a correctness reward alone make
   prefixes informative?
 * **uninformative**: maximum likelihood, from base, on triples whose final answer is always
-  right but whose written steps are those of another question of the same length: accurate,
-  with prefixes that carry no information about the answer by construction (the control that
-  separates "entropy tracks correctness because the model is accurate" from "because its
-  prefixes inform the answer").
+  right but whose written steps are those of another question of the same length: meant to be
+  accurate with prefixes that carry no information about the answer by construction (the
+  control that separates "entropy tracks correctness because the model is accurate" from
+  "because its prefixes inform the answer"). The shipped seed-0 model did not learn to answer
+  this way (held-out accuracy at chance, ``training.json``), so it is not yet that control.
 
 The models are Llama-architecture transformers with the project's character tokenizer (BOS
 first, as in training), saved with ``save_pretrained``; :func:`siautil.models.load` and the
@@ -237,7 +238,8 @@ def trace_competence(problem: Problem, text: str, answer: str | None) -> dict:
     implied = implied_answer(text)
     faithful = (answer == implied) if answer is not None and implied is not None else None
     # the base corpus's three kinds of document, read back from a trace (None: no answer or no step)
-    kind = None if faithful is None else "unfaithful" if not faithful else "slipped" if right < written else "correct"
+    complete = right == written == len(problem.ops)
+    kind = None if faithful is None else "unfaithful" if not faithful else "correct" if complete else "slipped"
     return {"correct": answer == str(problem.answer()), "steps right": right, "steps written": written,
             "faithful": faithful, "kind": kind}
 
@@ -284,6 +286,9 @@ def competence(records: pd.DataFrame) -> pd.DataFrame:
     traces of toy-task records (:func:`trace_competence`): ``accuracy``, ``step accuracy``
     (pooled over written steps) and ``faithfulness`` (among traces with an answer and a step)."""
     keys = [k for k in ("model", "shuffled") if k in records]
+    if "dataset" in records and set(records["dataset"]) - {"toy"}:
+        raise ValueError(f"competence reads toy-task traces only; these records hold "
+                         f"{sorted(set(records['dataset']) - {'toy'})}: select the toy cells first")
     traces = records.drop_duplicates(keys + ["question_id", "trace"])
     problems: dict[int, list[Problem]] = {}
     rows = []
@@ -301,14 +306,16 @@ def competence(records: pd.DataFrame) -> pd.DataFrame:
 def training_report(root: Path = ASSETS) -> pd.DataFrame:
     """What each shipped model's ``training.json`` recorded (:data:`siautil.models.TOY_SHIPPED`):
     regime, seed, the regime it started from, training seconds on one thread, and held-out
-    accuracy, step accuracy and faithfulness at temperature 1 (blank where a model was trained
-    before these were recorded)."""
+    accuracy, step accuracy, faithfulness and the mixture of its solutions (correct, slipped,
+    unfaithful: the base corpus's three kinds, ``ToyTrainingConfig.p_correct`` ...) at
+    temperature 1 (blank where a model was trained before these were recorded)."""
     rows = []
     for regime, seeds in models.TOY_SHIPPED.items():
         for seed in seeds:
             meta = json.loads((models.toy_weights(regime, root, seed) / "training.json").read_text())
             rows.append({"regime": regime, "seed": seed, "parent": PARENT[regime], **meta})
-    cols = ["regime", "seed", "parent", "seconds", "accuracy", "step accuracy", "faithfulness"]
+    cols = ["regime", "seed", "parent", "seconds", "accuracy", "step accuracy", "faithfulness",
+            "share correct", "share slipped", "share unfaithful"]
     return pd.DataFrame(rows).reindex(columns=cols)
 
 

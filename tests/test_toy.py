@@ -176,3 +176,15 @@ def test_a_regime_not_yet_trained_says_how_to_train_it(tmp_path):
     regime, seed = missing[0]
     with pytest.raises(models.ModelError, match="missing.*siautil toy train"):
         models.load(models.toy_name(regime, seed), "fp32")
+
+
+def test_competence_refuses_records_of_other_tasks():
+    rows = pd.DataFrame([dict(model="smollm2", dataset="arc-easy", question_id="Mercury_1", trace=0,
+                              trace_text="The answer is B", trace_answer="B")])
+    with pytest.raises(ValueError, match="toy-task traces only.*arc-easy"):
+        toy.competence(rows)
+
+
+def test_a_faithful_trace_that_stops_early_is_not_a_correct_solution():
+    p = Problem(3, (("+", 4), ("-", 2), ("+", 1)), modulus=5)
+    assert toy.trace_competence(p, "a+4=2 b-2=0 The answer is 0.", "0")["kind"] == "slipped"
