@@ -84,7 +84,7 @@ def findings(models_table: pd.DataFrame) -> list[str]:
         out.append(f"{regime}: decoupled interval above 0 in {informative} of {len(g)} seeds "
                    f"(decoupled {g['decoupled'].mean():+.3f}, seeds {g['decoupled'].min():+.3f} to "
                    f"{g['decoupled'].max():+.3f}); paper's coefficient {g['paper'].mean():+.3f}; "
-                   f"accuracy {g['accuracy'].mean():.3f}")
+                   f"accuracy at the runs' sampling setting {g['accuracy'].mean():.3f}")
     both = models_table.dropna(subset=["accuracy", "decoupled"])
     if len(both) >= 3:
         rho = stats.spearmanr(both["accuracy"], both["decoupled"])
