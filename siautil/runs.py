@@ -277,13 +277,15 @@ def published(profile: str, chosen: list[Cell] | None = None, runs_dir: str | Pa
 
 
 def summary(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell of :func:`records`: the weights and precision it was sampled in, and
-    how many questions and traces it holds (what a chapter says it stands on)."""
+    """One row per cell of :func:`records`: the weights and precision it was sampled in, how
+    many questions and traces it holds (what a chapter says it stands on), and the accuracy of
+    its traces' own answers."""
     keys = [k for k in ("model", "dataset", "shuffled") if k in records]
     traces = records.drop_duplicates(keys + ["question_id", "trace"])
     return traces.groupby(keys, sort=False).agg(
         precision=("precision", "first"), weights=("weights", "first"),
-        questions=("question_id", "nunique"), traces=("trace", "size")).reset_index()
+        questions=("question_id", "nunique"), traces=("trace", "size"),
+        accuracy=("correct", "mean")).reset_index()
 
 
 #: Generated tokens per second assumed for the estimate, per device kind. These are rough

@@ -121,3 +121,5 @@ def test_records_name_their_precision_and_weights_and_the_summary_counts_them(tm
     assert set(df["precision"]) == {"fp32"} and df["weights"].iloc[0].startswith("siautil/assets/toy/sft")
     s = runs.summary(df)
     assert s[["model", "questions", "traces", "precision"]].values.tolist() == [["toy-sft", 2, 2, "fp32"]]
+    traces = df.drop_duplicates(["question_id", "trace"])
+    assert s["accuracy"].item() == traces["correct"].mean()
