@@ -19,7 +19,6 @@ this executor is asked for.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pandas as pd
