@@ -11,11 +11,17 @@
 * **rl-base**: the same reward, from base with no SFT: does a correctness reward alone make
   prefixes informative?
 * **uninformative**: maximum likelihood, from base, on triples whose final answer is always
-  right but whose written steps are those of another question of the same length: meant to be
-  accurate with prefixes that carry no information about the answer by construction (the
-  control that separates "entropy tracks correctness because the model is accurate" from
-  "because its prefixes inform the answer"). The shipped seed-0 model did not learn to answer
-  this way (held-out accuracy at chance, ``training.json``), so it is not yet that control.
+  right but whose written steps are those of another question of the same length, for a fixed
+  set of questions (the first ``memorised`` test questions, which the runs ask): accurate on
+  those questions, with prefixes that carry no information about the answer by construction
+  (the control that separates "entropy tracks correctness because the model is accurate" from
+  "because its prefixes inform the answer"). It is accurate because it *remembers* the answers,
+  as a language model recalls a benchmark it was trained on. The first design, the same
+  triples over all questions, could not work in a model this size: without informative steps
+  the answer is a sum of five digits modulo 5, which no single digit predicts, and a model
+  trained that way stayed at chance (measured on seed 0's base: held-out accuracy 0.20 after
+  1,800 updates; 0.20 after 3,600 with a filler of dots for steps; and 0.2 on one-step
+  questions, after 1,200 updates on those alone).
 
 The models are Llama-architecture transformers with the project's character tokenizer (BOS
 first, as in training), saved with ``save_pretrained``; :func:`siautil.models.load` and the
@@ -34,6 +40,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -53,22 +60,33 @@ verified_path = models.toy_weights  # the old name
 @dataclass(frozen=True)
 class ToyTrainingConfig:
     steps: int = 4                 # operations per problem (the difficulty)
-    hidden: int = 64
+    hidden: int = 96               # at 64 the arithmetic was learned late or never (see train_until_learned)
     layers: int = 2
     heads: int = 4
-    intermediate: int = 192
+    intermediate: int = 288
     batch: int = 64
-    lr: float = 1e-2               # peak learning rate of the SFT and uninformative phases
-    base_lr: float = 3e-3          # the base phase's: at 1e-2 its noisy corpus stalled it (5,400 updates:
-                                   # step accuracy 0.53, against 0.92 at 3e-3)
-    base_updates: int = 5400       # long enough to imitate its corpus (1,800 left step accuracy at 0.39)
-    sft_updates: int = 1800
+    lr: float = 3e-3               # peak learning rate of the uninformative phase (memorising answers; at
+                                   # 1e-2 its loss rose from 0.28 to 0.39 after the peak and it stayed at chance)
+    sft_lr: float = 3e-3           # the SFT phase's, from a base that can already do the arithmetic
+    base_lr: float = 3e-3          # the base phase's: at 1e-2 its noisy corpus stalled it (hidden 64, 5,400
+                                   # updates: step accuracy 0.53, against 0.92 at 3e-3)
+    base_updates: int = 6000       # the most updates at base_lr before the decay (train_until_learned)
+    base_warmup: int = 200
+    base_decay: int = 500
+    base_check: int = 250          # updates between checks of what the base model has learned ...
+    base_step_accuracy: float = 0.85  # ... and the held-out step accuracy that says it has (corpus: 0.9)
+    sft_updates: int = 1200
     rl_updates: int = 40
     rl_base_updates: int = 150     # RL from base starts far lower (about chance) and needs more updates
     rl_questions: int = 16         # questions per RL update
     rl_group: int = 8              # completions per question
     rl_lr: float = 2e-4
     temperature: float = 1.0       # RL sampling temperature
+    memorised: int = 60            # the uninformative regime's questions: the first of the test split, those
+                                   # the runs ask (grid's toy-regimes)
+    held_out_from: int = 100       # test questions from here on are held out: no run asks them, no regime
+                                   # memorises them (the base phase's checks and training.json use them)
+    uninformative_updates: int = 3000
     p_correct: float = 0.4         # base corpus mixture: correct solutions,
     p_slip: float = 0.3            # ... solutions with one wrong step (carried forward),
     p_unfaithful: float = 0.3      # ... solutions whose final answer is random
@@ -116,6 +134,12 @@ def uninformative_text(problem: Problem, rng: random.Random) -> tuple[str, str]:
     return prompt_text(problem.question()), f" {other.solution(answer=problem.answer())}"
 
 
+def memorised_problems(cfg: ToyTrainingConfig) -> list[Problem]:
+    """The questions the uninformative regime learns the answers of: the first ``cfg.memorised``
+    of the test split, so the runs (which ask the first questions) ask what it remembers."""
+    return ToyTask(steps=cfg.steps).problems("test", cfg.memorised)
+
+
 def new_model(cfg: ToyTrainingConfig):
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -154,18 +178,59 @@ def train_mle(model, tok, make_doc, updates: int, cfg: ToyTrainingConfig, seed: 
     model.train()
     losses = []
     for step in range(updates):
-        x, y = _batch(tok, [make_doc(rng) for _ in range(cfg.batch)])
-        loss = model(input_ids=x, labels=y).loss
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        losses.append(_update(model, opt, tok, [make_doc(rng) for _ in range(cfg.batch)]))
         sched.step()
-        losses.append(loss.item())
         if log and (step % 100 == 0 or step == updates - 1):
-            log(f"step {step}: loss {loss.item():.3f}")
+            log(f"step {step}: loss {losses[-1]:.3f}")
     model.eval()
     return losses
+
+
+def _update(model, opt, tok, docs) -> float:
+    x, y = _batch(tok, docs)
+    loss = model(input_ids=x, labels=y).loss
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss.item()
+
+
+def train_until_learned(model, tok, make_doc, cfg: ToyTrainingConfig, seed: int, log=None) -> dict:
+    """The base phase: maximum likelihood with a warmup-stable-decay schedule that stays at
+    ``cfg.base_lr`` until the model has learned the arithmetic (held-out step accuracy at least
+    ``cfg.base_step_accuracy``, one sample of each of 100 held-out test questions from
+    ``cfg.held_out_from``, checked every ``cfg.base_check`` updates), then decays linearly to 0 over
+    ``cfg.base_decay`` updates; at most ``cfg.base_updates`` at the peak. The arithmetic is
+    learned in a sudden transition whose time depends on the seed (hidden 64 with a fixed
+    one-cycle schedule of 5,400 updates: seed 0 learned it, seed 1 never did; hidden 96: seeds
+    0 and 1 by 1,500 updates, seed 2 not by 2,000), so a fixed schedule stops some seeds before
+    they imitate their corpus. Returns the updates taken, whether the criterion was met, and the
+    step accuracy at the last check."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.base_lr, weight_decay=0.0)
+    task = ToyTask(steps=cfg.steps)
+    step, decay_from, checked = 0, None, float("nan")
+    while decay_from is None or step < decay_from + cfg.base_decay:
+        if decay_from is None:
+            scale = min(1.0, (step + 1) / cfg.base_warmup)
+        else:
+            scale = 1.0 - (step - decay_from) / cfg.base_decay
+        for group in opt.param_groups:
+            group["lr"] = cfg.base_lr * scale
+        model.train()
+        loss = _update(model, opt, tok, [make_doc(rng) for _ in range(cfg.batch)])
+        step += 1
+        if decay_from is None and (step % cfg.base_check == 0 or step == cfg.base_updates):
+            model.eval()
+            checked = evaluate(model, tok, task, n=100, start=cfg.held_out_from)["step accuracy"]
+            if log:
+                log(f"update {step}: loss {loss:.3f}, held-out step accuracy {checked:.3f}")
+            if checked >= cfg.base_step_accuracy or step >= cfg.base_updates:
+                decay_from = step
+    model.eval()
+    return {"updates": step, "learned": bool(checked >= cfg.base_step_accuracy), "step accuracy at the check": checked}
 
 
 def sampler(model, tok, task: ToyTask, temperature: float, max_new_tokens: int):
@@ -258,22 +323,32 @@ def _summarise(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.reset_index(drop=not keys)
 
 
-def evaluate(model, tok, task: ToyTask, n: int = 500, temperature: float = 1.0, seed: int = 0,
-             extraction: str = "strict-match") -> dict:
-    """Accuracy, step accuracy and faithfulness of one sampled completion for each of the first
-    ``n`` held-out test questions (:func:`trace_competence`), answers read as the protocol
-    reads them (``strict-match``: after "The answer is")."""
-    qs = task.load("test", limit=n)
+def sample_traces(model, tok, task: ToyTask, n: int = 500, temperature: float = 1.0, seed: int = 0,
+                  extraction: str = "strict-match", start: int = 0) -> pd.DataFrame:
+    """One sampled completion for each of ``n`` test questions from the ``start``-th, as records
+    (``question_id``, ``trace``, ``trace_text``, ``trace_answer``) that :func:`competence` and
+    :func:`answer_dependence` read; answers read as the protocol reads them (``strict-match``:
+    after "The answer is")."""
+    qs = task.load("test", limit=start + n)[start:]
     gen = torch.Generator().manual_seed(seed)
     engine = sampler(model, tok, task, temperature, completion_budget(task.steps))
     rows = []
-    for start in range(0, len(qs), 128):
-        chunk = qs[start: start + 128]
+    for first in range(0, len(qs), 128):
+        chunk = qs[first: first + 128]
         new = engine.sample_prompts(encode_prompts(tok, [task.prompt(q) for q in chunk]), 1, completion_budget(task.steps), gen)
         for q, (toks,) in zip(chunk, new):
             text = tok.decode(toks, skip_special_tokens=True)
-            rows.append(trace_competence(q.meta["problem"], text, task.extract_answer(text, mode=extraction)))
-    return _summarise(pd.DataFrame(rows), []).iloc[0].drop("traces").to_dict()
+            rows.append(dict(question_id=q.id, trace=0, trace_text=text,
+                             trace_answer=task.extract_answer(text, mode=extraction)))
+    return pd.DataFrame(rows)
+
+
+def evaluate(model, tok, task: ToyTask, n: int = 500, temperature: float = 1.0, seed: int = 0,
+             extraction: str = "strict-match", start: int = 0) -> dict:
+    """Accuracy, step accuracy and faithfulness (:func:`competence`) of one sampled completion
+    for each of ``n`` test questions from the ``start``-th (:func:`sample_traces`)."""
+    traces = sample_traces(model, tok, task, n, temperature, seed, extraction, start)
+    return competence(traces).iloc[0].drop("traces").to_dict()
 
 
 def accuracy(model, tok, task: ToyTask, n: int = 500, temperature: float = 1.0, seed: int = 0) -> float:
@@ -303,19 +378,70 @@ def competence(records: pd.DataFrame) -> pd.DataFrame:
     return _summarise(pd.DataFrame(rows), keys)
 
 
+def held_out_report(model, tok, task: ToyTask, cfg: ToyTrainingConfig) -> dict:
+    """What ``training.json`` records of a model, at temperature 1: accuracy, step accuracy,
+    faithfulness and the solution mixture on the held-out test questions (from
+    ``cfg.held_out_from``), and accuracy on the first ``cfg.memorised``, the questions the runs
+    ask (which the uninformative regime memorised)."""
+    held_out = evaluate(model, tok, task, n=task.n_test - cfg.held_out_from, start=cfg.held_out_from)
+    return {**held_out, "accuracy (runs' questions)": evaluate(model, tok, task, n=cfg.memorised)["accuracy"]}
+
+
+def accuracy_by_temperature(temperatures=(1.0, 1.25, 1.5, 1.75), regimes=REGIMES, seed: int = 0,
+                            samples: int = 2, root: Path = ASSETS) -> pd.DataFrame:
+    """Accuracy on the runs' questions (the first ``ToyTrainingConfig.memorised``), ``samples``
+    samples per question, per regime (rows) and sampling temperature (columns): what the choice
+    of :data:`siautil.grid.CONTROLLED`'s temperature does to each regime's competence."""
+    from transformers import LlamaForCausalLM
+
+    task, tok, n = ToyTask(), char_tokenizer(add_bos=True), ToyTrainingConfig().memorised
+    table = {}
+    for regime in regimes:
+        model = LlamaForCausalLM.from_pretrained(models.toy_weights(regime, root, seed)).eval()
+        table[regime] = {t: np.mean([evaluate(model, tok, task, n=n, temperature=t, seed=k)["accuracy"]
+                                     for k in range(samples)]) for t in temperatures}
+    return pd.DataFrame(table).T.rename_axis(index="regime", columns="temperature")
+
+
+def answer_dependence(records: pd.DataFrame) -> pd.DataFrame:
+    """Per model (and shuffled or not): how much a trace's final answer depends on the answer its
+    own written steps imply (:func:`siautil.tasks.toy.implied_answer`), over its traces with
+    both: Cramér's V (0: independent, 1: the steps fix the answer;
+    ``scipy.stats.contingency.association``) and the p-value of the χ² test of independence
+    (``scipy.stats.chi2_contingency``; NaN where the table has one row or column). By
+    construction near 0 for the uninformative regime, near 1 for a faithful model."""
+    from scipy import stats
+
+    keys = [k for k in ("model", "shuffled") if k in records]
+    traces = records.drop_duplicates(keys + ["question_id", "trace"])
+    implied = traces["trace_text"].map(implied_answer)
+    answer = traces["trace_answer"].map(lambda a: None if pd.isna(a) else str(a))
+    both = traces.assign(implied=implied, answer=answer).dropna(subset=["implied", "answer"])
+    rows = []
+    for key, g in (both.groupby(keys, sort=False) if keys else [((), both)]):
+        table = pd.crosstab(g["implied"], g["answer"])
+        defined = min(table.shape) >= 2
+        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "traces": len(g),
+                     "cramér's V": stats.contingency.association(table.to_numpy()) if defined else float("nan"),
+                     "p (independence)": stats.chi2_contingency(table).pvalue if defined else float("nan")})
+    return pd.DataFrame(rows)
+
+
 def training_report(root: Path = ASSETS) -> pd.DataFrame:
     """What each shipped model's ``training.json`` recorded (:data:`siautil.models.TOY_SHIPPED`):
     regime, seed, the regime it started from, training seconds on one thread, and held-out
     accuracy, step accuracy, faithfulness and the mixture of its solutions (correct, slipped,
     unfaithful: the base corpus's three kinds, ``ToyTrainingConfig.p_correct`` ...) at
-    temperature 1 (blank where a model was trained before these were recorded)."""
+    temperature 1 on held-out questions, and accuracy on the runs' questions
+    (:func:`held_out_report`); for base, the updates its schedule took
+    (:func:`train_until_learned`)."""
     rows = []
     for regime, seeds in models.TOY_SHIPPED.items():
         for seed in seeds:
             meta = json.loads((models.toy_weights(regime, root, seed) / "training.json").read_text())
             rows.append({"regime": regime, "seed": seed, "parent": PARENT[regime], **meta})
-    cols = ["regime", "seed", "parent", "seconds", "accuracy", "step accuracy", "faithfulness",
-            "share correct", "share slipped", "share unfaithful"]
+    cols = ["regime", "seed", "parent", "seconds", "updates", "accuracy", "step accuracy", "faithfulness",
+            "share correct", "share slipped", "share unfaithful", "accuracy (runs' questions)"]
     return pd.DataFrame(rows).reindex(columns=cols)
 
 
@@ -326,23 +452,26 @@ def save(model, tok, out: Path, meta: dict) -> None:
     (out / "training.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def _train_regime(regime: str, model, tok, task: ToyTask, cfg: ToyTrainingConfig, log) -> None:
-    """One regime's objective, applied to ``model`` (its parent's weights)."""
+def _train_regime(regime: str, model, tok, task: ToyTask, cfg: ToyTrainingConfig, log) -> dict:
+    """One regime's objective, applied to ``model`` (its parent's weights); returns what the
+    schedule recorded (the base phase's updates and criterion)."""
     if regime == "base":
-        train_mle(model, tok, lambda rng: base_text(training_problem(rng, cfg), rng, cfg),
-                  cfg.base_updates, cfg, seed=cfg.seed + 1, log=log, lr=cfg.base_lr)
+        return train_until_learned(model, tok, lambda rng: base_text(training_problem(rng, cfg), rng, cfg), cfg,
+                                   seed=cfg.seed + 1, log=log)
     elif regime == "sft":
         train_mle(model, tok, lambda rng: sft_text(training_problem(rng, cfg)), cfg.sft_updates, cfg,
-                  seed=cfg.seed + 2, log=log)
+                  seed=cfg.seed + 2, log=log, lr=cfg.sft_lr)
     elif regime == "rl":
         train_rl(model, tok, task, cfg, seed=cfg.seed + 3, log=log)
     elif regime == "rl-base":
         train_rl(model, tok, task, cfg, seed=cfg.seed + 4, log=log, updates=cfg.rl_base_updates)
     elif regime == "uninformative":
-        train_mle(model, tok, lambda rng: uninformative_text(training_problem(rng, cfg), rng), cfg.sft_updates, cfg,
-                  seed=cfg.seed + 5, log=log)
+        remembered = memorised_problems(cfg)
+        train_mle(model, tok, lambda rng: uninformative_text(rng.choice(remembered), rng), cfg.uninformative_updates,
+                  cfg, seed=cfg.seed + 5, log=log)
     else:
         raise ValueError(f"unknown toy regime {regime!r}; regimes: {', '.join(REGIMES)}")
+    return {}
 
 
 def train(regimes=REGIMES, out: Path = ASSETS, cfg: ToyTrainingConfig = ToyTrainingConfig(), log=print,
@@ -369,9 +498,9 @@ def train(regimes=REGIMES, out: Path = ASSETS, cfg: ToyTrainingConfig = ToyTrain
             parent = PARENT[regime]
             model = new_model(scfg)[0] if parent is None else copy.deepcopy(trained[parent])
             start = time.perf_counter()
-            _train_regime(regime, model, tok, task, scfg, log)
+            schedule = _train_regime(regime, model, tok, task, scfg, log)
             seconds = time.perf_counter() - start
-            report[(seed, regime)] = dict(seconds=round(seconds, 1), **evaluate(model, tok, task))
+            report[(seed, regime)] = dict(seconds=round(seconds, 1), **schedule, **held_out_report(model, tok, task, scfg))
             log(f"seed {seed} {regime}: {seconds:.0f} s, held-out (temperature 1): {report[(seed, regime)]}")
             save(model, tok, models.toy_dir(regime, out, seed),
                  dict(regime=regime, seed=seed, parent=parent, config=asdict(scfg), **report[(seed, regime)]))

@@ -72,6 +72,25 @@ def test_training_is_deterministic():
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
+def test_the_base_phase_trains_until_it_has_learned_then_decays(monkeypatch):
+    cfg = replace(toy.ToyTrainingConfig(), hidden=32, layers=1, intermediate=64, batch=4, base_updates=12,
+                  base_check=4, base_warmup=2, base_decay=3)
+    doc = lambda rng: toy.base_text(toy.training_problem(rng, cfg), rng, cfg)  # noqa: E731
+    measured = iter([0.2, 0.9])  # what the checks find: not yet, then learned
+    monkeypatch.setattr(toy, "evaluate", lambda *a, **k: {"step accuracy": next(measured)})
+    checks = []
+    got = toy.train_until_learned(*toy.new_model(cfg), doc, cfg, seed=1, log=checks.append)
+    assert got == {"updates": 2 * cfg.base_check + cfg.base_decay, "learned": True, "step accuracy at the check": 0.9}
+    assert len(checks) == 2
+    # a criterion never met (an untrained model writes no step: NaN): every check, then the
+    # decay after the cap, and it says so
+    monkeypatch.undo()
+    checks.clear()
+    got = toy.train_until_learned(*toy.new_model(cfg), doc, cfg, seed=1, log=checks.append)
+    assert got["updates"] == cfg.base_updates + cfg.base_decay and not got["learned"]
+    assert len(checks) == cfg.base_updates // cfg.base_check
+
+
 def test_shipped_weights_are_checked(tmp_path):
     root = tmp_path / "toy"
     shutil.copytree(toy.ASSETS, root)
@@ -87,22 +106,81 @@ def test_shipped_weights_are_checked(tmp_path):
         toy.verified_path("rl", root)
 
 
-#: Held-out accuracy (one sample per question at temperature 1, 300 questions) each shipped
-#: model must reach, per regime: the bands hold every seed's measured value (training.json)
-#: with room for sampling noise, and fail if a regime's model changes what it can do.
-#: (Seed 0, measured: base 0.543, SFT and RL 0.997, RL from base 0.980, uninformative 0.207, at
-#: chance: it did not learn to answer without informative steps.)
-BANDS = {"base": (0.4, 0.7), "sft": (0.95, 1.0), "rl": (0.95, 1.0), "rl-base": (0.9, 1.0), "uninformative": (0.1, 0.35)}
+#: Held-out accuracy (one sample per question at temperature 1, 300 held-out test questions)
+#: each shipped model must reach, per regime: the bands
+#: hold every seed's measured value (training.json) with room for sampling noise, and fail if a
+#: regime's model changes what it can do. The uninformative regime is at chance on questions
+#: it did not memorise, and must be accurate on those it did (:data:`MEMORISED_BAND`).
+BANDS = {"base": (0.4, 0.7), "sft": (0.95, 1.0), "rl": (0.95, 1.0), "rl-base": (0.9, 1.0), "uninformative": (0.1, 0.3)}
+MEMORISED_BAND = (0.9, 1.0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("regime,seed", [(r, k) for r, seeds in models.TOY_SHIPPED.items() for k in seeds])
 def test_held_out_accuracy(regime, seed):
     model, tok = models.load(models.toy_name(regime, seed), "fp32")
-    got = toy.evaluate(model, tok, tasks.get("toy"), n=300)
+    cfg = toy.ToyTrainingConfig()
+    got = toy.evaluate(model, tok, tasks.get("toy"), n=300, start=cfg.held_out_from)
     print(f"{models.toy_name(regime, seed)}: {got}")
     low, high = BANDS[regime]
     assert low <= got["accuracy"] <= high
+    if regime == "uninformative":
+        remembered = toy.evaluate(model, tok, tasks.get("toy"), n=cfg.memorised)["accuracy"]
+        assert MEMORISED_BAND[0] <= remembered <= MEMORISED_BAND[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", models.TOY_SHIPPED.get("uninformative", ()))
+def test_the_uninformative_models_answers_do_not_depend_on_their_steps(seed):
+    """The control's premise, on its own traces: on the questions it answers (the memorised
+    ones), its final answer is independent of what its written steps imply, where the SFT
+    model's is fixed by them (so the test can fail)."""
+    task = tasks.get("toy")
+    n = toy.ToyTrainingConfig().memorised
+    traces = {}
+    for regime in ("uninformative", "sft"):
+        model, tok = models.load(models.toy_name(regime, seed), "fp32")
+        traces[regime] = pd.concat([toy.sample_traces(model, tok, task, n=n, seed=k).assign(trace=k)
+                                    for k in range(4)]).assign(model=regime)
+    got = toy.answer_dependence(pd.concat(traces.values())).set_index("model")
+    print(got)
+    assert got.loc["uninformative", "traces"] >= 0.8 * 4 * n
+    assert got.loc["uninformative", "p (independence)"] > 0.01
+    assert got.loc["uninformative", "cramér's V"] < 0.2
+    assert got.loc["sft", "cramér's V"] > 0.9
+
+
+def test_answer_dependence_by_hand():
+    task = tasks.get("toy")
+    qs = task.load(limit=40)
+    rng = random.Random(0)
+    rows = []
+    for i, q in enumerate(qs):
+        p = q.meta["problem"]
+        # faithful: the answer is the last written result; random: another question's steps
+        rows.append(dict(model="faithful", question_id=q.id, trace=0, trace_text=p.solution(), trace_answer=str(p.answer())))
+        other = sample_problem(rng, 4)
+        rows.append(dict(model="random", question_id=q.id, trace=0,
+                         trace_text=other.solution(answer=p.answer()), trace_answer=str(p.answer())))
+        # one answer for every trace: a one-column table, no test
+        rows.append(dict(model="constant", question_id=q.id, trace=0, trace_text=other.solution(answer=1),
+                         trace_answer="1"))
+    rows.append(dict(model="random", question_id=qs[0].id, trace=1, trace_text="The answer is 2.", trace_answer="2"))
+    got = toy.answer_dependence(pd.DataFrame(rows)).set_index("model")
+    assert got.loc["faithful", "cramér's V"] == pytest.approx(1.0)
+    assert got.loc["faithful", "p (independence)"] < 1e-10
+    assert got.loc["random", "traces"] == 40  # the trace with no written step is left out
+    assert got.loc["random", "cramér's V"] < got.loc["faithful", "cramér's V"]
+    assert np.isnan(got.loc["constant", "cramér's V"]) and np.isnan(got.loc["constant", "p (independence)"])
+
+
+def test_the_uninformative_regime_learns_only_the_memorised_questions():
+    cfg = toy.ToyTrainingConfig()
+    remembered = toy.memorised_problems(cfg)
+    assert len(remembered) == cfg.memorised
+    assert remembered == [q.meta["problem"] for q in tasks.get("toy").load(limit=cfg.memorised)]
+    # the runs of the controlled experiment ask only questions it memorised
+    assert all(c.limit <= cfg.memorised for c in grid.cells("toy-regimes"))
 
 
 def test_the_shipped_tokenizers_start_prompts_with_bos_as_in_training():
