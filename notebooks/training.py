@@ -40,20 +40,24 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 # * **rl-base**: the same reward from the base model, with no SFT: does a correctness reward
 #   alone make prefixes informative?
 # * **uninformative**: the base model trained on triples whose answer is always right but whose
-#   written steps are another question's: meant to be accurate with prefixes that carry no
-#   information about the answer by construction, to separate "the coefficient tracks
-#   correctness because the model is accurate" from "because its prefixes inform the answer".
-#   Whether a model this small learns to answer without informative steps is in the training
-#   table (its accuracy beside chance, 1 in 5); where it does not, it is no such control.
+#   written steps are another question's, for the test questions the runs ask (the first ones,
+#   as many as printed below): accurate because it remembers their answers (as a language model recalls a benchmark it
+#   was trained on), with prefixes that carry no information about the answer by construction.
+#   It separates "the coefficient tracks correctness because the model is accurate" from
+#   "because its prefixes inform the answer". The first design, the same triples over all
+#   questions, cannot work in a model this small: without informative steps the answer is a sum
+#   of five digits modulo 5, no one of which predicts it, and such a model stayed at chance (the
+#   measurements are in `siautil.toy`'s documentation). The training table gives its accuracy
+#   on the questions it remembers and on the others (chance, 1 in 5).
 #
 # Competence is measured apart from answers: **step accuracy** (each written step right given
 # the previous written value) and **faithfulness** (the final answer equals what the written
 # steps imply). All models then go through the same sampling engine, estimators and
 # diagnostics as the language models of the other chapters, with one sampling setting for all
-# (`grid.TOY`: temperature 2.0, no nucleus), chosen so that every regime makes some errors (a
-# model that is always right has no defined coefficient). The training table gives accuracy at
-# temperature 1.0 as well: the models with flatter distributions (base, RL from base) lose most
-# of theirs at 2.0, so compare the two columns before reading a regime's coefficient.
+# (`grid.CONTROLLED`: a temperature above 1, no nucleus; the next section shows what the
+# temperature does), chosen so that every regime makes some errors (a model that is always right
+# has no defined coefficient) while none falls below chance. The tables give accuracy at that
+# setting and at temperature 1.0, on the same questions.
 
 # %% tags=["parameters"]
 toy_profile = "toy-regimes"   # every shipped toy model, original and shuffled prefixes (stored with the project)
@@ -74,21 +78,40 @@ runs.summary(pd.concat([original, shuffled])).groupby("shuffled")[["questions", 
 # %% [markdown]
 # ## Training
 #
-# Per model: the training time on one CPU thread, and accuracy, step accuracy and faithfulness
-# of one sample per held-out question at temperature 1.0 (500 questions), as recorded when it
-# was trained (`siautil toy train` reproduces the weights bit for bit; `SHA256SUMS` holds them).
+# Per model: the training time on one CPU thread; accuracy, step accuracy, faithfulness and the
+# mixture of its solutions (correct, slipped, unfaithful: the base corpus's three kinds, in the
+# shares printed below) from one sample per held-out question at temperature 1.0 (test questions
+# no run asks and no regime memorised); the base phase's updates (it trains until it has learned
+# the arithmetic, `toy.train_until_learned`); and accuracy on the runs' questions, as recorded
+# when it was trained (`siautil toy train` reproduces the weights bit for bit; `SHA256SUMS` holds them).
 
 # %%
 training = toy.training_report()
 print(f"{len(training)} models shipped, {sum(f.stat().st_size for f in toy.ASSETS.rglob('*.safetensors')) / 2**20:.1f} MiB "
       f"of weights, {training['seconds'].sum() / 60:.1f} minutes of training in all")
+cfg = toy.ToyTrainingConfig()
+print(f"base corpus: correct {cfg.p_correct}, slipped {cfg.p_slip}, unfaithful {cfg.p_unfaithful}; "
+      f"the runs ask, and the uninformative regime memorised, the first {cfg.memorised} test questions; "
+      f"held out: those from index {cfg.held_out_from} on")
 training.round(3)
+
+# %% [markdown]
+# ## The sampling setting
+#
+# Accuracy on the runs' questions (two samples of each), per regime (seed 0) and temperature;
+# the runs sample at the temperature printed first.
+
+# %%
+print(f"the runs' sampling setting: temperature {grid.CONTROLLED.temperature}, top-p {grid.CONTROLLED.top_p}")
+toy.accuracy_by_temperature().round(3)
 
 # %% [markdown]
 # ## The table: competence, coefficient and signatures per regime
 #
 # Per regime, over its seeds (mean, and the smallest and largest seed's value): accuracy at the
-# sampling setting of the runs, step accuracy and faithfulness read from the runs' traces; the
+# sampling setting of the runs and at temperature 1 (from training), step accuracy and
+# faithfulness read from the runs' traces, and how much the final answer depends on what the
+# written steps imply (Cramér's V: 0 independent, 1 fixed by them); the
 # paper's coefficient, the decoupled one (entropy and surprisal from disjoint continuations)
 # and the excess over the no-information baseline (see {doc}`alignment`); the paper's
 # coefficient under shuffled prefixes (Table 2); the Figure 1 summary (mean total information
@@ -96,7 +119,7 @@ training.round(3)
 # mid-trace AUC of $-\hat H_t$ for correctness).
 
 # %%
-per_model = regimes.per_model(original, shuffled, n_resamples=n_resamples)
+per_model = regimes.per_model(original, shuffled, n_resamples=n_resamples, training=training)
 regimes.by_regime(per_model).round(3)
 
 # %% [markdown]
@@ -109,7 +132,10 @@ per_model.drop(columns=["traces"]).round(3)
 # ## What it says
 #
 # Computed from the table above: per regime, in how many seeds the decoupled coefficient's
-# interval lies above 0, and whether accuracy alone predicts the coefficient across models.
+# interval lies above 0; whether accuracy alone predicts the coefficient across models; and the
+# experiment's three questions, each answered as measured: does SFT make prefixes informative
+# where base training does not (the paper's claim), does a correctness reward alone, and does
+# the paper's same-sample coefficient read the accurate but uninformative control as aligned.
 
 # %%
 print("\n".join(regimes.findings(per_model)))

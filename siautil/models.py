@@ -96,12 +96,12 @@ register(ModelSpec("smollm2-135m-instruct", smollm2_path, "SFT", "llama", True,
 TOY_ASSETS = Path(__file__).resolve().parent / "assets" / "toy"
 #: The toy training regimes (siautil.toy) and the regime label each one's models carry.
 TOY_REGIMES = {"base": "Base", "sft": "SFT", "rl": "SFT+RL", "rl-base": "Base+RL",
-               "uninformative": "SFT (uninformative steps)"}
+               "uninformative": "Memorised answers (uninformative steps)"}
 #: Training seeds a regime can be trained with: seed 0 is ``toy-<regime>``, seed k ``toy-<regime>-s<k>``.
 TOY_SEEDS = (0, 1, 2)
-#: The toy models that ship with the package, per regime the seeds trained so far (the others
-#: are registered and say how to train them: ``siautil toy train --regime R --seed K``).
-TOY_SHIPPED = {"base": (0,), "sft": (0,), "rl": (0,), "rl-base": (0,), "uninformative": (0,)}
+#: The toy models that ship with the package, per regime the seeds trained (a registered model
+#: that is missing says how to train it: ``siautil toy train --regime R --seed K``).
+TOY_SHIPPED = {regime: TOY_SEEDS for regime in TOY_REGIMES}
 TOY_REBUILD = "siautil toy train"
 
 

@@ -24,10 +24,13 @@ def regime_and_seed(model: str) -> tuple[str, int]:
 
 
 def per_model(records: pd.DataFrame, shuffled: pd.DataFrame | None = None, alpha: float = estimators.DEFAULT_ALPHA,
-              n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+              n_resamples: int = 1000, seed: int = 0, training: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per toy model of ``records``: its regime and seed; competence read from its traces
     (:func:`siautil.toy.competence`: accuracy at the run's sampling setting, step accuracy,
-    faithfulness); the paper's coefficient, the decoupled one and the excess over the
+    faithfulness); how much its final answers depend on what its steps imply
+    (:func:`siautil.toy.answer_dependence`, Cramér's V); with ``training``
+    (:func:`siautil.toy.training_report`), its accuracy at temperature 1 on the runs' questions;
+    the paper's coefficient, the decoupled one and the excess over the
     no-information baseline with their 95% bootstrap intervals over questions
     (:func:`siautil.coefficient.table`); the Figure 1 summary (the curve of
     :func:`siautil.diagnostics.cumulative_gain` at ``t = T``: mean total gain ``Ĝ_T`` over
@@ -37,6 +40,9 @@ def per_model(records: pd.DataFrame, shuffled: pd.DataFrame | None = None, alpha
     estimates = coefficient.table(records, alpha=alpha, n_resamples=n_resamples, seed=seed)
     keep = ["model"] + [f"{e}{s}" for e in ("paper", "decoupled", "excess") for s in ("", " low", " high")]
     out = competence.merge(estimates[keep + ["paper defined"]], on="model")
+    traces = records[["model", "question_id", "trace", "trace_text", "trace_answer"]]
+    dependence = toy.answer_dependence(traces)[["model", "cramér's V"]]
+    out = out.merge(dependence.rename(columns={"cramér's V": "answer on steps (V)"}), on="model", how="left")
     traj = estimators.estimate(records, alpha=alpha)
     curves, _ = diagnostics.cumulative_gain(traj, n_resamples=n_resamples, seed=seed, alpha=alpha)
     end = curves[(curves["measure"] == "gain") & np.isclose(curves["pos"], 1.0)]  # Figure 1 at t = T
@@ -51,11 +57,16 @@ def per_model(records: pd.DataFrame, shuffled: pd.DataFrame | None = None, alpha
                         on="model", how="left")
     out.insert(1, "regime", [regime_and_seed(m)[0] for m in out["model"]])
     out.insert(2, "seed", [regime_and_seed(m)[1] for m in out["model"]])
+    if training is not None:
+        at_one = training[["regime", "seed", "accuracy (runs' questions)"]]
+        out = out.merge(at_one.rename(columns={"accuracy (runs' questions)": "accuracy (temperature 1)"}),
+                        on=["regime", "seed"], how="left")
+        out.insert(4, "accuracy (temperature 1)", out.pop("accuracy (temperature 1)"))
     return out
 
 
 #: The columns :func:`by_regime` summarises over seeds.
-SUMMARISED = ("accuracy", "step accuracy", "faithfulness", "paper", "decoupled", "excess",
+SUMMARISED = ("accuracy", "accuracy (temperature 1)", "step accuracy", "faithfulness", "answer on steps (V)", "paper", "decoupled", "excess",
               "paper (shuffled prefixes)", "total gain (correct)", "total gain (incorrect)", "mid-trace AUC")
 
 
@@ -71,16 +82,30 @@ def by_regime(models_table: pd.DataFrame) -> pd.DataFrame:
     return out.loc[order]
 
 
+def _count(g: pd.DataFrame, column: str) -> tuple[int, int]:
+    """In how many of a regime's seeds ``column``'s bootstrap interval lies above 0, of how many."""
+    return int((g[f"{column} low"] > 0).sum()), len(g)
+
+
+def _share(k: int, n: int) -> str:
+    return "every seed" if k == n else "no seed" if k == 0 else f"{k} of {n} seeds"
+
+
 def findings(models_table: pd.DataFrame) -> list[str]:
     """What the table says, as sentences computed from it (so a chapter's prose cannot go stale):
     per regime, in how many seeds the decoupled coefficient's interval lies above 0 (prefixes
     inform the answer) and the paper's coefficient beside it; whether accuracy predicts the
-    decoupled coefficient across models (Spearman's rank correlation, ``scipy.stats``)."""
+    decoupled coefficient across models (Spearman's rank correlation, ``scipy.stats``); and,
+    where the regimes are present, the answers to the experiment's questions: does SFT make
+    prefixes informative where base training does not (the paper's claim), does a correctness
+    reward alone (RL from base), and does the paper's same-sample coefficient read the accurate
+    but uninformative control as aligned."""
     from scipy import stats
 
     out = []
-    for regime, g in models_table.groupby("regime", sort=False):
-        informative = int((g["decoupled low"] > 0).sum())
+    groups = dict(tuple(models_table.groupby("regime", sort=False)))
+    for regime, g in groups.items():
+        informative = _count(g, "decoupled")[0]
         out.append(f"{regime}: decoupled interval above 0 in {informative} of {len(g)} seeds "
                    f"(decoupled {g['decoupled'].mean():+.3f}, seeds {g['decoupled'].min():+.3f} to "
                    f"{g['decoupled'].max():+.3f}); paper's coefficient {g['paper'].mean():+.3f}; "
@@ -92,4 +117,21 @@ def findings(models_table: pd.DataFrame) -> list[str]:
         out.append(f"across {len(both)} models, Spearman's rank correlation with accuracy: decoupled "
                    f"{rho.statistic:+.3f} (p = {rho.pvalue:.3g}), paper's coefficient {paper.statistic:+.3f} "
                    f"(p = {paper.pvalue:.3g})")
+    if "sft" in groups and "base" in groups and "decoupled low" in models_table:
+        sft, base = _count(groups["sft"], "decoupled"), _count(groups["base"], "decoupled")
+        agrees = sft[0] == sft[1] and base[0] == 0
+        out.append(f"the paper's claim, SFT makes prefixes informative where base training does not: "
+                   f"{'borne out' if agrees else 'not borne out'} here (decoupled interval above 0 in "
+                   f"{_share(*sft)} of SFT, {_share(*base)} of base)")
+    if "rl-base" in groups and "decoupled low" in models_table:
+        k, n = _count(groups["rl-base"], "decoupled")
+        verdict = "does" if k == n else "does not" if k == 0 else "does in some seeds and not others"
+        out.append(f"a correctness reward alone (RL from base, no SFT) {verdict} make prefixes informative "
+                   f"here (decoupled interval above 0 in {_share(k, n)})")
+    if "uninformative" in groups and "paper low" in models_table and "decoupled low" in models_table:
+        g = groups["uninformative"]
+        paper, decoupled = _count(g, "paper"), _count(g, "decoupled")
+        reads = "reads it as aligned" if paper[0] else "does not read it as aligned"
+        out.append(f"the control, accurate with uninformative prefixes: the paper's same-sample coefficient "
+                   f"{reads} (interval above 0 in {_share(*paper)}), the decoupled one in {_share(*decoupled)}")
     return out

@@ -25,10 +25,11 @@ def test_every_profile_follows_the_protocol_with_one_chain():
         cells = grid.cells(profile)
         assert all(c.settings.stop == "eos" and c.settings.extraction == "strict-match" for c in cells)
         assert all(c.settings.top_k == 0 and c.settings.repetition_penalty == 1.0 for c in cells)
-        # one chain per profile, except the toy cells, which name their own (grid.TOY)
+        # one chain per profile, except the toy cells, which name their own (grid.TOY, grid.CONTROLLED)
         chains = {c.settings.chain() for c in cells if c.task != "toy"}
         assert len(chains) == (1 if any(c.task != "toy" for c in cells) else 0), (profile, chains)
-        assert {c.settings.chain() for c in cells if c.task == "toy"} <= {grid.TOY.chain()}
+        toy_chains = {c.settings.chain() for c in cells if c.task == "toy"}
+        assert toy_chains <= ({grid.CONTROLLED.chain()} if profile == "toy-regimes" else {grid.TOY.chain()})
 
 
 def test_select_one_model():

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from siautil import grid, models, regimes, runs
+from siautil import grid, models, regimes, runs, toy
 
 
 def test_regime_and_seed_read_the_registry_names():
@@ -33,7 +33,8 @@ def test_per_model_on_real_toy_runs(tmp_path):
     cells = [grid.Cell(m, "toy", settings, limit=6) for m in ("toy-base", "toy-sft")]
     records = runs.records("test", cells, runs_dir=tmp_path, progress=False)
     shuffled = runs.records("test", [c.shuffled() for c in cells], runs_dir=tmp_path, progress=False)
-    out = regimes.per_model(records, shuffled, n_resamples=50).set_index("model")
+    training = toy.training_report()
+    out = regimes.per_model(records, shuffled, n_resamples=50, training=training).set_index("model")
     assert list(out.index) == ["toy-base", "toy-sft"] and list(out["regime"]) == ["base", "sft"]
     assert (out["traces"] == 12).all()
     traces = records.drop_duplicates(["model", "question_id", "trace"])
@@ -41,6 +42,12 @@ def test_per_model_on_real_toy_runs(tmp_path):
     assert out[["step accuracy", "faithfulness"]].apply(lambda c: c.between(0, 1)).all().all()
     assert out.loc["toy-sft", "step accuracy"] > out.loc["toy-base", "step accuracy"]
     assert "paper (shuffled prefixes)" in out and "mid-trace AUC" in out and "total gain (correct)" in out
+    # temperature 1 from what training recorded, beside the runs' own accuracy
+    sft0 = training[(training.regime == "sft") & (training.seed == 0)]["accuracy (runs' questions)"].item()
+    assert out.loc["toy-sft", "accuracy (temperature 1)"] == sft0
+    # the SFT model's answers follow its steps more than the base model's
+    assert out["answer on steps (V)"].between(0, 1).all()
+    assert out.loc["toy-sft", "answer on steps (V)"] > out.loc["toy-base", "answer on steps (V)"]
 
 
 def test_findings_count_informative_seeds_and_correlate_with_accuracy():
@@ -51,3 +58,26 @@ def test_findings_count_informative_seeds_and_correlate_with_accuracy():
     assert sft.startswith("sft: decoupled interval above 0 in 1 of 2 seeds (decoupled +0.250")
     assert uninf.startswith("uninformative: decoupled interval above 0 in 0 of 2 seeds")
     assert corr.startswith("across 4 models, Spearman's rank correlation with accuracy: decoupled +0.400")
+
+
+def test_findings_answer_the_experiments_questions_as_measured():
+    """The verdict sentences follow the intervals, so the chapter says what was measured,
+    including when it contradicts the paper."""
+    def table(sft_low, base_low, rl_base_low, uninf_paper_low, uninf_decoupled_low):
+        rows = []
+        for regime, dec, pap in (("sft", sft_low, [0.1, 0.1]), ("base", base_low, [-0.1, -0.1]),
+                                 ("rl-base", rl_base_low, [0.1, 0.1]),
+                                 ("uninformative", uninf_decoupled_low, uninf_paper_low)):
+            for seed in (0, 1):
+                rows.append(dict(model=f"{regime}{seed}", regime=regime, seed=seed, accuracy=0.3 + 0.1 * len(rows),
+                                 paper=0.3 - 0.02 * len(rows) ** 2, decoupled=0.1 + 0.01 * len(rows) ** 3, **{"decoupled low": dec[seed], "paper low": pap[seed]}))
+        return pd.DataFrame(rows)
+
+    text = " | ".join(regimes.findings(table([0.1, 0.2], [-0.1, -0.2], [0.1, -0.1], [0.2, 0.3], [-0.1, -0.2])))
+    assert "SFT makes prefixes informative where base training does not: borne out" in text
+    assert "(RL from base, no SFT) does in some seeds and not others" in text and "1 of 2 seeds" in text
+    assert "the paper's same-sample coefficient reads it as aligned (interval above 0 in every seed), " \
+           "the decoupled one in no seed" in text
+    text = " | ".join(regimes.findings(table([-0.1, 0.2], [0.1, 0.2], [-0.1, -0.1], [-0.2, -0.3], [-0.1, -0.2])))
+    assert "not borne out here (decoupled interval above 0 in 1 of 2 seeds of SFT, every seed of base)" in text
+    assert "(RL from base, no SFT) does not make" in text and "does not read it as aligned" in text

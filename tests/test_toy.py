@@ -112,7 +112,7 @@ def test_shipped_weights_are_checked(tmp_path):
 #: regime's model changes what it can do. The uninformative regime is at chance on questions
 #: it did not memorise, and must be accurate on those it did (:data:`MEMORISED_BAND`).
 BANDS = {"base": (0.4, 0.7), "sft": (0.95, 1.0), "rl": (0.95, 1.0), "rl-base": (0.9, 1.0), "uninformative": (0.1, 0.3)}
-MEMORISED_BAND = (0.9, 1.0)
+MEMORISED_BAND = (0.7, 1.0)
 
 
 @pytest.mark.slow
