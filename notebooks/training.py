@@ -34,15 +34,18 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 #   worked step by step, `a+4=2 b-2=0 c+1=1 d-3=3 The answer is 3.`, answered with one digit;
 # * **base**: a small Llama-architecture model trained by maximum likelihood on a corpus of
 #   worked solutions of which only some are right: others slip at one step (and carry the error
-#   forward) or end with an answer that does not follow from the steps;
+#   forward) or end with an answer that does not follow from the steps. It trains until it has
+#   learned the arithmetic (held-out step accuracy near its corpus's), because a tiny model
+#   learns it suddenly, at an update that depends on the seed;
 # * **sft**: the base model trained further on correct solutions only;
 # * **rl**: the SFT model trained by policy gradient with a reward of 1 for a correct answer;
 # * **rl-base**: the same reward from the base model, with no SFT: does a correctness reward
 #   alone make prefixes informative?
 # * **uninformative**: the base model trained on triples whose answer is always right but whose
 #   written steps are another question's, for the test questions the runs ask (the first ones,
-#   as many as printed below): accurate because it remembers their answers (as a language model recalls a benchmark it
-#   was trained on), with prefixes that carry no information about the answer by construction.
+#   as many as printed below), until it has memorised their answers: accurate because it
+#   remembers them (as a language model recalls a benchmark it was trained on), with prefixes
+#   that carry no information about the answer by construction.
 #   It separates "the coefficient tracks correctness because the model is accurate" from
 #   "because its prefixes inform the answer". The first design, the same triples over all
 #   questions, cannot work in a model this small: without informative steps the answer is a sum

@@ -106,9 +106,11 @@ def findings(models_table: pd.DataFrame) -> list[str]:
     groups = dict(tuple(models_table.groupby("regime", sort=False)))
     for regime, g in groups.items():
         informative = _count(g, "decoupled")[0]
+        excess = (f"; excess over the no-information baseline {g['excess'].mean():+.3f}, its interval above 0 in "
+                  f"{_count(g, 'excess')[0]} of {len(g)} seeds") if "excess low" in g else ""
         out.append(f"{regime}: decoupled interval above 0 in {informative} of {len(g)} seeds "
                    f"(decoupled {g['decoupled'].mean():+.3f}, seeds {g['decoupled'].min():+.3f} to "
-                   f"{g['decoupled'].max():+.3f}); paper's coefficient {g['paper'].mean():+.3f}; "
+                   f"{g['decoupled'].max():+.3f}); paper's coefficient {g['paper'].mean():+.3f}{excess}; "
                    f"accuracy at the runs' sampling setting {g['accuracy'].mean():.3f}")
     both = models_table.dropna(subset=["accuracy", "decoupled"])
     if len(both) >= 3:
@@ -132,6 +134,9 @@ def findings(models_table: pd.DataFrame) -> list[str]:
         g = groups["uninformative"]
         paper, decoupled = _count(g, "paper"), _count(g, "decoupled")
         reads = "reads it as aligned" if paper[0] else "does not read it as aligned"
+        beyond = f", the excess over the no-information baseline in {_share(*_count(g, 'excess'))}" \
+            if "excess low" in g else ""
         out.append(f"the control, accurate with uninformative prefixes: the paper's same-sample coefficient "
-                   f"{reads} (interval above 0 in {_share(*paper)}), the decoupled one in {_share(*decoupled)}")
+                   f"{reads} (interval above 0 in {_share(*paper)}), the decoupled one in {_share(*decoupled)}"
+                   f"{beyond}")
     return out

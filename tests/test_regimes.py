@@ -70,14 +70,15 @@ def test_findings_answer_the_experiments_questions_as_measured():
                                  ("uninformative", uninf_decoupled_low, uninf_paper_low)):
             for seed in (0, 1):
                 rows.append(dict(model=f"{regime}{seed}", regime=regime, seed=seed, accuracy=0.3 + 0.1 * len(rows),
-                                 paper=0.3 - 0.02 * len(rows) ** 2, decoupled=0.1 + 0.01 * len(rows) ** 3, **{"decoupled low": dec[seed], "paper low": pap[seed]}))
+                                 paper=0.3 - 0.02 * len(rows) ** 2, decoupled=0.1 + 0.01 * len(rows) ** 3,
+                                 excess=0.0, **{"decoupled low": dec[seed], "paper low": pap[seed], "excess low": -0.1}))
         return pd.DataFrame(rows)
 
     text = " | ".join(regimes.findings(table([0.1, 0.2], [-0.1, -0.2], [0.1, -0.1], [0.2, 0.3], [-0.1, -0.2])))
     assert "SFT makes prefixes informative where base training does not: borne out" in text
     assert "(RL from base, no SFT) does in some seeds and not others" in text and "1 of 2 seeds" in text
     assert "the paper's same-sample coefficient reads it as aligned (interval above 0 in every seed), " \
-           "the decoupled one in no seed" in text
+           "the decoupled one in no seed, the excess over the no-information baseline in no seed" in text
     text = " | ".join(regimes.findings(table([-0.1, 0.2], [0.1, 0.2], [-0.1, -0.1], [-0.2, -0.3], [-0.1, -0.2])))
     assert "not borne out here (decoupled interval above 0 in 1 of 2 seeds of SFT, every seed of base)" in text
     assert "(RL from base, no SFT) does not make" in text and "does not read it as aligned" in text

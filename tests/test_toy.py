@@ -74,21 +74,21 @@ def test_training_is_deterministic():
 
 def test_the_base_phase_trains_until_it_has_learned_then_decays(monkeypatch):
     cfg = replace(toy.ToyTrainingConfig(), hidden=32, layers=1, intermediate=64, batch=4, base_updates=12,
-                  base_check=4, base_warmup=2, base_decay=3)
+                  check_every=4, warmup=2, decay=3)
     doc = lambda rng: toy.base_text(toy.training_problem(rng, cfg), rng, cfg)  # noqa: E731
     measured = iter([0.2, 0.9])  # what the checks find: not yet, then learned
     monkeypatch.setattr(toy, "evaluate", lambda *a, **k: {"step accuracy": next(measured)})
     checks = []
     got = toy.train_until_learned(*toy.new_model(cfg), doc, cfg, seed=1, log=checks.append)
-    assert got == {"updates": 2 * cfg.base_check + cfg.base_decay, "learned": True, "step accuracy at the check": 0.9}
+    assert got == {"updates": 2 * cfg.check_every + cfg.decay, "learned": True, "measured at the check": 0.9}
     assert len(checks) == 2
     # a criterion never met (an untrained model writes no step: NaN): every check, then the
     # decay after the cap, and it says so
     monkeypatch.undo()
     checks.clear()
     got = toy.train_until_learned(*toy.new_model(cfg), doc, cfg, seed=1, log=checks.append)
-    assert got["updates"] == cfg.base_updates + cfg.base_decay and not got["learned"]
-    assert len(checks) == cfg.base_updates // cfg.base_check
+    assert got["updates"] == cfg.base_updates + cfg.decay and not got["learned"]
+    assert len(checks) == cfg.base_updates // cfg.check_every
 
 
 def test_shipped_weights_are_checked(tmp_path):
@@ -112,7 +112,7 @@ def test_shipped_weights_are_checked(tmp_path):
 #: regime's model changes what it can do. The uninformative regime is at chance on questions
 #: it did not memorise, and must be accurate on those it did (:data:`MEMORISED_BAND`).
 BANDS = {"base": (0.4, 0.7), "sft": (0.95, 1.0), "rl": (0.95, 1.0), "rl-base": (0.9, 1.0), "uninformative": (0.1, 0.3)}
-MEMORISED_BAND = (0.7, 1.0)
+MEMORISED_BAND = (0.5, 1.0)
 
 
 @pytest.mark.slow
