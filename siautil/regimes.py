@@ -119,24 +119,31 @@ def findings(models_table: pd.DataFrame) -> list[str]:
         out.append(f"across {len(both)} models, Spearman's rank correlation with accuracy: decoupled "
                    f"{rho.statistic:+.3f} (p = {rho.pvalue:.3g}), paper's coefficient {paper.statistic:+.3f} "
                    f"(p = {paper.pvalue:.3g})")
+    def excess(*regimes_: str) -> str:
+        """How many seeds of each regime have their excess interval above 0 (empty without it)."""
+        if "excess low" not in models_table:
+            return ""
+        counts = " and ".join(f"{_share(*_count(groups[r], 'excess'))} of {r}" for r in regimes_)
+        return f"; by the excess over the no-information baseline, above 0 in {counts}"
+
     if "sft" in groups and "base" in groups and "decoupled low" in models_table:
         sft, base = _count(groups["sft"], "decoupled"), _count(groups["base"], "decoupled")
         agrees = sft[0] == sft[1] and base[0] == 0
-        out.append(f"the paper's claim, SFT makes prefixes informative where base training does not: "
-                   f"{'borne out' if agrees else 'not borne out'} here (decoupled interval above 0 in "
-                   f"{_share(*sft)} of SFT, {_share(*base)} of base)")
+        out.append(f"the paper's claim, SFT makes prefixes informative where base training does not: by the decoupled "
+                   f"coefficient {'borne out' if agrees else 'not borne out'} here (interval above 0 in {_share(*sft)} "
+                   f"of SFT, {_share(*base)} of base){excess('sft', 'base')}")
     if "rl-base" in groups and "decoupled low" in models_table:
         k, n = _count(groups["rl-base"], "decoupled")
         verdict = "does" if k == n else "does not" if k == 0 else "does in some seeds and not others"
-        out.append(f"a correctness reward alone (RL from base, no SFT) {verdict} make prefixes informative "
-                   f"here (decoupled interval above 0 in {_share(k, n)})")
+        out.append(f"a correctness reward alone (RL from base, no SFT) {verdict} make prefixes informative by the "
+                   f"decoupled coefficient here (interval above 0 in {_share(k, n)}){excess('rl-base')}")
     if "uninformative" in groups and "paper low" in models_table and "decoupled low" in models_table:
         g = groups["uninformative"]
         paper, decoupled = _count(g, "paper"), _count(g, "decoupled")
         reads = "reads it as aligned" if paper[0] else "does not read it as aligned"
-        beyond = f", the excess over the no-information baseline in {_share(*_count(g, 'excess'))}" \
-            if "excess low" in g else ""
+        caveat = ("; so a decoupled interval above 0 does not by itself show informative prefixes"
+                  if decoupled[0] else "")
         out.append(f"the control, accurate with uninformative prefixes: the paper's same-sample coefficient "
                    f"{reads} (interval above 0 in {_share(*paper)}), the decoupled one in {_share(*decoupled)}"
-                   f"{beyond}")
+                   f"{excess('uninformative')}{caveat}")
     return out
