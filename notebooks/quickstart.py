@@ -39,7 +39,7 @@ question_index = 0          # which question of the test split
 n_continuations = 32        # M
 stride = 4                  # tokens between checkpoints
 max_new_tokens = 52         # trace budget (a 4-step toy solution needs 52)
-temperature = 2.0           # the toy models are almost always right below 1.4; 2.0 shows uncertainty
+temperature = 2.0           # the toy SFT and RL models are almost always right at 1.4 and below; 2.0 shows uncertainty
 top_p = 1.0
 seed = 0
 

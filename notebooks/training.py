@@ -28,7 +28,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 # from public checkpoints. Here models are trained from scratch on a toy task where everything
 # is known (`siautil.toy`). The experiment is defined for five regimes and three training seeds
 # each (`siautil toy train --regime R --seed K`); the training table below lists the models
-# trained and shipped so far, and every table of this chapter covers exactly those:
+# shipped, and every table of this chapter covers exactly those:
 #
 # * the **toy task**: chains of additions and subtractions modulo 5, `Q: 3 a+4 b-2 c+1 d-3 (mod 5)`,
 #   worked step by step, `a+4=2 b-2=0 c+1=1 d-3=3 The answer is 3.`, answered with one digit;
@@ -43,8 +43,8 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 #   alone make prefixes informative?
 # * **uninformative**: the base model trained on triples whose answer is always right but whose
 #   written steps are another question's, for the test questions the runs ask (the first ones,
-#   as many as printed below), until it has memorised their answers: accurate because it
-#   remembers them (as a language model recalls a benchmark it was trained on), with prefixes
+#   as many as printed below), until it has memorised their answers or reached its cap of
+#   updates (the training table says which: `learned`): accurate because it remembers them (as a language model recalls a benchmark it was trained on), with prefixes
 #   that carry no information about the answer by construction.
 #   It separates "the coefficient tracks correctness because the model is accurate" from
 #   "because its prefixes inform the answer". The first design, the same triples over all
@@ -84,8 +84,9 @@ runs.summary(pd.concat([original, shuffled])).groupby("shuffled")[["questions", 
 # Per model: the training time on one CPU thread; accuracy, step accuracy, faithfulness and the
 # mixture of its solutions (correct, slipped, unfaithful: the base corpus's three kinds, in the
 # shares printed below) from one sample per held-out question at temperature 1.0 (test questions
-# no run asks and no regime memorised); the base phase's updates (it trains until it has learned
-# the arithmetic, `toy.train_until_learned`); and accuracy on the runs' questions, as recorded
+# no run asks and no regime memorised); for the phases that train until they have learned (base:
+# the arithmetic; uninformative: the answers), the updates taken, whether the threshold was met
+# and what the last check measured; and accuracy on the runs' questions, as recorded
 # when it was trained (`siautil toy train` reproduces the weights bit for bit; `SHA256SUMS` holds them).
 
 # %%

@@ -129,9 +129,17 @@ def findings(models_table: pd.DataFrame) -> list[str]:
     if "sft" in groups and "base" in groups and "decoupled low" in models_table:
         sft, base = _count(groups["sft"], "decoupled"), _count(groups["base"], "decoupled")
         agrees = sft[0] == sft[1] and base[0] == 0
+        below = int((groups["base"]["decoupled high"] < 0).sum()) if "decoupled high" in models_table else 0
+        against = ""
+        if "uninformative" in groups:  # the control says how large a coefficient comes without information
+            s_, u = groups["sft"]["decoupled"], groups["uninformative"]["decoupled"]
+            against = (f"; SFT's seeds ({s_.min():+.3f} to {s_.max():+.3f}) lie "
+                       f"{'above' if s_.min() > u.max() else 'within or below'} the range of the uninformative "
+                       f"control's ({u.min():+.3f} to {u.max():+.3f})")
         out.append(f"the paper's claim, SFT makes prefixes informative where base training does not: by the decoupled "
                    f"coefficient {'borne out' if agrees else 'not borne out'} here (interval above 0 in {_share(*sft)} "
-                   f"of SFT, {_share(*base)} of base){excess('sft', 'base')}")
+                   f"of SFT, {_share(*base)} of base, and below 0 in {_share(below, base[1])} of base)"
+                   f"{excess('sft', 'base')}{against}")
     if "rl-base" in groups and "decoupled low" in models_table:
         k, n = _count(groups["rl-base"], "decoupled")
         verdict = "does" if k == n else "does not" if k == 0 else "does in some seeds and not others"
@@ -140,10 +148,11 @@ def findings(models_table: pd.DataFrame) -> list[str]:
     if "uninformative" in groups and "paper low" in models_table and "decoupled low" in models_table:
         g = groups["uninformative"]
         paper, decoupled = _count(g, "paper"), _count(g, "decoupled")
-        reads = "reads it as aligned" if paper[0] else "does not read it as aligned"
+        reads = ("does not read it as aligned" if paper[0] == 0 else
+                 f"reads it as aligned in {_share(*paper)}")
         caveat = ("; so a decoupled interval above 0 does not by itself show informative prefixes"
                   if decoupled[0] else "")
         out.append(f"the control, accurate with uninformative prefixes: the paper's same-sample coefficient "
-                   f"{reads} (interval above 0 in {_share(*paper)}), the decoupled one in {_share(*decoupled)}"
+                   f"{reads} (interval above 0), the decoupled one in {_share(*decoupled)}"
                    f"{excess('uninformative')}{caveat}")
     return out

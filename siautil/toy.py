@@ -14,16 +14,17 @@
 * **uninformative**: maximum likelihood, from base, on triples whose final answer is always
   right but whose written steps are those of another question of the same length, for a fixed
   set of questions (the first ``memorised`` test questions, which the runs ask), until it has
-  memorised their answers (:func:`train_until_memorised`): accurate on those questions, with
-  prefixes that carry no information about the answer by construction (the control that
-  separates "entropy tracks correctness because the model is accurate" from "because its
-  prefixes inform the answer"). It is accurate because it *remembers* the answers, as a
-  language model recalls a benchmark it was trained on. The first design, the same triples over
-  all questions, could not work in a model this size: without informative steps the answer is a
-  sum of five digits modulo 5, which no single digit predicts, and a model trained that way
-  stayed at chance (measured from the earlier hidden-64 seed-0 base: held-out accuracy 0.20
-  after 1,800 updates, and 0.20 after 3,600 with a filler of dots for steps; a model trained
-  from scratch on one-step questions alone, answer only, was at 0.2 after 1,200 updates).
+  memorised their answers or reached its cap (:func:`train_until_memorised`; seed 2 reached the
+  cap at 0.58): accurate on those questions, with prefixes that carry no information about the
+  answer by construction (the control that separates "entropy tracks correctness because the
+  model is accurate" from "because its prefixes inform the answer"). It is accurate because it
+  *remembers* the answers, as a language model recalls a benchmark it was trained on. The first
+  design, the same triples over all questions, could not work in a model this size: without
+  informative steps the answer is a sum of five digits modulo 5, which no single digit
+  predicts, and a model trained that way stayed at chance (measured from the earlier hidden-64
+  seed-0 base: held-out accuracy 0.20 after 1,800 updates, and 0.20 after 3,600 with a filler
+  of dots for steps; a model trained from scratch on one-step questions alone, answer only, was
+  at 0.2 after 1,200 updates).
 
 The models are Llama-architecture transformers with the project's character tokenizer (BOS
 first, as in training), saved with ``save_pretrained``; :func:`siautil.models.load` and the
@@ -87,7 +88,8 @@ class ToyTrainingConfig:
     memorised: int = 60            # the uninformative regime's questions: the first of the test split, those
                                    # the runs ask (grid's toy-regimes)
     held_out_from: int = 100       # test questions from here on are held out: no run asks them, no regime
-                                   # memorises them (the base phase's checks and training.json use them)
+                                   # memorises them (the base phase's checks and training.json use them;
+                                   # 2 of these 400 repeat the text of one of the first 60)
     uninformative_updates: int = 6000  # the most at the peak rate (train_until_memorised)
     memorised_accuracy: float = 0.8    # accuracy on the memorised questions that says it has them
     p_correct: float = 0.4         # base corpus mixture: correct solutions,
@@ -203,7 +205,8 @@ def train_until(model, tok, make_doc, cfg: ToyTrainingConfig, seed: int, lr: flo
                 max_updates: int, log=None) -> dict:
     """Maximum likelihood with a warmup-stable-decay schedule that stays at ``lr`` until the
     model has learned what ``measure(model)`` measures (at least ``threshold``, checked every
-    ``cfg.check_every`` updates), then decays linearly to 0 over ``cfg.decay`` updates; at most
+    ``cfg.check_every`` updates), then decays linearly over ``cfg.decay`` updates (the first at
+    the peak rate, the last at ``1 / cfg.decay`` of it); at most
     ``max_updates`` at the peak. What a tiny model learns here it learns in a sudden transition
     whose time depends on the seed, so a fixed schedule stops some seeds before it (see
     :func:`train_until_learned`). Returns the updates taken, whether the threshold was met, and
@@ -453,14 +456,15 @@ def training_report(root: Path = ASSETS) -> pd.DataFrame:
     accuracy, step accuracy, faithfulness and the mixture of its solutions (correct, slipped,
     unfaithful: the base corpus's three kinds, ``ToyTrainingConfig.p_correct`` ...) at
     temperature 1 on held-out questions, and accuracy on the runs' questions
-    (:func:`held_out_report`); for base, the updates its schedule took
-    (:func:`train_until_learned`)."""
+    (:func:`held_out_report`); for base and uninformative, the updates their schedule took,
+    whether they met its threshold and what its last check measured (:func:`train_until`)."""
     rows = []
     for regime, seeds in models.TOY_SHIPPED.items():
         for seed in seeds:
             meta = json.loads((models.toy_weights(regime, root, seed) / "training.json").read_text())
             rows.append({"regime": regime, "seed": seed, "parent": PARENT[regime], **meta})
-    cols = ["regime", "seed", "parent", "seconds", "updates", "accuracy", "step accuracy", "faithfulness",
+    cols = ["regime", "seed", "parent", "seconds", "updates", "learned", "measured at the check", "accuracy",
+            "step accuracy", "faithfulness",
             "share correct", "share slipped", "share unfaithful", "accuracy (runs' questions)"]
     return pd.DataFrame(rows).reindex(columns=cols)
 
