@@ -66,8 +66,9 @@ def per_model(records: pd.DataFrame, shuffled: pd.DataFrame | None = None, alpha
 
 
 #: The columns :func:`by_regime` summarises over seeds.
-SUMMARISED = ("accuracy", "accuracy (temperature 1)", "step accuracy", "faithfulness", "answer on steps (V)", "paper", "decoupled", "excess",
-              "paper (shuffled prefixes)", "total gain (correct)", "total gain (incorrect)", "mid-trace AUC")
+SUMMARISED = ("accuracy", "accuracy (temperature 1)", "step accuracy", "faithfulness", "answer on steps (V)",
+              "paper", "decoupled", "excess", "paper (shuffled prefixes)", "total gain (correct)",
+              "total gain (incorrect)", "mid-trace AUC")
 
 
 def by_regime(models_table: pd.DataFrame) -> pd.DataFrame:
@@ -106,11 +107,11 @@ def findings(models_table: pd.DataFrame) -> list[str]:
     groups = dict(tuple(models_table.groupby("regime", sort=False)))
     for regime, g in groups.items():
         informative = _count(g, "decoupled")[0]
-        excess = (f"; excess over the no-information baseline {g['excess'].mean():+.3f}, its interval above 0 in "
-                  f"{_count(g, 'excess')[0]} of {len(g)} seeds") if "excess low" in g else ""
+        baseline = (f"; excess over the no-information baseline {g['excess'].mean():+.3f}, its interval above 0 "
+                    f"in {_count(g, 'excess')[0]} of {len(g)} seeds") if "excess low" in g else ""
         out.append(f"{regime}: decoupled interval above 0 in {informative} of {len(g)} seeds "
                    f"(decoupled {g['decoupled'].mean():+.3f}, seeds {g['decoupled'].min():+.3f} to "
-                   f"{g['decoupled'].max():+.3f}); paper's coefficient {g['paper'].mean():+.3f}{excess}; "
+                   f"{g['decoupled'].max():+.3f}); paper's coefficient {g['paper'].mean():+.3f}{baseline}; "
                    f"accuracy at the runs' sampling setting {g['accuracy'].mean():.3f}")
     both = models_table.dropna(subset=["accuracy", "decoupled"])
     if len(both) >= 3:
@@ -119,6 +120,7 @@ def findings(models_table: pd.DataFrame) -> list[str]:
         out.append(f"across {len(both)} models, Spearman's rank correlation with accuracy: decoupled "
                    f"{rho.statistic:+.3f} (p = {rho.pvalue:.3g}), paper's coefficient {paper.statistic:+.3f} "
                    f"(p = {paper.pvalue:.3g})")
+
     def excess(*regimes_: str) -> str:
         """How many seeds of each regime have their excess interval above 0 (empty without it)."""
         if "excess low" not in models_table:
