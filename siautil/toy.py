@@ -478,7 +478,7 @@ def save(model, tok, out: Path, meta: dict) -> None:
 
 def _train_regime(regime: str, model, tok, task: ToyTask, cfg: ToyTrainingConfig, log) -> dict:
     """One regime's objective, applied to ``model`` (its parent's weights); returns what the
-    schedule recorded (the base phase's updates and criterion)."""
+    schedule recorded (the updates and threshold of the phases trained until they have learned)."""
     if regime == "base":
         return train_until_learned(model, tok, lambda rng: base_text(training_problem(rng, cfg), rng, cfg), cfg,
                                    seed=cfg.seed + 1, log=log)
