@@ -9,6 +9,7 @@ to edit and review; ``jupytext --sync notebooks/*.py`` brings the two together. 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -22,6 +23,11 @@ from .errors import SiautilError
 
 #: Cell tag papermill gives the cell it injects; the book hides that cell.
 INJECTED_TAG = "injected-parameters"
+#: Seconds a chapter's cell may run before it is stopped (``$SIAUTIL_CELL_TIMEOUT`` overrides): the
+#: default book's longest cell takes about two minutes on a 2-core CPU, and a kernel that stops
+#: answering (seen once in CI) would otherwise hold the build forever.
+CELL_TIMEOUT = 1200
+TIMEOUT_ENV = "SIAUTIL_CELL_TIMEOUT"
 
 
 class ChapterError(SiautilError, RuntimeError):
@@ -129,12 +135,23 @@ def execute(name: str, parameters: Mapping[str, Any] | None = None, root: Path |
     check_parameters(name, source, parameters)
     output = root / "book" / f"{name}.ipynb"
     output.parent.mkdir(exist_ok=True)
+    timeout = int(os.environ.get(TIMEOUT_ENV, CELL_TIMEOUT))
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(source), str(output), parameters=parameters, kernel_name=kernel,
-            cwd=str(output.parent), progress_bar=False,
-        )
+        for attempt in (1, 2):
+            try:
+                papermill.execute_notebook(
+                    str(source), str(output), parameters=parameters, kernel_name=kernel,
+                    cwd=str(output.parent), progress_bar=False, execution_timeout=timeout,
+                )
+                break
+            except TimeoutError:  # nbclient's CellTimeoutError is one
+                if attempt == 2:
+                    raise ChapterError(
+                        f"chapter {name!r}: a cell ran past {timeout} s twice; a chapter that samples "
+                        f"runs itself may need more: set ${TIMEOUT_ENV}, or sample ahead with "
+                        "`siautil grid --profile PROFILE --no-book`") from None
+                print(f"[book] {name}: a cell ran past {timeout} s; executing the chapter again", flush=True)
     except PapermillExecutionError as e:
         raise ChapterError(
             f"chapter {name!r} ({source.relative_to(root)}) failed in cell {e.cell_index} "
@@ -155,22 +172,63 @@ def build_html(root: Path) -> Path:
     return root / "_build" / "html"
 
 
+def _execute_timed(name: str, parameters: Mapping[str, Any], root: Path, threads: int | None) -> float:
+    """:func:`execute` in a worker process; its kernel gets ``threads`` OpenMP threads."""
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # the kernel inherits it
+    start = time.perf_counter()
+    execute(name, parameters, root)
+    return time.perf_counter() - start
+
+
+def default_jobs() -> int:
+    """Chapters executed at once by default: one per core, at most 4 (a chapter's kernel
+    mostly waits on one thread of pandas, matplotlib or a small model)."""
+    from .models import cores
+
+    return max(1, min(cores(), 4))
+
+
 def build(names: Sequence[str] | None = None, parameters: Mapping[str, Any] | None = None,
-          root: Path | None = None, html: bool = True, parameters_if_declared: bool = False) -> None:
+          root: Path | None = None, html: bool = True, parameters_if_declared: bool = False,
+          jobs: int | None = 1) -> None:
     """Execute the chapters (all, or ``names``) and build the HTML book. With
     ``parameters_if_declared``, each chapter gets only the parameters it declares (the grid
-    passes ``profile`` to every chapter that has one)."""
+    passes ``profile`` to every chapter that has one). ``jobs`` chapters run at once, each
+    in its own kernel (``None``: :func:`default_jobs`); chapters never read each other's
+    outputs, so the book is the same in any order."""
     root = root or project_root()
     todo = list(names) if names else chapters(root)
+    jobs = default_jobs() if jobs is None else jobs
+    params = {}
     for name in todo:
-        print(f"[book] executing {name}", flush=True)
-        start = time.perf_counter()
-        params = dict(parameters or {})
+        params[name] = dict(parameters or {})
         if parameters_if_declared:
             declared = declared_parameters(root / "notebooks" / f"{name}.ipynb")
-            params = {k: v for k, v in params.items() if k in declared}
-        execute(name, params, root)
-        print(f"[book] {name}: {time.perf_counter() - start:.1f} s", flush=True)
+            params[name] = {k: v for k, v in params[name].items() if k in declared}
+    if jobs <= 1 or len(todo) <= 1:
+        for name in todo:
+            print(f"[book] executing {name}", flush=True)
+            print(f"[book] {name}: {_execute_timed(name, params[name], root, None):.1f} s", flush=True)
+    else:
+        import concurrent.futures as cf
+        import multiprocessing
+
+        from .models import cores
+
+        threads = max(1, cores() // jobs)
+        print(f"[book] executing {len(todo)} chapters, {jobs} at once", flush=True)
+        with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            running = {pool.submit(_execute_timed, name, params[name], root, threads): name for name in todo}
+            errors = []
+            for future in cf.as_completed(running):
+                try:
+                    print(f"[book] {running[future]}: {future.result():.1f} s", flush=True)
+                except ChapterError as e:  # the others still finish; every failure is reported
+                    print(f"[book] {running[future]} failed", flush=True)
+                    errors.append(str(e))
+        if errors:
+            raise ChapterError("\n".join(errors))
     missing = [n for n in chapters(root) if not (root / "book" / f"{n}.ipynb").exists()]
     if html:
         if missing:

@@ -21,7 +21,8 @@ ERROR_EXIT = 2
 def _book(args: argparse.Namespace) -> int:
     from . import book
 
-    book.build(args.chapter or None, book.parse_parameters(args.parameter or []), html=not args.no_html)
+    book.build(args.chapter or None, book.parse_parameters(args.parameter or []), html=not args.no_html,
+               jobs=args.jobs)
     return 0
 
 
@@ -57,12 +58,16 @@ def _grid(args: argparse.Namespace) -> int:
     if args.executor == "ray":
         from . import cluster
 
+        if args.workers is not None:
+            raise ValueError("--workers: only with --executor local (on Ray, --shards-per-cell and the cluster's CPUs)")
         sampler = cluster.sampler(**ray_options)
     elif ray_options:
         flags = ", ".join("--" + {"cpus": "cpus-per-task", "gpus": "gpus-per-task"}.get(k, k).replace("_", "-")
                           for k in ray_options)
         raise ValueError(f"{flags}: only with --executor ray")
-    runs.run_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, book=not args.no_book, sampler=sampler)
+
+    runs.run_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, book=not args.no_book, sampler=sampler,
+                  workers=args.workers, jobs=args.jobs)
     return 0
 
 
@@ -167,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="override a chapter parameter (value parsed as YAML), as papermill's -p")
     p.add_argument("--no-html", action="store_true", help="execute only; skip the Jupyter Book build")
+    p.add_argument("--jobs", type=int, metavar="N", help="chapters executed at once, each in its own kernel (default: one per core, at most 4)")
     p.set_defaults(func=_book)
 
     r = sub.add_parser("rollout", help="sample traces and continuations into a resumable run directory")
@@ -198,8 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--estimate", action="store_true", help="print the estimated cost and exit")
     g.add_argument("--device", default=None, help="device for --estimate (default: the detected one)")
     g.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="local: cell after cell in this process; ray: every (cell, shard) a task of a Ray cluster "
+                   help="local: on this machine (--workers); ray: every (cell, shard) a task of a Ray cluster "
                         "(pip install 'siautil[ray]'), retried when its worker dies")
+    g.add_argument("--jobs", type=int, metavar="N", help="chapters executed at once, each in its own kernel (default: one per core, at most 4)")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="local executor: sample in N processes of this machine, each cell cut into N shards "
+                        "(default: one per core, at most 4, on a CPU; 1 on a GPU, with --shard, and for the "
+                        "paper's large models)")
     ray_flags = g.add_argument_group("with --executor ray")
     ray_flags.add_argument("--address", help="Ray cluster to join: auto (the one this machine belongs to) or "
                                              "ray://HOST:10001 (default: $RAY_ADDRESS, else a local cluster)")

@@ -324,12 +324,34 @@ def cost(profile: str, device: str | None = None, mean_trace: int = 300) -> pd.D
                                              hours=df["hours"].sum())])], ignore_index=True)
 
 
+#: most worker processes the local grid starts by itself (each holds its own copy of a model)
+MAX_LOCAL_WORKERS = 4
+
+
+def local_workers(profile: str, workers: int | None = None, shard: str | None = None) -> tuple[int, int]:
+    """``(processes, torch threads each)`` for the local grid. By default one process per core
+    (at most :data:`MAX_LOCAL_WORKERS`) on a CPU, sharing the cores, and one process with every
+    core on a GPU (one model on one card), with ``--shard`` (the machine's share is already cut)
+    and for the paper's profiles (models of billions of parameters, one copy per process)."""
+    cores = models.cores()
+    if workers is None:
+        serial = shard or profile.startswith("paper") or models.default_device().startswith("cuda")
+        workers = 1 if serial else max(1, min(cores, MAX_LOCAL_WORKERS))
+    elif workers < 1:
+        raise ValueError(f"--workers {workers}: give at least 1")
+    elif workers > 1 and shard:
+        raise ValueError("--shard cuts the grid between machines; on one machine use --workers alone")
+    return workers, max(1, cores // workers) if workers > 1 else torch.get_num_threads()
+
+
 def run_grid(profile: str, runs_dir: str | Path | None = None, shard: str | None = None, book: bool = True,
-             progress: bool = True, sampler=None) -> None:
+             progress: bool = True, sampler=None, workers: int | None = None, jobs: int | None = None) -> None:
     """Sample every cell of ``profile`` (resumable, shardable), then execute the chapters with
     parameters pointing at the stores and build the book. ``sampler(profile, runs_dir,
     progress)`` samples the cells instead of this process, e.g. on a Ray cluster
-    (:func:`siautil.cluster.sampler`)."""
+    (:func:`siautil.cluster.sampler`); otherwise ``workers`` processes of this machine sample them
+    (:func:`local_workers` decides how many when ``None``; :func:`siautil.cluster.run_local`).
+    ``jobs`` chapters execute at once (default: :func:`siautil.book.default_jobs`)."""
     if sampler is not None and shard:
         raise ValueError("--shard splits a grid between machines by hand; with --executor ray "
                          "use --shards-per-cell and let the cluster place the shards")
@@ -346,8 +368,14 @@ def run_grid(profile: str, runs_dir: str | Path | None = None, shard: str | None
     if sampler is not None:
         sampler(profile, runs_dir, progress)
     else:
-        for cell in grid.cells(profile):
-            ensure(cell, profile, runs_dir, shard=shard, progress=progress)
+        workers, threads = local_workers(profile, workers, shard)
+        if workers > 1:
+            from . import cluster
+
+            cluster.run_local(profile, runs_dir, workers=workers, threads=threads, progress=progress)
+        else:
+            for cell in grid.cells(profile):
+                ensure(cell, profile, runs_dir, shard=shard, progress=progress)
     if book and url:
         print(f"the book reads local run stores: copy {runs_dir} to a local directory and run "
               f"`siautil grid --profile {profile} --runs-dir DIR` there to build it", flush=True)
@@ -358,4 +386,4 @@ def run_grid(profile: str, runs_dir: str | Path | None = None, shard: str | None
         params = {"profile": profile}
         if runs_dir:
             params["runs_dir"] = str(Path(runs_dir.removeprefix("file://") if isinstance(runs_dir, str) else runs_dir).resolve())
-        book_mod.build(parameters=params, parameters_if_declared=True)
+        book_mod.build(parameters=params, parameters_if_declared=True, jobs=jobs)

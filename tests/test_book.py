@@ -58,6 +58,36 @@ def test_execute_hides_injected_cell_and_records_the_run(project):
     assert "executed by papermill" in nb["cells"][-1]["source"]
 
 
+@pytest.mark.slow
+def test_chapters_run_at_once_and_one_failing_leaves_the_others_done(project, capsys):
+    (project / "notebooks" / "also.ipynb").write_text(json.dumps(_nb([
+        ("n = 1", ["parameters"]),
+        ("import os\nprint('threads', os.environ.get('OMP_NUM_THREADS'))", []),
+    ])))
+    with pytest.raises(book.ChapterError, match="broken with n=3"):
+        book.build(["bad", "good", "also"], root=project, html=False, jobs=2)
+    out = capsys.readouterr().out
+    assert "3 chapters, 2 at once" in out and "[book] bad failed" in out
+    for name in ("good", "also"):
+        assert "executed by papermill" in json.loads((project / "book" / f"{name}.ipynb").read_text())["cells"][-1]["source"]
+    from siautil.models import cores
+
+    printed = json.dumps([c.get("outputs") for c in json.loads((project / "book" / "also.ipynb").read_text())["cells"]])
+    assert f"threads {max(1, cores() // 2)}" in printed  # each kernel gets its share of the cores
+
+
+@pytest.mark.slow
+def test_a_cell_past_its_time_is_stopped_and_the_chapter_tried_again(project, monkeypatch, capsys):
+    (project / "notebooks" / "slow.ipynb").write_text(json.dumps(_nb([
+        ("n = 1", ["parameters"]),
+        ("import time\ntime.sleep(60)", []),
+    ])))
+    monkeypatch.setenv(book.TIMEOUT_ENV, "3")
+    with pytest.raises(book.ChapterError, match=r"ran past 3 s twice.*\$SIAUTIL_CELL_TIMEOUT"):
+        book.execute("slow", root=project)
+    assert "executing the chapter again" in capsys.readouterr().out
+
+
 def test_unknown_parameter_is_named(project):
     with pytest.raises(book.ChapterError, match=r"no parameter 'm'.*its parameters are: label, n"):
         book.execute("good", {"m": 1}, root=project)
