@@ -65,9 +65,15 @@ def _grid(args: argparse.Namespace) -> int:
         flags = ", ".join("--" + {"cpus": "cpus-per-task", "gpus": "gpus-per-task"}.get(k, k).replace("_", "-")
                           for k in ray_options)
         raise ValueError(f"{flags}: only with --executor ray")
+    elif "://" not in (args.runs_dir or "").removeprefix("file://"):  # run_grid refuses other URLs
+        workers, threads = runs.local_workers(args.profile, args.workers, args.shard)
+        if workers > 1:
+            from . import cluster
+
+            sampler = cluster.local_sampler(workers, threads)
 
     runs.run_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, book=not args.no_book, sampler=sampler,
-                  workers=args.workers, jobs=args.jobs)
+                  jobs=args.jobs)
     return 0
 
 

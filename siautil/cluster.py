@@ -227,3 +227,11 @@ def sampler(**options):
 
     return sample
 
+
+def local_sampler(workers: int, threads: int = 1):
+    """What :func:`siautil.runs.run_grid` calls to sample a profile's cells in ``workers``
+    processes of this machine (:func:`run_local`)."""
+    def sample(profile: str, runs_dir, progress: bool) -> pd.DataFrame:
+        return run_local(profile, runs_dir, workers=workers, threads=threads, progress=progress)
+
+    return sample

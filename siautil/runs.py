@@ -345,13 +345,13 @@ def local_workers(profile: str, workers: int | None = None, shard: str | None = 
 
 
 def run_grid(profile: str, runs_dir: str | Path | None = None, shard: str | None = None, book: bool = True,
-             progress: bool = True, sampler=None, workers: int | None = None, jobs: int | None = None) -> None:
+             progress: bool = True, sampler=None, jobs: int | None = None) -> None:
     """Sample every cell of ``profile`` (resumable, shardable), then execute the chapters with
     parameters pointing at the stores and build the book. ``sampler(profile, runs_dir,
     progress)`` samples the cells instead of this process, e.g. on a Ray cluster
-    (:func:`siautil.cluster.sampler`); otherwise ``workers`` processes of this machine sample them
-    (:func:`local_workers` decides how many when ``None``; :func:`siautil.cluster.run_local`).
-    ``jobs`` chapters execute at once (default: :func:`siautil.book.default_jobs`)."""
+    (:func:`siautil.cluster.sampler`) or in worker processes of this machine
+    (:func:`siautil.cluster.local_sampler`, which ``siautil grid`` uses when :func:`local_workers`
+    says so). ``jobs`` chapters execute at once (default: :func:`siautil.book.default_jobs`)."""
     if sampler is not None and shard:
         raise ValueError("--shard splits a grid between machines by hand; with --executor ray "
                          "use --shards-per-cell and let the cluster place the shards")
@@ -368,14 +368,8 @@ def run_grid(profile: str, runs_dir: str | Path | None = None, shard: str | None
     if sampler is not None:
         sampler(profile, runs_dir, progress)
     else:
-        workers, threads = local_workers(profile, workers, shard)
-        if workers > 1:
-            from . import cluster
-
-            cluster.run_local(profile, runs_dir, workers=workers, threads=threads, progress=progress)
-        else:
-            for cell in grid.cells(profile):
-                ensure(cell, profile, runs_dir, shard=shard, progress=progress)
+        for cell in grid.cells(profile):
+            ensure(cell, profile, runs_dir, shard=shard, progress=progress)
     if book and url:
         print(f"the book reads local run stores: copy {runs_dir} to a local directory and run "
               f"`siautil grid --profile {profile} --runs-dir DIR` there to build it", flush=True)
