@@ -49,6 +49,10 @@ class _Step:
         self.width = 1                  # own positions attended (the longest row's, plus this step's)
         self.prefix_cols = 0            # score columns for prefixes (the longest prefix in use)
         self.groups: list[tuple[int, torch.Tensor, int]] = []  # (source, its rows, its longest prefix)
+        # the groups laid out as one padded batch: slot of each (group, place) (G * R), and
+        # which of those places hold a row (their index in that layout, and their slots)
+        self.padded = self.placed = self.placed_rows = None
+        self.places = 0                 # R: the most rows of any group
         self.hidden: torch.Tensor | None = None  # (B, 1, 1, prefix_cols + width): True where masked
 
 
@@ -171,6 +175,13 @@ class SlotCache(Cache):
                 groups.setdefault(src, []).append(j)
         self.step.groups = [(src, torch.tensor(rows, device=dev), max(self.prefix[j] for j in rows))
                             for src, rows in groups.items()]
+        places = max(map(len, groups.values()), default=0)
+        padded = [rows[p] if p < len(rows) else 0 for rows in groups.values() for p in range(places)]
+        placed = [g * places + p for g, rows in enumerate(groups.values()) for p in range(len(rows))]
+        self.step.places = places
+        self.step.padded = torch.tensor(padded, dtype=torch.long, device=dev)
+        self.step.placed = torch.tensor(placed, dtype=torch.long, device=dev)
+        self.step.placed_rows = self.step.padded[self.step.placed]
         cols = max((length for _, _, length in self.step.groups), default=0)
         self.step.prefix_cols = cols
         prefix = torch.tensor([n if src >= 0 else 0 for n, src in zip(self.prefix, self.source)], device=dev)
@@ -231,21 +242,31 @@ def slot_attention(module, query, key, value, attention_mask, scaling=None, drop
     own_k, own_v = layer._k[..., :width], layer._v[:, :, :width]
     scores = q.new_empty((b, hkv, r, cols + width), dtype=torch.float32)
     scores[..., cols:] = torch.matmul(q, own_k)
-    sources = cache.sources
-    for src, rows, length in s.groups:
-        sk = sources[src][module.layer_idx][0][0, :, :length]           # (Hkv, L, D)
-        qs = q.index_select(0, rows).transpose(0, 1).reshape(hkv, -1, d)  # (Hkv, rows * r, D)
-        part = torch.matmul(qs, sk.transpose(-1, -2)).reshape(hkv, len(rows), r, length).transpose(0, 1)
-        scores[rows, :, :, :length] = part.float()
+    groups, places = len(s.groups), s.places
+    if groups:
+        # every group's source keys and values in one padded batch, keys transposed like the
+        # slots' own: one product for all groups instead of a handful of small ones per group
+        layer_idx = module.layer_idx
+        kt = q.new_zeros((groups, hkv, d, cols))
+        vs = q.new_zeros((groups, hkv, cols, d))
+        for g, (src, _, length) in enumerate(s.groups):
+            sk, sv = cache.sources[src][layer_idx]
+            kt[g, :, :, :length] = sk[0, :, :length].transpose(-1, -2)
+            vs[g, :, :length] = sv[0, :, :length]
+        qg = q.index_select(0, s.padded).reshape(groups, places, hkv, r, d).transpose(1, 2)
+        part = torch.matmul(qg.reshape(groups, hkv, places * r, d), kt)
+        part = part.reshape(groups, hkv, places, r, cols).transpose(1, 2).reshape(groups * places, hkv, r, cols)
+        scores[s.placed_rows, :, :, :cols] = part.index_select(0, s.placed).float()
     scores.mul_(scaling if scaling is not None else d ** -0.5)
     if softcap is not None:
         scores = torch.tanh(scores / softcap) * softcap
     probs = scores.masked_fill_(s.hidden, float("-inf")).softmax(-1).to(own_v.dtype)
     out = torch.matmul(probs[..., cols:], own_v).float()  # the two parts are summed in float32
-    for src, rows, length in s.groups:
-        sv = sources[src][module.layer_idx][1][0, :, :length]
-        ps = probs.index_select(0, rows)[..., :length].transpose(0, 1).reshape(hkv, -1, length)
-        out.index_add_(0, rows, torch.matmul(ps, sv).float().reshape(hkv, len(rows), r, -1).transpose(0, 1))
+    if groups:
+        pg = probs.index_select(0, s.padded)[..., :cols].reshape(groups, places, hkv, r, cols).transpose(1, 2)
+        part = torch.matmul(pg.reshape(groups, hkv, places * r, cols), vs)
+        part = part.reshape(groups, hkv, places, r, d).transpose(1, 2).reshape(groups * places, hkv, r, d)
+        out.index_add_(0, s.placed_rows, part.index_select(0, s.placed).float())
     return out.to(query.dtype).reshape(b, hq, 1, -1).transpose(1, 2).contiguous(), None
 
 
