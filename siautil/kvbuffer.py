@@ -227,7 +227,11 @@ def slot_attention(module, query, key, value, attention_mask, scaling=None, drop
     The scores of a row are laid out as ``[its source's prefix | its own tokens]``: each
     source's keys are multiplied once with the queries of all its rows, each row's own keys
     with its own query; one masked softmax over the row gives exactly the attention over
-    its whole sequence; the values are read the same way."""
+    its whole sequence; the values are read the same way. The sources in use are copied
+    into one zero-padded batch per layer and step, so all groups take one product (a step
+    of SmolLM2 had about nine groups of six rows: per group, the indexing around a small
+    product cost several times the product). The padding adds exact zeros, and the stored
+    runs replay bit for bit across this change (``tests/test_stored.py``)."""
     cache = _ACTIVE.get()
     if cache is None:
         raise RuntimeError(f"{ATTENTION} attention runs only inside kvbuffer.attending(model, cache)")

@@ -289,9 +289,10 @@ def summary(records: pd.DataFrame) -> pd.DataFrame:
 
 
 #: Generated tokens per second assumed for the estimate, per device kind. These are rough
-#: assumptions, not measurements: the CPU figure sits between SmolLM2-135M in the default book
-#: (about 120 tok/s) and the benchmark's tiny model (about 2,000 tok/s); the CUDA figure has not
-#: been measured (benchmarks/rollout_throughput.py --device cuda measures it).
+#: assumptions, not measurements: the CPU figure sits between SmolLM2-135M in bf16 on one thread
+#: (200 tok/s in benchmarks/rollout_throughput.py, 8 GSM8K and 8 ARC-Easy questions) and the
+#: benchmark's tiny model (1,500-2,400 tok/s); the CUDA figure has not been measured
+#: (benchmarks/rollout_throughput.py --device cuda measures it).
 THROUGHPUT = {"cpu": 300.0, "cuda": 20000.0}
 #: Questions assumed for a cell without a limit whose task does not know its size.
 UNKNOWN_SIZE = 100
