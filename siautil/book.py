@@ -135,10 +135,14 @@ def execute(name: str, parameters: Mapping[str, Any] | None = None, root: Path |
     check_parameters(name, source, parameters)
     output = root / "book" / f"{name}.ipynb"
     output.parent.mkdir(exist_ok=True)
-    timeout = int(os.environ.get(TIMEOUT_ENV, CELL_TIMEOUT))
-    start = time.perf_counter()
+    try:
+        timeout = int(os.environ.get(TIMEOUT_ENV, CELL_TIMEOUT))
+    except ValueError:
+        raise ChapterError(f"${TIMEOUT_ENV}={os.environ[TIMEOUT_ENV]!r}: give the seconds a chapter's cell may run, "
+                           "as a whole number") from None
     try:
         for attempt in (1, 2):
+            start = time.perf_counter()
             try:
                 papermill.execute_notebook(
                     str(source), str(output), parameters=parameters, kernel_name=kernel,
@@ -148,9 +152,9 @@ def execute(name: str, parameters: Mapping[str, Any] | None = None, root: Path |
             except TimeoutError:  # nbclient's CellTimeoutError is one
                 if attempt == 2:
                     raise ChapterError(
-                        f"chapter {name!r}: a cell ran past {timeout} s twice; a chapter that samples "
-                        f"runs itself may need more: set ${TIMEOUT_ENV}, or sample ahead with "
-                        "`siautil grid --profile PROFILE --no-book`") from None
+                        f"chapter {name!r}: a cell ran past {timeout} s twice (the notebook as far as it ran is "
+                        f"at {output.relative_to(root)}); a chapter that samples runs itself may need more: set "
+                        f"${TIMEOUT_ENV}, or sample ahead with `siautil grid --profile PROFILE --no-book`") from None
                 print(f"[book] {name}: a cell ran past {timeout} s; executing the chapter again", flush=True)
     except PapermillExecutionError as e:
         raise ChapterError(
@@ -184,7 +188,7 @@ def _execute_timed(name: str, parameters: Mapping[str, Any], root: Path, threads
 def default_jobs() -> int:
     """Chapters executed at once by default: one per core, at most 4 (a chapter's kernel
     mostly waits on one thread of pandas, matplotlib or a small model)."""
-    from .models import cores
+    from .workers import cores
 
     return max(1, min(cores(), 4))
 
@@ -195,8 +199,10 @@ def build(names: Sequence[str] | None = None, parameters: Mapping[str, Any] | No
     """Execute the chapters (all, or ``names``) and build the HTML book. With
     ``parameters_if_declared``, each chapter gets only the parameters it declares (the grid
     passes ``profile`` to every chapter that has one). ``jobs`` chapters run at once, each
-    in its own kernel (``None``: :func:`default_jobs`); chapters never read each other's
-    outputs, so the book is the same in any order."""
+    in its own kernel with its share of the cores' threads (``None``: :func:`default_jobs`);
+    chapters never read each other's outputs, so the book is the same in any order. Run
+    chapters at once only over runs already sampled (``siautil grid`` samples first): two
+    chapters sampling the same missing cell would each sample it."""
     root = root or project_root()
     todo = list(names) if names else chapters(root)
     jobs = default_jobs() if jobs is None else jobs
@@ -212,21 +218,21 @@ def build(names: Sequence[str] | None = None, parameters: Mapping[str, Any] | No
             print(f"[book] {name}: {_execute_timed(name, params[name], root, None):.1f} s", flush=True)
     else:
         import concurrent.futures as cf
-        import multiprocessing
 
-        from .models import cores
+        from . import workers
 
-        threads = max(1, cores() // jobs)
+        threads = max(1, workers.cores() // jobs)
         print(f"[book] executing {len(todo)} chapters, {jobs} at once", flush=True)
-        with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        errors = []
+        with workers.pool(jobs) as pool:
             running = {pool.submit(_execute_timed, name, params[name], root, threads): name for name in todo}
-            errors = []
             for future in cf.as_completed(running):
+                name = running[future]
                 try:
-                    print(f"[book] {running[future]}: {future.result():.1f} s", flush=True)
-                except ChapterError as e:  # the others still finish; every failure is reported
-                    print(f"[book] {running[future]} failed", flush=True)
-                    errors.append(str(e))
+                    print(f"[book] {name}: {future.result():.1f} s", flush=True)
+                except Exception as e:  # the others still finish; every failure is reported
+                    print(f"[book] {name} failed", flush=True)
+                    errors.append(str(e) if isinstance(e, ChapterError) else workers.failure(f"chapter {name!r}", e))
         if errors:
             raise ChapterError("\n".join(errors))
     missing = [n for n in chapters(root) if not (root / "book" / f"{n}.ipynb").exists()]

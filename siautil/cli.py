@@ -21,8 +21,10 @@ ERROR_EXIT = 2
 def _book(args: argparse.Namespace) -> int:
     from . import book
 
+    # one at a time unless asked: chapters run alone may sample missing runs, and two at once would
+    # sample the same ones (siautil grid samples first, then runs them at once)
     book.build(args.chapter or None, book.parse_parameters(args.parameter or []), html=not args.no_html,
-               jobs=args.jobs)
+               jobs=args.jobs or 1)
     return 0
 
 
@@ -178,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="override a chapter parameter (value parsed as YAML), as papermill's -p")
     p.add_argument("--no-html", action="store_true", help="execute only; skip the Jupyter Book build")
-    p.add_argument("--jobs", type=int, metavar="N", help="chapters executed at once, each in its own kernel (default: one per core, at most 4)")
+    p.add_argument("--jobs", type=int, metavar="N", help="chapters executed at once, each in its own kernel "
+                                                         "(default: 1; use it over runs already sampled)")
     p.set_defaults(func=_book)
 
     r = sub.add_parser("rollout", help="sample traces and continuations into a resumable run directory")

@@ -11,7 +11,9 @@ unchanged. A task asks for one GPU on a cluster that has GPUs, else one CPU (``c
 the questions already written, and the store's atomic writes keep a retry racing a slow
 original from leaving a torn file (:mod:`siautil.store`). A driver stopped and started again
 resumes the same way. The driver shows one progress bar over the grid's questions, read from
-the stores, and returns which cells are complete.
+the stores, and returns which cells are complete. :func:`run_local` drives the same tasks in
+worker processes of this machine (:mod:`siautil.workers`), without retries: a task whose worker
+died fails with a line that says so, and the same command run again resumes.
 
 Ray is an optional extra (``pip install 'siautil[ray]'``), imported only here and only when
 this executor is asked for.
@@ -25,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import grid, runs, store, tasks
+from . import grid, runs, store, tasks, workers
 from .errors import SiautilError
 
 #: what a driver passes on to the workers it starts (their data, the hub's cache and mode)
@@ -36,7 +38,7 @@ POLL = 1.0
 
 
 class ClusterError(SiautilError, RuntimeError):
-    """The Ray executor cannot run as asked, or some of its tasks failed."""
+    """An executor (Ray or the local workers) cannot run as asked, or some of its tasks failed."""
 
 
 def import_ray():
@@ -144,28 +146,27 @@ def run_grid(profile: str, runs_dir: str | os.PathLike | None = None, shards_per
             ray.shutdown()
 
 
-def run_local(profile: str, runs_dir: str | os.PathLike | None = None, workers: int = 2, threads: int = 1,
+def run_local(profile: str, runs_dir: str | os.PathLike | None = None, processes: int = 2, threads: int = 1,
               shards_per_cell: int | None = None, progress: bool = True,
               chosen: list[grid.Cell] | None = None) -> pd.DataFrame:
-    """Sample every cell of ``profile`` (or the ``chosen`` cells) in ``workers`` processes of
-    this machine, each with ``threads`` torch threads; returns the table of :func:`run_grid`.
+    """Sample every cell of ``profile`` (or the ``chosen`` cells) in ``processes`` worker
+    processes of this machine (:func:`siautil.workers.pool`), each with ``threads`` torch
+    threads; returns the table of :func:`run_grid`.
 
-    Each cell is cut into ``shards_per_cell`` tasks (default: one per worker) of whole
+    Each cell is cut into ``shards_per_cell`` tasks (default: one per process) of whole
     windows, as ``--shard`` cuts it between machines, so the stores and records are those a
     serial run with as many threads writes; cells of very different sizes still keep every
     worker busy. A small model decodes at a few dozen rows a step, too few to keep more than
     one core busy, so on a CPU two processes of one thread sample a grid faster than one process
     of two threads (the default book on 2 cores: 290 s against 495 s, measured once)."""
     import concurrent.futures as cf
-    import multiprocessing
 
-    if workers < 1 or threads < 1:
-        raise ClusterError(f"--workers needs at least one process of one thread, got {workers} x {threads}")
+    if processes < 1 or threads < 1:
+        raise ClusterError(f"--workers needs at least one process of one thread, got {processes} x {threads}")
     runs_dir = _local(runs_dir)
-    # spawned, not forked: a fork of a process that has run torch may deadlock in its thread pools
-    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return _drive(profile, runs_dir, chosen, shards_per_cell or workers, progress,
-                      f"grid {profile} in {workers} processes",
+    with workers.pool(processes) as pool:
+        return _drive(profile, runs_dir, chosen, shards_per_cell or processes, progress,
+                      f"grid {profile} in {processes} processes",
                       start=lambda c, shard: pool.submit(run_shard, c, profile, runs_dir, shard, threads),
                       wait=lambda handles: cf.wait(handles, timeout=POLL, return_when=cf.FIRST_COMPLETED).done,
                       result=lambda future: future.result())
@@ -203,8 +204,7 @@ def _drive(profile: str, runs_dir: str, chosen: list[grid.Cell] | None, shards_p
             try:
                 result(handle)
             except Exception as e:  # reported with the others once every task has ended
-                failed.append(f"{cell.name} shard {k}/{shards_per_cell}: {type(e).__name__}: "
-                              f"{str(e).strip().splitlines()[-1] if str(e).strip() else ''}")
+                failed.append(workers.failure(f"{cell.name} shard {k}/{shards_per_cell}", e))
         update()
     done = update()
     bar.close()
@@ -228,10 +228,10 @@ def sampler(**options):
     return sample
 
 
-def local_sampler(workers: int, threads: int = 1):
-    """What :func:`siautil.runs.run_grid` calls to sample a profile's cells in ``workers``
-    processes of this machine (:func:`run_local`)."""
+def local_sampler(processes: int, threads: int = 1):
+    """What :func:`siautil.runs.run_grid` calls to sample a profile's cells in ``processes``
+    worker processes of this machine (:func:`run_local`)."""
     def sample(profile: str, runs_dir, progress: bool) -> pd.DataFrame:
-        return run_local(profile, runs_dir, workers=workers, threads=threads, progress=progress)
+        return run_local(profile, runs_dir, processes=processes, threads=threads, progress=progress)
 
     return sample

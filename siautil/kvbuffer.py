@@ -6,8 +6,9 @@ checkpoint of a trace is a prefix of the same token sequence). Decoding is bound
 keys and values, so storing each row's prefix in its own buffer, as a padded batch does,
 reads the same prefix once per row at every step. :class:`SlotCache` instead keeps
 
-* **sources**: prefilled sequences (a trace, or a prompt), held once and never copied; a row
-  starts with the first ``n`` positions of one source;
+* **sources**: prefilled sequences (a trace, or a prompt), held once; a row starts with the
+  first ``n`` positions of one source (a step copies the sources in use into one padded
+  batch per layer, once for all their rows);
 * **slots**: ``B`` rows, each with its own preallocated buffer for the tokens it generates,
   written in place (no ``torch.cat`` per step). A finished row's slot takes the next waiting
   row at once (continuous batching), so the batch stays full until the work runs out.
@@ -48,7 +49,7 @@ class _Step:
         self.position = torch.zeros(slots, dtype=torch.long, device=device)  # position id of the new token
         self.width = 1                  # own positions attended (the longest row's, plus this step's)
         self.prefix_cols = 0            # score columns for prefixes (the longest prefix in use)
-        self.groups: list[tuple[int, torch.Tensor, int]] = []  # (source, its rows, its longest prefix)
+        self.groups: list[tuple[int, int]] = []  # (source, the longest prefix its rows take from it)
         # the groups laid out as one padded batch: slot of each (group, place) (G * R), and
         # which of those places hold a row (their index in that layout, and their slots)
         self.padded = self.placed = self.placed_rows = None
@@ -57,7 +58,8 @@ class _Step:
 
 
 class SlotLayer(DynamicLayer):
-    """One layer's per-slot buffers ``(B, H, capacity, D)`` of generated keys and values."""
+    """One layer's per-slot buffers of generated keys ``(B, H, D, capacity)`` (transposed) and
+    values ``(B, H, capacity, D)``."""
 
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, slots: int, capacity: int, step: _Step):
         super().__init__()
@@ -173,8 +175,7 @@ class SlotCache(Cache):
         for j, src in enumerate(self.source):
             if src >= 0:
                 groups.setdefault(src, []).append(j)
-        self.step.groups = [(src, torch.tensor(rows, device=dev), max(self.prefix[j] for j in rows))
-                            for src, rows in groups.items()]
+        self.step.groups = [(src, max(self.prefix[j] for j in rows)) for src, rows in groups.items()]
         places = max(map(len, groups.values()), default=0)
         padded = [rows[p] if p < len(rows) else 0 for rows in groups.values() for p in range(places)]
         placed = [g * places + p for g, rows in enumerate(groups.values()) for p in range(len(rows))]
@@ -182,7 +183,7 @@ class SlotCache(Cache):
         self.step.padded = torch.tensor(padded, dtype=torch.long, device=dev)
         self.step.placed = torch.tensor(placed, dtype=torch.long, device=dev)
         self.step.placed_rows = self.step.padded[self.step.placed]
-        cols = max((length for _, _, length in self.step.groups), default=0)
+        cols = max((length for _, length in self.step.groups), default=0)
         self.step.prefix_cols = cols
         prefix = torch.tensor([n if src >= 0 else 0 for n, src in zip(self.prefix, self.source)], device=dev)
         self.step.position = prefix + self.step.own
@@ -230,8 +231,9 @@ def slot_attention(module, query, key, value, attention_mask, scaling=None, drop
     its whole sequence; the values are read the same way. The sources in use are copied
     into one zero-padded batch per layer and step, so all groups take one product (a step
     of SmolLM2 had about nine groups of six rows: per group, the indexing around a small
-    product cost several times the product). The padding adds exact zeros, and the stored
-    runs replay bit for bit across this change (``tests/test_stored.py``)."""
+    product cost several times the product). The padding adds exact zeros; on this project's
+    CPU at one thread the stored runs replayed bit for bit across that change
+    (``tests/test_stored.py``), which another BLAS or a GPU need not reproduce."""
     cache = _ACTIVE.get()
     if cache is None:
         raise RuntimeError(f"{ATTENTION} attention runs only inside kvbuffer.attending(model, cache)")
@@ -253,7 +255,7 @@ def slot_attention(module, query, key, value, attention_mask, scaling=None, drop
         layer_idx = module.layer_idx
         kt = q.new_zeros((groups, hkv, d, cols))
         vs = q.new_zeros((groups, hkv, cols, d))
-        for g, (src, _, length) in enumerate(s.groups):
+        for g, (src, length) in enumerate(s.groups):
             sk, sv = cache.sources[src][layer_idx]
             kt[g, :, :, :length] = sk[0, :, :length].transpose(-1, -2)
             vs[g, :, :length] = sv[0, :, :length]

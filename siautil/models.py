@@ -293,11 +293,6 @@ def resolve_precision(precision: str | None = None, quantize: str | None = None,
     return default_precision(device)
 
 
-def cores() -> int:
-    """CPU cores this process may run on (its affinity where the OS tells it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (x86 AVX512-BF16 or AMX-BF16, read from
     ``/proc/cpuinfo``), where bf16 matmuls run about twice as fast as fp32; elsewhere torch

@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import grid, models, rollout, store, tasks
+from . import workers as workers_mod
 from .grid import Cell
 
 
@@ -334,7 +335,7 @@ def local_workers(profile: str, workers: int | None = None, shard: str | None = 
     (at most :data:`MAX_LOCAL_WORKERS`) on a CPU, sharing the cores, and one process with every
     core on a GPU (one model on one card), with ``--shard`` (the machine's share is already cut)
     and for the paper's profiles (models of billions of parameters, one copy per process)."""
-    cores = models.cores()
+    cores = workers_mod.cores()
     if workers is None:
         serial = shard or profile.startswith("paper") or models.default_device().startswith("cuda")
         workers = 1 if serial else max(1, min(cores, MAX_LOCAL_WORKERS))

@@ -65,6 +65,10 @@ class RunStoreError(SiautilError, ValueError):
     """A run directory that cannot be used as asked."""
 
 
+class MachineChangedWarning(UserWarning):
+    """A run resumed with another thread count, CPU or bf16 support than it was begun with."""
+
+
 class DamagedRecordWarning(UserWarning):
     """A record file of a store opened for resuming is damaged; it will be sampled again."""
 
@@ -289,6 +293,13 @@ class RunStore:
                     f"{run.path} holds a run with a different configuration:\n  " + "\n  ".join(diff)
                     + "\nUse another output directory, or delete this one to start over."
                 )
+            before, now = stored.get("machine"), config.get("machine")
+            if before and now and before != now:
+                changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+                                    if before.get(k) != now.get(k))
+                warnings.warn(f"{run.path} was begun on another machine or thread count ({changed}): the questions "
+                              "sampled now agree with its others in distribution, not bit for bit",
+                              MachineChangedWarning, stacklevel=2)
             for index, why in run.damaged().items():
                 warnings.warn(f"{run._display(run._file(index))} is damaged ({why}): it is not counted as done "
                               "and its window is sampled again", DamagedRecordWarning, stacklevel=2)

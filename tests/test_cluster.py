@@ -31,13 +31,13 @@ def test_asking_for_ray_without_it_says_how_to_install(monkeypatch, capsys):
 
 
 def test_local_workers_by_default_one_per_core_and_serial_where_a_process_each_would_not_pay(monkeypatch):
-    monkeypatch.setattr(runs.models, "cores", lambda: 2)
+    monkeypatch.setattr(runs.workers_mod, "cores", lambda: 2)
     monkeypatch.setattr(runs.models, "default_device", lambda: "cpu")
     assert runs.local_workers("default") == (2, 1)
     assert runs.local_workers("default", shard="0/2")[0] == 1
     assert runs.local_workers("paper")[0] == 1  # a copy of a multi-billion model per process
     assert runs.local_workers("default", workers=3) == (3, 1)
-    monkeypatch.setattr(runs.models, "cores", lambda: 16)
+    monkeypatch.setattr(runs.workers_mod, "cores", lambda: 16)
     assert runs.local_workers("default") == (runs.MAX_LOCAL_WORKERS, 16 // runs.MAX_LOCAL_WORKERS)
     monkeypatch.setattr(runs.models, "default_device", lambda: "cuda")
     assert runs.local_workers("default")[0] == 1
@@ -52,7 +52,7 @@ def test_workers_are_the_local_executor_s_and_not_with_a_shard(capsys):
 
 @pytest.mark.slow
 def test_a_grid_in_local_worker_processes_equals_a_local_serial_run(serial, tmp_path):
-    table = cluster.run_local(PROFILE, tmp_path, workers=2, threads=1, chosen=CELLS, progress=False)
+    table = cluster.run_local(PROFILE, tmp_path, processes=2, threads=1, chosen=CELLS, progress=False)
     assert table[["cell", "questions", "done", "complete"]].values.tolist() == [
         ["toy-sft__toy", 8, 8, True], ["toy-rl__toy", 3, 3, True]]
     pd.testing.assert_frame_equal(_records(tmp_path), serial)

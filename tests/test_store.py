@@ -302,3 +302,15 @@ def test_a_store_at_an_fsspec_url_runs_resumes_merges_and_loads_like_a_local_one
     finally:
         if scheme == "memory":
             fsspec.filesystem("memory").rm(root.split("://")[1], recursive=True)
+
+
+def test_a_run_resumed_with_another_thread_count_says_its_records_agree_only_in_distribution(tmp_path):
+    out = _toy_run(tmp_path / "run")
+    config = store.read_config(out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        store.RunStore.open(out, config)  # the same machine: nothing to say
+    other = {**config, "machine": {**config["machine"], "threads": config["machine"]["threads"] + 1}}
+    n = config["machine"]["threads"]
+    with pytest.warns(store.MachineChangedWarning, match=f"threads {n} -> {n + 1}.*in distribution, not bit for bit"):
+        store.RunStore.open(out, other)

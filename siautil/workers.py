@@ -1,0 +1,60 @@
+"""Worker processes of this machine, for the local grid and the book's chapters.
+
+Both spread independent jobs (shards of a grid's cells, chapters) over the cores with a
+``concurrent.futures.ProcessPoolExecutor``: spawned, not forked (a fork of a process that has
+run torch may deadlock in its thread pools), its workers deaf to Ctrl-C, so the parent alone
+decides what happens: on Ctrl-C or any error it cancels what is queued and terminates the
+workers instead of waiting for every queued job (``shutdown(wait=True)``, what leaving a
+``with`` block does, would run the whole grid first).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import signal
+from contextlib import contextmanager
+from typing import Iterator
+
+#: What a worker reports when the process running a job died (killed for memory, say).
+BROKEN = ("a worker process died (killed for memory?); what it finished is kept; "
+          "run the same command again with fewer workers")
+
+
+def cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _deaf_to_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def pool(processes: int) -> Iterator[cf.ProcessPoolExecutor]:
+    """``processes`` spawned workers; on leaving the block by an exception (Ctrl-C included),
+    queued jobs are cancelled and running ones stopped before the exception goes on."""
+    executor = cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=_deaf_to_ctrl_c)
+    try:
+        yield executor
+    except BaseException:
+        stop = getattr(executor, "terminate_workers", None)  # Python 3.14+
+        if stop is not None:
+            stop()
+        # before shutdown, which forgets them
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
+    executor.shutdown(wait=True)
+
+
+def failure(job: str, error: BaseException) -> str:
+    """One line for a job that failed: its name and its error (a dead worker said plainly)."""
+    if isinstance(error, cf.process.BrokenProcessPool):
+        return f"{job}: {BROKEN}"
+    text = str(error).strip()
+    return f"{job}: {type(error).__name__}: {text.splitlines()[-1] if text else ''}"
