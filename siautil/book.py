@@ -188,9 +188,9 @@ def _execute_timed(name: str, parameters: Mapping[str, Any], root: Path, threads
 def default_jobs() -> int:
     """Chapters executed at once by default: one per core, at most 4 (a chapter's kernel
     mostly waits on one thread of pandas, matplotlib or a small model)."""
-    from .workers import cores
+    from .workers import MAX_PROCESSES, cores
 
-    return max(1, min(cores(), 4))
+    return max(1, min(cores(), MAX_PROCESSES))
 
 
 def build(names: Sequence[str] | None = None, parameters: Mapping[str, Any] | None = None,

@@ -327,7 +327,7 @@ def cost(profile: str, device: str | None = None, mean_trace: int = 300) -> pd.D
 
 
 #: most worker processes the local grid starts by itself (each holds its own copy of a model)
-MAX_LOCAL_WORKERS = 4
+MAX_LOCAL_WORKERS = workers_mod.MAX_PROCESSES
 
 
 def local_workers(profile: str, workers: int | None = None, shard: str | None = None) -> tuple[int, int]:

@@ -17,6 +17,8 @@ import signal
 from contextlib import contextmanager
 from typing import Iterator
 
+#: Most worker processes started by default (each holds its own copy of a model, or a kernel).
+MAX_PROCESSES = 4
 #: What a worker reports when the process running a job died (killed for memory, say).
 BROKEN = ("a worker process died (killed for memory?); what it finished is kept; "
           "run the same command again with fewer workers")
