@@ -194,7 +194,17 @@ CHOICE = [
     ("Answer: B)", ABCD, "B"),
     ("Correct answer: **C. evaporation**", ABCD, "C"),
     ("The answer is 5.", DIGITS, None),
+    # an output that opens with an option as the question listed it (SmolLM2 on ARC)
+    ("(D) pitch", ABCD, "D"),
+    ("D) Potential Energy", ABCD, "D"),
+    ("B. carbon dioxide", ABCD, "B"),
+    ("C: evaporation, because water turns to vapour", ABCD, "C"),
+    ("(2) copper conducts", DIGITS, "2"),
+    ("(A) photosynthesis. The answer is (B).", ABCD, "B"),
+    ("A good plant needs water.", ABCD, None),
 ]
+#: outputs that only open with an option name no answer explicitly: strict-match reads none
+LEADING_LABELS = ["(D) pitch", "D) Potential Energy", "B. carbon dioxide", "(2) copper conducts"]
 
 
 @pytest.mark.parametrize("text, expected", NUMERIC, ids=[f"num{i}" for i in range(len(NUMERIC))])
@@ -205,6 +215,43 @@ def test_numeric_extraction(text, expected):
 @pytest.mark.parametrize("text, options, expected", CHOICE, ids=[f"choice{i}" for i in range(len(CHOICE))])
 def test_choice_extraction(text, options, expected):
     assert extract_choice(text, options) == expected
+
+
+@pytest.mark.parametrize("text", LEADING_LABELS)
+def test_strict_match_does_not_read_a_leading_option_label(text):
+    options = DIGITS if text[1].isdigit() else ABCD
+    assert extract_choice(text, options, "strict-match") is None
+
+
+# (task, prefix, state): where a prefix stands with respect to its final answer, by the task's
+# own strict reading; "growing" where the next token could still change the answer read
+ANSWER_STATES = [
+    ("toy", " a+1=3 b-3=0 c+2=2 d-3=4", "none"),
+    ("toy", " a+1=3 b-3=0 c+2=2 d-3=4 The answer ", "none"),
+    ("toy", " a+1=3 b-3=0 c+2=2 d-3=4 The answer is 4", "growing"),
+    ("toy", " a+1=3 b-3=0 c+2=2 d-3=4 The answer is 4.", "growing"),  # may become 4.5
+    ("toy", " a+1=3 b-3=0 c+2=2 d-3=4 The answer is 4.\n", "written"),
+    ("gsm8k", "She has 16 - 3 = 13 eggs", "none"),
+    ("gsm8k", "13 * 2 = 26 dollars. The answer is 2", "growing"),
+    ("gsm8k", "13 * 2 = 26 dollars. The answer is 26. ", "written"),
+    ("gsm8k", "13 * 2 = 26 dollars.\n#### 26\n", "written"),
+    ("gsm8k", "The answer is twenty", "growing"),  # may become twenty-six
+    ("svamp", "He had 5 and gave 2, so 5 - 2 = 3", "none"),
+    ("svamp", "5 - 2 = 3. The answer is 3", "growing"),
+    ("svamp", "5 - 2 = 3. The answer is 3.\nThat is all", "written"),
+    ("arc-easy", "Plants make food from light.", "none"),
+    ("arc-easy", "(D) pitch", "none"),  # strict reads no answer in a leading label
+    ("arc-easy", "The answer is (", "none"),
+    ("arc-easy", "The answer is (B", "growing"),
+    ("arc-easy", "The answer is B", "growing"),  # may become "Boron"
+    ("arc-easy", "The answer is (B)", "written"),
+    ("arc-challenge", "So the answer is C.", "written"),
+]
+
+
+@pytest.mark.parametrize("task, prefix, state", ANSWER_STATES, ids=[f"{t}-{i}" for i, (t, *_) in enumerate(ANSWER_STATES)])
+def test_answer_state_of_a_prefix(task, prefix, state):
+    assert tasks.get(task).answer_state(prefix) == state
 
 
 def test_suite_is_large():

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -26,6 +27,11 @@ class Question:
     options: tuple[tuple[str, str], ...] | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+
+#: The states of :meth:`Task.answer_state`: no answer in the prefix yet, an answer still being
+#: written, a complete one.
+NO_ANSWER, ANSWER_GROWING, ANSWER_WRITTEN = "none", "growing", "written"
+ANSWER_STATES = (NO_ANSWER, ANSWER_GROWING, ANSWER_WRITTEN)
 
 #: how a prompt is written: through the model's chat template, as plain text, or decided by :func:`use_chat`
 PROMPT_STYLES = ("auto", "chat", "plain")
@@ -166,12 +172,59 @@ class Task(abc.ABC):
         """Whether generation can stop: the final answer is fully written in ``text``."""
         return False
 
+    def shuffle_steps(self, text: str, rng: random.Random) -> str:
+        """``text`` (a prefix of a trace) with its written steps shuffled and their format kept,
+        for the ablation ``shuffle="steps"``: its complete lines, or where it has fewer than two,
+        its complete sentences, in a random order; the unfinished last one stays last, so the
+        continuation goes on from where the prefix stopped. Text with fewer than two complete
+        steps is returned as it is."""
+        for unit in (r"[^\n]*\n", r"[^.!?\n]*[.!?]+(?:\s+|$)"):
+            steps = re.findall(unit, text)
+            if len(steps) >= 2:
+                break
+        else:
+            return text
+        done = "".join(steps)
+        if not text.startswith(done):  # the pattern matched pieces, not a tiling of the text
+            return text
+        rng.shuffle(steps)
+        return "".join(steps) + text[len(done):]
+
+    def chance(self, question: Question) -> float | None:
+        """The accuracy of a uniform guess among the question's possible answers, where they are
+        finitely many (``None``: an open numeric answer has no such level)."""
+        return None
+
     def holds_answer(self, text: str) -> bool:
         """Whether ``text``, if it ended here, already holds a complete final answer. A
         checkpoint whose prefix does is not a measurement of the reasoning (its continuations
         mostly repeat that answer), so every record carries this flag. Text that ends in a
         digit does not: "The answer is 12" may still become 123."""
         return not text[-1:].isdigit() and self.answer_complete(text + "\n")
+
+    #: Text a next token might append to a written answer (a digit, a decimal part, a letter):
+    #: if any of them changes what strict extraction reads, the answer is still being written.
+    growth_probes: tuple[str, ...] = ("5", "a")
+
+    def answer_state(self, prefix: str) -> str:
+        """Where a prefix stands with respect to its final answer, by this task's own reading
+        (strict extraction of the prefix, :data:`~siautil.tasks.extract.EXTRACTION_MODES`):
+
+        * :data:`NO_ANSWER`: strict extraction reads no answer in it;
+        * :data:`ANSWER_GROWING`: it reads one, but the text could still extend it ("The answer
+          is 4" may become "45", "The answer is 4." may become "4.5", "The answer is B" may become "Boron"): some
+          :attr:`growth_probes` suffix changes what is read;
+        * :data:`ANSWER_WRITTEN`: it reads one that no appended character changes.
+
+        A checkpoint whose prefix holds an answer, written or growing, measures the written
+        answer rather than the reasoning: its continuations mostly repeat it, so its entropy is
+        near 0 and its gold surprisal is set by whether that answer is right."""
+        answer = self.extract_answer(prefix, None, mode="strict-match")
+        if answer is None:
+            return NO_ANSWER
+        if any(self.extract_answer(prefix + probe, None, mode="strict-match") != answer for probe in self.growth_probes):
+            return ANSWER_GROWING
+        return ANSWER_WRITTEN
 
 
 # ---------------------------------------------------------------------- file helpers
@@ -303,6 +356,9 @@ class ChoiceTask(Task):
 
     def answer_complete(self, text: str) -> bool:
         return extract.choice_answer_complete(text)
+
+    def chance(self, question: Question) -> float | None:
+        return 1 / len(question.options) if question.options else None
 
 
 class GoldErrors:

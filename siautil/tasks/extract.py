@@ -224,9 +224,12 @@ def extract_choice(text: str, options: Sequence[tuple[str, str]] | None = None,
 
     ``options`` is ``[(label, text), ...]``; labels may be letters ``A``–``E`` or digits
     ``1``–``5``. The last label after an answer marker wins ("The answer is (B)", "Answer: C",
-    ``\\boxed{B}``). Under ``mode="strict-match"`` that is all; under ``"flexible-extract"``
-    a label standing alone in bold (``**B**``) or on its own line counts too, then an answer
-    given as one option's exact text.
+    ``\\boxed{B}``). Under ``mode="strict-match"`` that is all: an output that only opens with
+    an option ("(D) pitch") names no answer explicitly, and the protocol reads it as the null
+    answer. Under ``"flexible-extract"`` a label standing alone in bold (``**B**``) or on its own
+    line counts too, and so does an output that opens with a label as the question lists
+    options ("(D) pitch", "D) Potential Energy", "B. carbon"), then an answer given as one
+    option's exact text.
     """
     check_mode(mode)
     if not text:
@@ -253,6 +256,10 @@ def extract_choice(text: str, options: Sequence[tuple[str, str]] | None = None,
     if mode == "flexible-extract":
         for m in re.finditer(rf"\*\*\s*\(?(?P<label>{lab_re})\)?[.:]?\s*\*\*", text):
             found.append((m.start("label"), m["label"]))
+        # an output that opens with an option as the question listed it: "(D) pitch", "D) energy"
+        lead = re.match(rf"\s*(?:\((?P<a>{lab_re})\)|(?P<b>{lab_re})[).:])(?=\s|$)", text)
+        if lead:
+            found.append((lead.start(), lead["a"] or lead["b"]))
     if found:
         return max(found)[1]
     if options and mode == "flexible-extract":

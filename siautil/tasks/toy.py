@@ -134,6 +134,15 @@ class ToyTask(NumericTask):
             yield Question(id=f"toy{self.steps}-{split}-{i}", text=p.question(), gold=str(p.answer()),
                            meta={"problem": p})
 
+    def shuffle_steps(self, text: str, rng: random.Random) -> str:
+        """The toy's steps keep their format when each written result is replaced by a random
+        value (the operations stay, so the text still reads as a worked solution and the answer
+        still follows "The answer is"): what is shuffled is what the steps say."""
+        return STEP.sub(lambda m: f"{m[1]}{m[2]}{m[3]}={rng.randrange(self.modulus)}", text)
+
+    def chance(self, question: Question) -> float:
+        return 1 / self.modulus
+
     def prompt(self, question: Question, tokenizer=None, chat: bool | None = None, few_shot: int = 0, seed: int = 0,
                *, style: str | None = None) -> str:
         """The toy models are trained on plain ``Q: ...\\nA:`` text, whatever ``chat`` says."""
