@@ -18,7 +18,7 @@ from . import coefficient, diagnostics, estimators
 #: The alternatives tried for each choice; the first of each is the book's default.
 CHOICES = {
     "estimator": ("paper", "decoupled", "corrected"),
-    "answer-holding checkpoints": ("in", "out"),
+    "checkpoints": estimators.CHECKPOINTS,
     "extraction": ("strict-match", "flexible-extract"),
     "gold smoothing α": (0.5, 0.1, 1.0),
     "entropy estimator": ("plugin", "miller-madow"),
@@ -26,19 +26,19 @@ CHOICES = {
 }
 
 
-def headline(records: pd.DataFrame, estimator: str = "paper", answer_holding: bool = True,
+def headline(records: pd.DataFrame, estimator: str = "paper", checkpoints: str = "all",
              extraction: str | None = None, alpha: float = estimators.DEFAULT_ALPHA,
              entropy: str = "plugin", min_checkpoints: int = diagnostics.MIN_CHECKPOINTS) -> pd.DataFrame:
     """The three headline numbers per cell under one set of choices."""
-    records = estimators.select(records, extraction, answer_holding)
+    records = estimators.select(records, extraction, checkpoints)
     traj = estimators.estimate(records, alpha=alpha, estimator=entropy)
     keys = diagnostics._group_keys(traj)
     if estimator == "paper":
         coefs = diagnostics.trace_alignment(traj, min_checkpoints)
         mean = coefs.groupby(keys, sort=False)["coefficient"].mean().rename("table 1 mean")
     else:  # means over traces too, as the paper's, so only the estimator changes
-        tab = coefficient.table(records, alpha=alpha, n_draws=2, n_resamples=0, min_checkpoints=min_checkpoints)
-        column = "decoupled (trace mean)" if estimator == "decoupled" else estimator
+        tab = coefficient.table(records, alpha=alpha, n_resamples=0, min_checkpoints=min_checkpoints)
+        column = "decoupled_trace_mean" if estimator == "decoupled" else estimator
         mean = tab.set_index(keys)[column].rename("table 1 mean")
     order = traj.sort_values(keys + diagnostics.TRACE + ["t"]).groupby(keys + diagnostics.TRACE, sort=False)
     ends = order.agg(correct=("correct", "first"), s0=("surprisal", "first"), sT=("surprisal", "last"))
@@ -55,7 +55,7 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
     for choice, values in CHOICES.items():
         for value in values:
             kw = {"estimator": dict(estimator=value),
-                  "answer-holding checkpoints": dict(answer_holding=value == "in"),
+                  "checkpoints": dict(checkpoints=value),
                   "extraction": dict(extraction=value),
                   "gold smoothing α": dict(alpha=value),
                   "entropy estimator": dict(entropy=value),

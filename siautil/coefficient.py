@@ -1,5 +1,5 @@
-"""What the alignment coefficient measures: its estimators side by side, and a no-information
-baseline per trace.
+"""What the alignment coefficient measures: its estimators side by side, validated on the
+oracle, and the coefficient of each trace outcome apart.
 
 The paper's coefficient (Section 5.1) correlates, across a trace's checkpoints, ``Ĥ_t`` and
 ``ŝ_t`` computed from the *same* ``M`` sampled answers. They share sampling noise: when by
@@ -15,13 +15,14 @@ answer even where the prefixes carry no information at all. Here:
   reliabilities of the two series *within traces*, pooled over the cell (Spearman's
   correction for attenuation, at the level of a cell rather than a trace); undefined when a
   reliability is below :data:`MIN_RELIABILITY`, where the checkpoints' estimates are mostly
-  noise and no estimator can tell information from its absence at this ``M``;
-* ``baseline``: per trace, the paper's coefficient if the prefixes carried no information
-  given the trace's own answers: every checkpoint's ``M`` answers redrawn from the trace's
-  pooled answer distribution (a parametric bootstrap); ``excess = paper - baseline``.
+  noise and no estimator can tell information from its absence at this ``M``.
 
-Which of them measures SIA is an empirical question, answered on the oracle reasoner whose
-exact answer distributions are known (:func:`validate`).
+Whatever the estimator, and the exact coefficient too, a trace's coefficient follows its own
+outcome: along a trace that ends right the gold answer becomes certain (entropy and surprisal
+fall together), along one that ends wrong it becomes unlikely (entropy falls as surprisal
+rises). A cell's mean is then mostly its mix of outcomes, that is its accuracy
+(:func:`by_outcome` shows each outcome's coefficient apart and the mean their mix implies).
+What the prefixes themselves carry is measured in :mod:`siautil.informativeness`.
 """
 
 from __future__ import annotations
@@ -34,15 +35,12 @@ from scipy import stats
 
 from . import diagnostics, estimators
 
-ESTIMATORS = ("paper", "decoupled", "corrected", "baseline", "excess")
+ESTIMATORS = ("paper", "decoupled", "corrected")
+#: A trace's outcome: its own final answer is gold, another answer, or none (the null answer).
+OUTCOMES = ("correct", "incorrect", "no answer")
 #: Below this split-half reliability the correction for attenuation divides noise by noise
 #: (on the no-information oracle the reliabilities are 0 ± 0.05 and the ratio runs to ±1000).
 MIN_RELIABILITY = 0.1
-
-
-#: A verdict needs the decoupled coefficient on at least this many questions: a bootstrap
-#: interval over fewer says nothing.
-MIN_QUESTIONS = 5
 
 
 def corrected(decoupled_mean: float, r_h: float, r_s: float, min_reliability: float = MIN_RELIABILITY) -> float:
@@ -112,74 +110,31 @@ def decoupled(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA,
     return out, pd.DataFrame(rel)
 
 
-def _trace_counts(answers: list[list], gold: str) -> tuple[np.ndarray, int]:
-    """Per checkpoint counts of each answer class of the trace (classes pooled over its
-    checkpoints), and the index of the gold class (-1 if never seen)."""
-    labels = sorted({("∅" if a is None else str(a)) for row in answers for a in row})
-    index = {lab: i for i, lab in enumerate(labels)}
-    counts = np.zeros((len(answers), len(labels)))
-    for k, row in enumerate(answers):
-        for a in row:
-            counts[k, index["∅" if a is None else str(a)]] += 1
-    return counts, index.get(str(gold), -1)
+def outcome(records: pd.DataFrame) -> pd.Series:
+    """Each record's trace outcome (:data:`OUTCOMES`), from ``correct`` and ``trace_answer``
+    (a trace whose answer was not read is ``"no answer"``; records without ``trace_answer``
+    count every wrong trace as ``"incorrect"``)."""
+    none = records["trace_answer"].isna() if "trace_answer" in records else pd.Series(False, index=records.index)
+    labels = np.where(records["correct"].astype(bool), "correct", np.where(none, "no answer", "incorrect"))
+    return pd.Series(labels, index=records.index, name="outcome")
 
 
-def _rowwise_corr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each row of ``x`` with the same row of ``y`` (NaN if constant)."""
-    dx = x - x.mean(-1, keepdims=True)
-    dy = y - y.mean(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (dx * dy).sum(-1) / np.sqrt((dx * dx).sum(-1) * (dy * dy).sum(-1))
-    spread = (np.ptp(x, -1) > 1e-12) & (np.ptp(y, -1) > 1e-12)
-    return np.where(spread, np.clip(r, -1, 1), np.nan)
-
-
-def baseline(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_draws: int = 200,
-             seed: int = 0, min_checkpoints: int = diagnostics.MIN_CHECKPOINTS) -> pd.DataFrame:
-    """Per trace, the paper's coefficient under no information: every checkpoint's ``M``
-    answers redrawn ``n_draws`` times from the trace's pooled answer distribution (all its
-    checkpoints' answers together). Columns: ``baseline`` (the mean over draws whose
-    coefficient is defined), ``baseline_sd``, ``baseline_defined`` (their share)."""
-    estimators.check_records(records)
-    keys = [k for k in diagnostics.GROUP_KEYS if k in records] + diagnostics.TRACE
-    rng = np.random.default_rng(seed)
-    rows = []
-    for key, g in records.groupby(keys, sort=False):
-        answers = [list(a) for a in g.sort_values("t")["answers"]]
-        counts, gold = _trace_counts(answers, g["gold"].iloc[0])
-        k, m = len(answers), int(counts.sum(1).max())
-        row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
-        if k < min_checkpoints:
-            rows.append({**row, "baseline": np.nan, "baseline_sd": np.nan, "baseline_defined": 0.0})
-            continue
-        pooled = counts.sum(0) / counts.sum()
-        draws = rng.multinomial(m, pooled, size=(n_draws, k)).astype(np.float64)
-        h = estimators.plugin_entropy(draws)
-        hits = draws[..., gold] if gold >= 0 else np.zeros((n_draws, k))
-        s = estimators.gold_surprisal(hits, np.full_like(hits, m), alpha)
-        r = _rowwise_corr(h, s)
-        ok = np.isfinite(r)
-        rows.append({**row, "baseline": float(r[ok].mean()) if ok.any() else np.nan,
-                     "baseline_sd": float(r[ok].std()) if ok.sum() > 1 else np.nan,
-                     "baseline_defined": float(ok.mean())})
-    return pd.DataFrame(rows)
-
-
-def per_trace(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_draws: int = 200,
-              seed: int = 0, min_checkpoints: int = diagnostics.MIN_CHECKPOINTS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every estimator per trace: ``paper``, ``decoupled``, ``baseline`` and ``excess``
-    (``paper - baseline``), with ``correct`` and the paper coefficient's ``reason``; and the
-    per-cell reliabilities of :func:`decoupled`."""
+def per_trace(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA,
+              min_checkpoints: int = diagnostics.MIN_CHECKPOINTS,
+              checkpoints: str = "all") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every estimator per trace on the chosen ``checkpoints``
+    (:data:`siautil.estimators.CHECKPOINTS`): ``paper`` and ``decoupled``, with the trace's
+    ``correct``, ``outcome`` and the paper coefficient's ``reason``; and the per-cell
+    reliabilities of :func:`decoupled`."""
+    records = estimators.select(records, checkpoints=checkpoints)
     traj = estimators.estimate(records, alpha=alpha)
     paper = diagnostics.trace_alignment(traj, min_checkpoints)
     keys = diagnostics._group_keys(traj) + diagnostics.TRACE
     dec, rel = decoupled(records, alpha, min_checkpoints)
-    base = baseline(records, alpha, n_draws, seed, min_checkpoints)
     out = paper.rename(columns={"coefficient": "paper"}).merge(
         dec[keys + ["coefficient"]].rename(columns={"coefficient": "decoupled"}), on=keys, how="left")
-    out = out.merge(base, on=keys, how="left")
-    out["excess"] = out["paper"] - out["baseline"]
-    return out, rel
+    outcomes = records.assign(outcome=outcome(records)).drop_duplicates(keys)[keys + ["outcome"]]
+    return out.merge(outcomes, on=keys, how="left"), rel
 
 
 def _mean_ci(values: np.ndarray, question: np.ndarray, n_resamples: int, seed: int) -> tuple[float, float, float, int]:
@@ -194,98 +149,116 @@ def _mean_ci(values: np.ndarray, question: np.ndarray, n_resamples: int, seed: i
     return float(per_q.mean()), lo, hi, len(per_q)
 
 
-def table(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_draws: int = 200,
-          n_resamples: int = 1000, seed: int = 0, min_checkpoints: int = diagnostics.MIN_CHECKPOINTS) -> pd.DataFrame:
-    """Per cell, every estimator's mean over questions with its 95% bootstrap interval, the
-    paper's and the decoupled mean over traces, ``corrected`` (from the decoupled trace mean, as
-    :func:`validate` validates it) with the reliabilities behind it, and a ``verdict`` read
-    from the decoupled interval: ``informative`` (above 0), ``misinformative`` (below 0) or
-    ``cannot tell at this M`` (it contains 0: the run's continuations cannot tell information
-    from noise), or ``too few questions`` (fewer than :data:`MIN_QUESTIONS` with a defined
-    decoupled coefficient)."""
-    traces, rel = per_trace(records, alpha, n_draws, seed, min_checkpoints)
+def _groups(traces: pd.DataFrame):
+    """``(key dict, frame)`` per cell of per-trace results."""
     groups = [k for k in diagnostics.GROUP_KEYS if k in traces]
-    rows = []
     for key, g in (traces.groupby(groups, sort=False) if groups else [((), traces)]):
-        key = key if isinstance(key, tuple) else (key,)
-        row = dict(zip(groups, key))
-        row["paper (trace mean)"] = float(g["paper"].mean())
-        row["decoupled (trace mean)"] = float(g["decoupled"].mean())
-        for name in ("paper", "decoupled", "baseline", "excess"):
-            mean, lo, hi, nq = _mean_ci(g[name].to_numpy(), g["question_id"].to_numpy(), n_resamples, seed)
-            row.update({name: mean, f"{name} low": lo, f"{name} high": hi})
-        r = rel.merge(pd.DataFrame([dict(zip(groups, key))]), on=groups) if groups else rel
+        yield dict(zip(groups, key if isinstance(key, tuple) else (key,))), g
+
+
+def table(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_resamples: int = 1000, seed: int = 0,
+          min_checkpoints: int = diagnostics.MIN_CHECKPOINTS, checkpoints: str = "all") -> pd.DataFrame:
+    """Per cell, on the chosen ``checkpoints``: the paper's and the decoupled estimate, each as the
+    mean over questions with its 95% bootstrap interval (``paper``, ``paper_low``,
+    ``paper_high``, ...) and as the mean over traces (``paper_trace_mean``, the paper's own
+    averaging); ``corrected`` (from the decoupled trace mean, as :func:`validate` validates it)
+    with the reliabilities behind it; how many traces there are and how many have each
+    estimate defined."""
+    traces, rel = per_trace(records, alpha, min_checkpoints, checkpoints)
+    rows = []
+    for key, g in _groups(traces):
+        row = dict(key)
+        for name in ("paper", "decoupled"):
+            mean, lo, hi, _ = _mean_ci(g[name].to_numpy(), g["question_id"].to_numpy(), n_resamples, seed)
+            row.update({name: mean, f"{name}_low": lo, f"{name}_high": hi,
+                        f"{name}_trace_mean": float(g[name].mean())})
+        r = rel.merge(pd.DataFrame([key]), on=list(key)) if key else rel
         r_h, r_s = (float(r["r_H"].iloc[0]), float(r["r_s"].iloc[0])) if len(r) else (np.nan, np.nan)
-        lo, hi = row["decoupled low"], row["decoupled high"]
-        n_q = g.dropna(subset=["decoupled"])["question_id"].nunique()
-        row["verdict"] = (f"too few questions ({n_q})" if n_q < MIN_QUESTIONS else
-                          "informative" if lo > 0 else "misinformative" if hi < 0 else
-                          "cannot tell at this M" if np.isfinite(lo) else "no interval")
-        # corrected from the trace mean, as validated (validate) and as the paper averages
-        row.update({"corrected": corrected(row["decoupled (trace mean)"], r_h, r_s), "r_H": r_h, "r_s": r_s,
-                    "traces": len(g), "paper defined": int(g["paper"].notna().sum()),
-                    "decoupled defined": int(g["decoupled"].notna().sum())})
+        row.update({"corrected": corrected(row["decoupled_trace_mean"], r_h, r_s), "r_H": r_h, "r_s": r_s,
+                    "traces": len(g), "paper_defined": int(g["paper"].notna().sum()),
+                    "decoupled_defined": int(g["decoupled"].notna().sum())})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def describe(estimates: pd.DataFrame) -> list[str]:
-    """One sentence per cell of :func:`table`: the paper's estimate, the decoupled one and the
-    excess over the no-information baseline, each with its 95% interval, and the verdict (what a
-    chapter's prose says about a run, from the run)."""
-    def est(row, name):
-        return f"{row[name]:+.3f} [{row[f'{name} low']:+.3f}, {row[f'{name} high']:+.3f}]"
+def by_outcome(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n_resamples: int = 1000,
+               seed: int = 0, min_checkpoints: int = diagnostics.MIN_CHECKPOINTS,
+               checkpoints: str = "all") -> pd.DataFrame:
+    """Per cell and trace outcome (:data:`OUTCOMES`), on the chosen ``checkpoints``: how many of the
+    cell's traces have that outcome (``traces``, ``share``), and the paper's and the decoupled
+    coefficient among them (mean over questions with its 95% bootstrap interval; ``_defined``:
+    traces with it defined). Then one row per cell with ``outcome`` ``"all"``: the cell's mean
+    over traces beside ``_implied_by_mix``, the mean that the outcomes' own means over traces
+    imply at the cell's mix of outcomes. Where the two agree, the cell's coefficient is its mix
+    of outcomes: its accuracy, not its prefixes, sets it."""
+    traces, _ = per_trace(records, alpha, min_checkpoints, checkpoints)
+    rows = []
+    for key, g in _groups(traces):
+        mix = {}
+        for out in OUTCOMES:
+            h = g[g["outcome"] == out]
+            row = {**key, "outcome": out, "traces": len(h), "share": len(h) / len(g)}
+            for name in ("paper", "decoupled"):
+                mean, lo, hi, _ = _mean_ci(h[name].to_numpy(), h["question_id"].to_numpy(), n_resamples, seed)
+                defined = h[name].dropna()
+                row.update({name: mean, f"{name}_low": lo, f"{name}_high": hi, f"{name}_defined": len(defined)})
+                mix[(out, name)] = (float(defined.mean()) if len(defined) else 0.0, len(defined))
+            rows.append(row)
+        row = {**key, "outcome": "all", "traces": len(g), "share": 1.0}
+        for name in ("paper", "decoupled"):
+            parts = [mix[(out, name)] for out in OUTCOMES]
+            n = sum(k for _, k in parts)
+            row[name] = float(g[name].mean())
+            row[f"{name}_implied_by_mix"] = sum(m * k for m, k in parts) / n if n else np.nan
+            row[f"{name}_defined"] = n
+        rows.append(row)
+    return pd.DataFrame(rows)
 
-    out = []
-    for _, row in estimates.iterrows():
-        cell = " on ".join(str(row[k]) for k in ("model", "dataset") if k in row)
-        out.append(f"{cell or 'all traces'}: paper's estimator {est(row, 'paper')} "
-                   f"({row['paper defined']} of {row['traces']} traces defined), decoupled {est(row, 'decoupled')}, "
-                   f"excess over the no-information baseline {est(row, 'excess')}; verdict: {row['verdict']}")
-    return out
 
-
-def exact(records: pd.DataFrame, min_checkpoints: int = diagnostics.MIN_CHECKPOINTS) -> pd.DataFrame:
+def exact(records: pd.DataFrame, min_checkpoints: int = diagnostics.MIN_CHECKPOINTS,
+          checkpoints: str = "all") -> pd.DataFrame:
     """Per trace, the exact coefficient of an oracle run: the correlation of the true
-    ``H(A | x, z_<=t)`` and ``-log p(y* | x, z_<=t)`` across the checkpoints."""
+    ``H(A | x, z_<=t)`` and ``-log p(y* | x, z_<=t)`` across the chosen checkpoints."""
+    records = estimators.select(records, checkpoints=checkpoints)
     traj = records.assign(entropy=records["true_entropy"], surprisal=-np.log(records["true_gold_prob"]))
     out = diagnostics.trace_alignment(traj, min_checkpoints)
     return out.rename(columns={"coefficient": "exact"})[diagnostics.TRACE + ["exact"]]
 
 
 def validate(settings: dict | None = None, ms: Sequence[int] = (8, 16, 32, 64), n_questions: int = 60,
-             n_traces: int = 4, stride: int = 5, seed: int = 0, n_draws: int = 100) -> pd.DataFrame:
-    """Each estimator against the exact coefficient on oracle runs (``settings``: name ->
-    :class:`siautil.oracle.OracleConfig`; default aligned, misaligned and no information), at
-    each ``M``. Per (setting, M, estimator): the mean over traces, the exact mean on the same
-    traces (0 where the truth is no information), the bias, the spread (SD over traces) and the
-    standard error of the mean. ``corrected`` is a cell-level number, so it has no spread."""
+             n_traces: int = 4, stride: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Each estimator against the exact coefficient on oracle runs, at each ``M``, over all of a
+    setting's traces and among its correct and its incorrect ones apart (``settings``: name ->
+    :class:`siautil.oracle.OracleConfig`; default :data:`siautil.oracle.SETTINGS`). Per
+    (setting, M, outcome, estimator): the mean over traces, the exact mean on the same traces (0
+    where the truth is no information: the exact coefficient does not exist there), the bias,
+    the spread (SD over traces) and the standard error of the mean. ``corrected`` is a
+    cell-level number (``outcome`` ``"all"`` only), so it has no spread."""
     from . import oracle
 
-    settings = settings or {"aligned": oracle.aligned(), "misaligned": oracle.misaligned(),
-                            "no information": oracle.no_information()}
+    settings = settings or {name: make() for name, make in oracle.SETTINGS.items()}
     rows = []
     for name, cfg in settings.items():
         for m in ms:
             run = oracle.sample_run(cfg, n_questions=n_questions, n_traces=n_traces, n_continuations=m,
                                     stride=stride, seed=seed)
-            traces, rel = per_trace(run, n_draws=n_draws, seed=seed)
-            truth = exact(run)
-            traces = traces.merge(truth, on=diagnostics.TRACE, how="left")
-            informative = truth["exact"].notna().any()
-            for est in ("paper", "decoupled", "baseline", "excess"):
-                v = traces[est]
-                ok = v.notna() & (traces["exact"].notna() if informative else True)
-                target = float(traces.loc[ok, "exact"].mean()) if informative else 0.0
-                rows.append(dict(setting=name, m=m, estimator=est, mean=float(v[ok].mean()), exact=target,
-                                 bias=float(v[ok].mean()) - target, spread=float(v[ok].std()),
-                                 se=float(stats.sem(v[ok])) if ok.sum() > 1 else np.nan, traces=int(ok.sum())))
+            traces, rel = per_trace(run)
+            traces = traces.merge(exact(run), on=diagnostics.TRACE, how="left")
+            informative = traces["exact"].notna().any()
             r_h, r_s = float(rel["r_H"].iloc[0]), float(rel["r_s"].iloc[0])
+            for out, g in (("all", traces), ("correct", traces[traces["correct"]]),
+                           ("incorrect", traces[~traces["correct"]])):
+                for est in ("paper", "decoupled"):
+                    ok = g[est].notna() & (g["exact"].notna() if informative else True)
+                    v = g.loc[ok, est]
+                    target = float(g.loc[ok, "exact"].mean()) if informative else 0.0
+                    rows.append(dict(setting=name, m=m, outcome=out, estimator=est, mean=float(v.mean()),
+                                     exact=target, bias=float(v.mean()) - target, spread=float(v.std()),
+                                     se=float(stats.sem(v)) if len(v) > 1 else np.nan, traces=len(v),
+                                     r_H=r_h, r_s=r_s))
             ok = traces["decoupled"].notna() & (traces["exact"].notna() if informative else True)
             corr = corrected(float(traces.loc[ok, "decoupled"].mean()), r_h, r_s)
             target = float(traces.loc[ok, "exact"].mean()) if informative else 0.0
-            rows.append(dict(setting=name, m=m, estimator="corrected", mean=corr, exact=target, bias=corr - target,
-                             spread=np.nan, se=np.nan, traces=int(ok.sum())))
-            for row in rows[-5:]:
-                row.update(r_H=r_h, r_s=r_s)
+            rows.append(dict(setting=name, m=m, outcome="all", estimator="corrected", mean=corr, exact=target,
+                             bias=corr - target, spread=np.nan, se=np.nan, traces=int(ok.sum()), r_H=r_h, r_s=r_s))
     return pd.DataFrame(rows)

@@ -26,8 +26,8 @@ GRID = np.linspace(0, 1, 11)
 #: coefficient is exactly ±1 whatever the estimates are.
 MIN_CHECKPOINTS = 3
 #: What identifies a group of traces: runs that differ in any setting (``run``, the run's
-#: settings hash) or in prefix shuffling are never merged.
-GROUP_KEYS = ("model", "dataset", "shuffled", "run")
+#: settings hash) or in what the continuations see (``shuffle``) are never merged.
+GROUP_KEYS = ("model", "dataset", "shuffle", "run")
 
 
 def _group_keys(df: pd.DataFrame) -> list[str]:
@@ -159,13 +159,22 @@ def alignment_table(coefs: pd.DataFrame, n_resamples: int = 2000, seed: int = 0)
 
 def alignment(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, estimator: str = "plugin",
               keep: int | None = None, stride: int | None = None, n_resamples: int = 2000,
-              seed: int = 0, min_checkpoints: int = MIN_CHECKPOINTS, answer_holding: bool = True,
+              seed: int = 0, min_checkpoints: int = MIN_CHECKPOINTS, checkpoints: str = "all",
               extraction: str | None = None) -> pd.DataFrame:
     """Records → Table 1 cells in one call (see :func:`alignment_table`; the keywords go to
     :func:`siautil.estimators.estimate` and :func:`trace_alignment`)."""
     traj = estimators.estimate(coarsen(records, stride), alpha=alpha, estimator=estimator, keep=keep,
-                               extraction=extraction, answer_holding=answer_holding)
+                               extraction=extraction, checkpoints=checkpoints)
     return alignment_table(trace_alignment(traj, min_checkpoints), n_resamples=n_resamples, seed=seed)
+
+
+def on_each_checkpoint_set(compute, records: pd.DataFrame, **kw) -> pd.DataFrame:
+    """``compute(records, checkpoints=c, **kw)`` for each set of :data:`siautil.estimators.CHECKPOINTS`
+    (every checkpoint, as the paper computes, then those before each trace's answer), stacked
+    with a ``checkpoints`` column first: every headline number on both."""
+    frames = [compute(records, checkpoints=c, **kw).assign(checkpoints=c) for c in estimators.CHECKPOINTS]
+    out = pd.concat(frames, ignore_index=True)
+    return out[["checkpoints"] + [c for c in out.columns if c != "checkpoints"]]
 
 
 # ------------------------------------------------------------------------- Figure 1: cumulative gain
@@ -479,6 +488,35 @@ def shuffle_table(original: pd.DataFrame, shuffled: pd.DataFrame, **kw) -> pd.Da
     if keys:
         return a[keys + cols].merge(b[keys + cols], on=keys, suffixes=("_original", "_shuffled"))
     return pd.concat([a[cols].add_suffix("_original"), b[cols].add_suffix("_shuffled")], axis=1)
+
+
+def null_share(records: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and checkpoint ``t``: the share of the continuations' answers that are the null
+    answer ``∅`` (nothing read under the run's extraction), and how many records. A shuffle
+    that breaks the answer format shows here: its continuations stop answering, and their
+    entropy and surprisal then measure the null class, not the reasoning."""
+    keys = _group_keys(records)
+    null = [float(np.mean([a is None for a in row])) if len(row) else np.nan for row in records["answers"]]
+    frame = records[keys + ["t"]].assign(null=null)
+    return frame.groupby(keys + ["t"], sort=True).agg(null=("null", "mean"), records=("null", "size")).reset_index()
+
+
+def answer_distribution(records: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and answer: the share of traces that gave it (``predicted``, the null answer as
+    ``"∅"``) and the share of traces whose gold answer it is (``gold``): a model that favours
+    some answers whatever the question shows here as a predicted share far from the gold one."""
+    keys = _group_keys(records)
+    traces = records.drop_duplicates(keys + TRACE)
+    predicted = traces["trace_answer"].map(lambda a: "∅" if a is None or pd.isna(a) else str(a))
+    rows = []
+    for key, g in (traces.groupby(keys, sort=False) if keys else [((), traces)]):
+        key = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        pred = predicted[g.index].value_counts(normalize=True)
+        gold = g["gold"].astype(str).value_counts(normalize=True)
+        for answer in sorted(set(pred.index) | set(gold.index), key=lambda a: (a == "∅", a)):
+            rows.append({**key, "answer": answer, "predicted": float(pred.get(answer, 0.0)),
+                         "gold": float(gold.get(answer, 0.0))})
+    return pd.DataFrame(rows)
 
 
 def budget_curve(records: pd.DataFrame, continuations: Sequence[int] | None = None,

@@ -249,39 +249,84 @@ def reextract(records: pd.DataFrame, mode: str) -> pd.DataFrame:
     return out
 
 
-def select(records: pd.DataFrame, extraction: str | None = None, answer_holding: bool = True) -> pd.DataFrame:
+#: Which checkpoints a computation uses: every one (the paper's computation), or only those
+#: before the trace has begun to write a final answer (:func:`before_answer`).
+CHECKPOINTS = ("all", "before answer")
+
+
+def answer_states(records: pd.DataFrame) -> np.ndarray:
+    """The answer state of each record's prefix (:meth:`siautil.tasks.Task.answer_state`:
+    ``"none"``, ``"growing"`` or ``"written"``), read by the record's own task from the trace's
+    text (``trace_text[:prefix_chars]``: the original prefix, also for shuffled-prefix runs,
+    whose ``prefix_text`` is what the continuations saw). Records that carry an
+    ``answer_state`` column (the oracle's, which knows where its answer is written) keep it."""
+    if "answer_state" in records:
+        return records["answer_state"].to_numpy(dtype=object)
+    missing = [c for c in ("dataset", "trace_text", "prefix_chars") if c not in records]
+    if missing:
+        raise RecordsError(f"where a prefix holds an answer is read from the columns {missing}, "
+                           "which these records lack: give them an answer_state column or sample the run again")
+    from .tasks import get
+
+    tasks, cache = {}, {}
+    out = np.empty(len(records), dtype=object)
+    for i, (dataset, text, chars) in enumerate(zip(records["dataset"], records["trace_text"], records["prefix_chars"])):
+        key = (dataset, text, int(chars))
+        if key not in cache:
+            task = tasks.setdefault(dataset, get(dataset))
+            cache[key] = task.answer_state(text[:int(chars)])
+        out[i] = cache[key]
+    return out
+
+
+def before_answer(records: pd.DataFrame) -> np.ndarray:
+    """Whether each record's checkpoint comes before its trace has begun to write a final
+    answer: neither it nor any earlier checkpoint of the trace holds one, written or growing
+    (:func:`answer_states`)."""
+    from .tasks.base import NO_ANSWER
+
+    holds = pd.Series(answer_states(records) != NO_ANSWER, index=records.index)
+    keys = [k for k in ("model", "dataset", "shuffle", "run", "question_id", "trace") if k in records]
+    order = records.sort_values(keys + ["t"]).index
+    seen = holds.loc[order].groupby([records.loc[order, k] for k in keys], sort=False).cummax()
+    return ~seen.reindex(records.index).to_numpy(dtype=bool)
+
+
+def select(records: pd.DataFrame, extraction: str | None = None, checkpoints: str = "all") -> pd.DataFrame:
     """``records`` with answers read again under ``extraction`` (:func:`reextract`; ``None``
-    keeps the run's own) and, with ``answer_holding=False``, without the checkpoints whose
-    prefix already holds a complete final answer."""
+    keeps the run's own) and, with ``checkpoints="before answer"``, only the checkpoints before
+    the trace begins to write a final answer (:func:`before_answer`)."""
     check_records(records)
+    if checkpoints not in CHECKPOINTS:
+        raise ValueError(f"checkpoints must be one of {CHECKPOINTS}, got {checkpoints!r}")
     if extraction is not None:
         records = reextract(records, extraction)
-    if not answer_holding:
-        if "holds_answer" not in records:
-            raise RecordsError("these records have no holds_answer flag (written under protocol 1): "
-                               "answer-holding checkpoints cannot be excluded; sample the run again")
-        records = check_records(records[~records["holds_answer"].astype(bool)])
+    if checkpoints == "before answer":
+        kept = records[before_answer(records)]
+        if kept.empty:
+            raise RecordsError("no checkpoint comes before its trace's answer: every prefix already holds one")
+        records = kept
     return records
 
 
 def estimate(records: pd.DataFrame, alpha: float = DEFAULT_ALPHA, estimator: str = "plugin",
              keep: int | None = None, extraction: str | None = None,
-             answer_holding: bool = True) -> pd.DataFrame:
+             checkpoints: str = "all") -> pd.DataFrame:
     """One row per record: ``entropy`` ``Ĥ_t``, ``surprisal`` ``ŝ_t``, ``gold_prob``, ``m``,
     ``mode`` (the majority answer) and ``pos = t / T``, beside the record's keys.
 
     ``extraction`` reads the answers again under that mode first (:func:`reextract`; ``None``
-    keeps the run's own). ``answer_holding=False`` drops the checkpoints whose prefix already
-    holds a complete final answer (their entropy is near 0 and their surprisal set by the
-    trace's correctness alone, so they leak the label into every diagnostic). Both through
-    :func:`select`."""
-    records = select(records, extraction, answer_holding)
+    keeps the run's own). ``checkpoints="before answer"`` keeps only the checkpoints before the
+    trace begins to write its final answer (those after have entropy near 0 and a surprisal set
+    by the trace's correctness alone, so they leak the label into every diagnostic). Both
+    through :func:`select`."""
+    records = select(records, extraction, checkpoints)
     ac = count_answers(records["answers"], records["gold"], keep=keep)
     if np.any(ac.m == 0):
         bad = records.loc[ac.m == 0, ["question_id", "trace", "t"]].head(3).to_dict("records")
         raise RecordsError(f"{int((ac.m == 0).sum())} records have no answers (M = 0), e.g. {bad}")
-    keys = [c for c in ("model", "dataset", "regime", "shuffled", "run", "question_id", "trace", "t", "T", "correct",
-                        "holds_answer", "deterministic") if c in records]
+    keys = [c for c in ("model", "dataset", "regime", "shuffle", "run", "question_id", "trace", "t", "T", "correct",
+                        "deterministic") if c in records]
     out = records[keys].reset_index(drop=True).copy()
     out["m"] = ac.m
     out["entropy"] = entropy_from_counts(ac, estimator)

@@ -30,18 +30,23 @@ def test_every_choice_applies_to_a_real_run():
     assert set(tab["choice"]) == set(choices.CHOICES)
     assert tab.groupby("choice")["default"].sum().eq(1).all()
     assert len(tab) == sum(len(v) for v in choices.CHOICES.values())
-    holding = tab[tab.choice == "answer-holding checkpoints"].set_index("value")
-    # a trace that ends "The answer is 3." holds its answer at t = T, and at t = 0 nothing does
+    holding = tab[tab.choice == "checkpoints"].set_index("value")
+    # a trace that ends "The answer is 3." holds its answer at t = T and from where its digit is
+    # written ("The answer is 3" may still grow), and at t = 0 nothing does
+    state = pd.Series(estimators.answer_states(recs), index=recs.index)
     last = recs[recs["t"] == recs["T"]]
     finished = last["trace_text"].str.contains(r"The answer is \d\.$")
-    assert finished.any() and last.loc[finished, "holds_answer"].all()
-    assert not recs.loc[recs.t == 0, "holds_answer"].any()
-    assert np.isfinite(holding.loc["in", "table 1 mean"])
-    # leaving them out drops t = T of every finished trace (its end-point may keep its value:
-    # a checkpoint just before the answer can already give gold in all M continuations)
-    kept = estimators.select(recs, answer_holding=False)
-    assert 0 < len(kept) < len(recs) and not kept["holds_answer"].any()
-    assert np.isfinite(holding.loc["out", "table 1 mean"])
+    assert finished.any() and (state[last.index[finished]] != "none").all()
+    assert (state[recs.t == 0] == "none").all()
+    digit = recs["prefix_text"].str.contains(r"The answer is \d$")
+    assert digit.any() and (state[digit] == "growing").all()
+    assert np.isfinite(holding.loc["all", "table 1 mean"])
+    # before the answer: no checkpoint from the first that holds one on (it is never t = 0)
+    kept = estimators.select(recs, checkpoints="before answer")
+    assert 0 < len(kept) < len(recs) and (pd.Series(estimators.answer_states(kept)) == "none").all()
+    assert not kept["prefix_text"].str.contains("The answer is").any() or \
+        not kept["prefix_text"].str.contains(r"The answer is \d").any()
+    assert np.isfinite(holding.loc["before answer", "table 1 mean"])
     extraction = tab[tab.choice == "extraction"].set_index("value").drop(columns=["choice", "default"])
     assert not extraction.loc["strict-match"].equals(extraction.loc["flexible-extract"])
     estimator = tab[tab.choice == "estimator"].set_index("value")["table 1 mean"]

@@ -40,23 +40,33 @@ def test_each_run_is_split_at_its_own_m():
     np.testing.assert_allclose(got, alone["coefficient"].to_numpy())
 
 
-def test_baseline_of_a_trace_whose_answers_never_change_is_undefined():
-    recs = _records([["1", "1"]] * 4)
-    b = C.baseline(recs, n_draws=50)
-    assert np.isnan(b["baseline"].item()) and b["baseline_defined"].item() == 0.0
-
-
-def test_table_verdicts_follow_the_decoupled_interval():
+def test_table_gives_each_estimate_with_its_interval_and_no_excess_or_verdict():
     runs = {name: oracle.sample_run(cfg, n_questions=40, n_traces=4, n_continuations=32, stride=5, seed=6)
             for name, cfg in (("aligned", oracle.aligned()), ("none", oracle.no_information()))}
     recs = pd.concat([r.assign(model=name) for name, r in runs.items()], ignore_index=True)
-    tab = C.table(recs, n_draws=20, n_resamples=300).set_index("model")
-    assert tab.loc["aligned", "verdict"] == "informative"
-    assert tab.loc["none", "verdict"] == "cannot tell at this M"
+    tab = C.table(recs, n_resamples=300).set_index("model")
+    assert tab.loc["aligned", "decoupled_low"] > 0
+    assert tab.loc["none", "decoupled_low"] < 0 < tab.loc["none", "decoupled_high"]
     assert tab.loc["none", "paper"] > 0.8 and np.isnan(tab.loc["none", "corrected"])
-    few = C.table(runs["aligned"][runs["aligned"]["question_id"].isin(["oracle-0", "oracle-1"])], n_draws=5,
-                  n_resamples=50)
-    assert few["verdict"].item() == "too few questions (2)"
+    assert not any("excess" in c or "baseline" in c or "verdict" in c for c in tab.columns)
+    assert not hasattr(C, "baseline") and not hasattr(C, "describe")
+
+
+def test_by_outcome_splits_traces_and_the_mix_implies_the_cell_mean():
+    run = oracle.sample_run(oracle.aligned(), n_questions=40, n_traces=4, n_continuations=16, seed=3).assign(model="m")
+    out = C.by_outcome(run, n_resamples=100).set_index("outcome")
+    traces = run.drop_duplicates(["question_id", "trace"])
+    assert out.loc["correct", "traces"] == traces["correct"].sum()
+    assert out.loc[["correct", "incorrect", "no answer"], "traces"].sum() == len(traces)
+    assert out.loc["no answer", "traces"] == traces["trace_answer"].isna().sum()
+    assert out.loc["correct", "paper"] > out.loc["incorrect", "paper"]
+    # the cell's mean over traces is exactly what its outcomes' means imply at its mix
+    assert out.loc["all", "paper_implied_by_mix"] == pytest.approx(out.loc["all", "paper"])
+
+
+def test_outcome_reads_null_answers_apart():
+    recs = pd.DataFrame(dict(correct=[True, False, False], trace_answer=["1", "2", None]))
+    assert list(C.outcome(recs)) == ["correct", "incorrect", "no answer"]
 
 
 def test_corrected_refuses_to_divide_noise_by_noise():
@@ -68,30 +78,23 @@ def test_corrected_refuses_to_divide_noise_by_noise():
 def no_information():
     run = oracle.sample_run(oracle.no_information(gold_prob=0.8), n_questions=60, n_traces=4,
                             n_continuations=16, stride=5, seed=2)
-    traces, rel = C.per_trace(run, n_draws=100, seed=2)
-    return traces, rel
+    return C.per_trace(run)
 
 
 def test_no_information_paper_reads_high_decoupled_reads_zero(no_information):
-    traces, _ = no_information
+    traces, rel = no_information
     paper, dec = traces["paper"].dropna(), traces["decoupled"].dropna()
     assert paper.mean() > 0.8  # gold is modal: the shared noise alone makes it look aligned
     se = dec.std() / np.sqrt(len(dec))
     assert abs(dec.mean()) < 2.5 * se
-
-
-def test_no_information_baseline_matches_the_paper_and_correction_abstains(no_information):
-    traces, rel = no_information
-    both = traces.dropna(subset=["paper", "baseline"])
-    assert both["baseline"].mean() == pytest.approx(both["paper"].mean(), abs=0.03)
-    assert abs(both["excess"].mean()) < 0.03
     assert rel["r_H"].item() < C.MIN_RELIABILITY or rel["r_s"].item() < C.MIN_RELIABILITY
 
 
 @pytest.mark.parametrize("setting", ["aligned", "misaligned"])
 def test_informative_oracles_decoupled_has_the_sign_and_corrected_the_size(setting):
     cfg = oracle.aligned() if setting == "aligned" else oracle.misaligned()
-    v = C.validate({setting: cfg}, ms=(32,), n_questions=60, n_draws=20, seed=4).set_index("estimator")
+    v = C.validate({setting: cfg}, ms=(32,), n_questions=60, seed=4)
+    v = v[v["outcome"] == "all"].set_index("estimator")
     exact = v.loc["paper", "exact"]
     dec = v.loc["decoupled"]
     assert np.sign(dec["mean"]) == np.sign(exact) and abs(dec["mean"]) > 3 * dec["se"]
@@ -101,11 +104,8 @@ def test_informative_oracles_decoupled_has_the_sign_and_corrected_the_size(setti
     assert abs(v.loc["corrected", "mean"] - exact) < 0.35 * abs(exact)
 
 
-def test_describe_says_each_estimate_with_its_interval_and_the_verdict():
-    row = {"model": "m", "dataset": "d", "traces": 12, "paper defined": 7, "verdict": "informative"}
-    for i, name in enumerate(("paper", "decoupled", "excess")):
-        row.update({name: 0.1 * (i + 1), f"{name} low": -0.05 * (i + 1), f"{name} high": 0.25 * (i + 1)})
-    (sentence,) = C.describe(pd.DataFrame([row]))
-    assert sentence == ("m on d: paper's estimator +0.100 [-0.050, +0.250] (7 of 12 traces defined), "
-                        "decoupled +0.200 [-0.100, +0.500], excess over the no-information baseline "
-                        "+0.300 [-0.150, +0.750]; verdict: informative")
+def test_validation_splits_the_exact_coefficient_by_outcome_too():
+    v = C.validate({"guesser": oracle.guesser()}, ms=(16,), n_questions=40, seed=1)
+    exact = v[v["estimator"] == "paper"].set_index("outcome")["exact"]
+    # the truth itself follows the outcome: a guesser's correct traces align, its wrong ones do not
+    assert exact["correct"] > 0 > exact["incorrect"]

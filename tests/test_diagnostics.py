@@ -156,7 +156,7 @@ def test_early_stopping_by_hand():
 def test_shuffle_ablation_and_budget_curve_shapes():
     cfg = oracle.aligned(steps=20)
     orig = oracle.sample_run(cfg, n_questions=10, seed=5, stride=4)
-    shuf = oracle.sample_run(cfg, n_questions=10, seed=5, stride=4, shuffle_prefix=True)
+    shuf = oracle.sample_run(cfg, n_questions=10, seed=5, stride=4, shuffle="tokens")
     t2 = D.shuffle_table(orig, shuf, n_resamples=100)
     assert {"mean_original", "mean_shuffled"} <= set(t2.columns)
     curve = D.budget_curve(orig, strides=(None, 8), n_resamples=50)
@@ -166,7 +166,7 @@ def test_shuffle_ablation_and_budget_curve_shapes():
 def test_table_2_compares_the_same_questions():
     orig = oracle.sample_run(oracle.aligned(), n_questions=8, n_traces=2, n_continuations=8, seed=1).assign(model="m")
     shuf = oracle.sample_run(oracle.aligned(), n_questions=4, n_traces=2, n_continuations=8, seed=1,
-                             shuffle_prefix=True).assign(model="m")
+                             shuffle="tokens").assign(model="m")
     t2 = D.shuffle_table(orig, shuf, n_resamples=10)
     assert t2["questions_original"].item() <= 4 and t2["questions_shuffled"].item() <= 4
     alone = D.alignment(orig[orig["question_id"].isin(shuf["question_id"])], n_resamples=10)
@@ -225,10 +225,10 @@ def test_trace_summary_by_hand():
 
 def test_shuffled_and_unshuffled_runs_stay_apart(tiny_store):
     a = tiny_store("plain")
-    b = tiny_store("shuffled", shuffle_prefix=True)
+    b = tiny_store("shuffled", shuffle="tokens")
     recs = store.load_records([a, b])
     assert recs["run"].nunique() == 2 and set(recs["protocol"]) == {runs.PROTOCOL}
-    recs["shuffled"] = recs["run"] == store.run_id(store.read_config(b))
+    recs["shuffle"] = np.where(recs["run"] == store.run_id(store.read_config(b)), "tokens", "none")
     traj = E.estimate(recs)
     assert len(D.trace_alignment(traj).groupby(["run"])) == 2
     assert len(D.alignment(recs, n_resamples=10, min_checkpoints=2)) == 2
