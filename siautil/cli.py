@@ -105,7 +105,7 @@ SETTING_HELP = {
     "min_p": "none: off",
     "repetition_penalty": "1.0 (none) is the only value the engine samples exactly",
     "seed": "the run seed (every sequence's random stream is keyed by it, the question id and its place)",
-    "shuffle_prefix": "Table 2 ablation: permute each prefix's tokens for the continuations",
+    "shuffle": "what the continuations see: none (the prefix), tokens (permuted, Table 2) or steps (shuffled, format kept)",
     "stop": "eos: run to EOS or the budget (the paper); answer: also stop at the first final answer",
     "extraction": "strict-match: an explicit final-answer marker or the null answer; flexible-extract: fallbacks",
     "prompt_style": "chat template or plain text; auto: as the model is",
@@ -122,7 +122,8 @@ def _setting_choices() -> dict[str, tuple[str, ...]]:
     from .tasks.base import PROMPT_STYLES
     from .tasks.extract import EXTRACTION_MODES
 
-    return {"stop": rollout.STOP_RULES, "extraction": EXTRACTION_MODES, "prompt_style": PROMPT_STYLES}
+    return {"stop": rollout.STOP_RULES, "extraction": EXTRACTION_MODES, "prompt_style": PROMPT_STYLES,
+            "shuffle": rollout.SHUFFLES}
 
 
 def _optional(kind: type):

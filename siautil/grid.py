@@ -9,13 +9,14 @@
 * ``smollm2-arc``: SmolLM2-135M-Instruct on 48 questions of each ARC set, the larger run
   committed under ``data/stored`` that the published book reads (:func:`siautil.runs.stored`);
 * ``toy-regimes``: the controlled experiment, every shipped toy model (``models.TOY_SHIPPED``:
-  each regime and training seed) on 60 toy questions, original and shuffled prefixes, at one
-  sampling setting (:data:`CONTROLLED`; also stored under ``data/stored``).
+  each regime and training seed) on 60 toy questions, with the prefixes as written, with their
+  tokens shuffled and with their steps randomised, at the toy models' one sampling setting
+  (:data:`TOY`; also stored under ``data/stored``).
 
 Every profile follows the paper's protocol (:data:`PROTOCOL`: generations run to EOS or the
 budget, answers read with ``strict-match``, temperature and top-p only) and holds one sampling
-chain for all its cells, except where a cell says otherwise by name (the toy models: see
-:data:`TOY` and :data:`CONTROLLED`). N, M, the stride and the budget are a profile's size.
+chain for all its cells, except the toy models, which sample at :data:`TOY` in every profile.
+N, M, the stride and the budget are a profile's size.
 
 Running the cells, reading their records, where their stores live and what a profile costs
 are :mod:`siautil.runs` (``runs.ensure``, ``runs.records``, ``runs.sweep``, ``runs.run_grid``,
@@ -50,15 +51,16 @@ class Cell:
 
     @property
     def name(self) -> str:
-        return f"{self.model}__{self.task}" + ("__shuffled" if self.settings.shuffle_prefix else "")
+        return f"{self.model}__{self.task}" + SHUFFLE_SUFFIX[self.settings.shuffle]
 
     @property
     def needs_files(self) -> bool:
         """Whether the cell reads benchmark files (its task's :attr:`~siautil.tasks.Task.needs_files`)."""
         return tasks.get(self.task).needs_files
 
-    def shuffled(self) -> "Cell":
-        return replace(self, settings=replace(self.settings, shuffle_prefix=True))
+    def shuffled(self, shuffle: str = "tokens") -> "Cell":
+        """This cell with its continuations seeing shuffled prefixes (:data:`siautil.rollout.SHUFFLES`)."""
+        return replace(self, settings=replace(self.settings, shuffle=shuffle))
 
 
 # the old field, read: what the task says (set after the class, so ``Cell(..., needs_data=...)``
@@ -92,29 +94,18 @@ PILOT = rollout.RolloutConfig(n_traces=2, n_continuations=4, stride=96, max_new_
 #: the re-sampling test (``tests/test_stored.py``) short; the continuations fill the batches.
 SMOL_ARC = rollout.RolloutConfig(n_traces=4, n_continuations=8, stride=24, max_new_tokens=384,
                                  max_batch_rows=128, window=2, **PROTOCOL)
-#: The toy models' own sampling chain in the default book, the one departure from :data:`PROTOCOL`:
-#: temperature 2.0 and no nucleus. At the protocol's 0.7 the toy SFT and RL models are right every
-#: time, their answer distribution is a point mass from the first checkpoint, and the
-#: coefficient is undefined for most traces. Accuracy on the first 60 questions, two samples each
-#: (``toy.accuracy_by_temperature``, the hidden-96 seed-0 models) at temperatures 1.0 / 1.4 / 2.0:
-#: SFT 1.000 / 0.992 / 0.725, RL 1.000 / 0.992 / 0.733, base 0.442 / 0.267 / 0.125: at 2.0 base
-#: falls below chance (0.2), which is why the controlled experiment samples at
-#: :data:`CONTROLLED` instead. Books before protocol 2 said 1.4 but sampled at 1.96 (the
-#: temperature was applied twice with top-k off). The stop rule and extraction are the
-#: protocol's. 1,024 rows a batch: the tiny models are bound by per-step overhead, and twice 512
-#: rows gave 12% more tokens a second.
+#: The toy models' sampling setting, the one departure from :data:`PROTOCOL`, the same in every
+#: profile: temperature 1.5 and no nucleus. At the protocol's 0.7 the toy SFT and RL models are
+#: right every time, their answer distribution is a point mass from the first checkpoint, and no
+#: coefficient is defined; 1.5 is the lowest temperature of those measured at which every regime
+#: of the controlled experiment makes some errors, and base stays about at chance (1 in 5)
+#: (``toy.accuracy_by_temperature``, shown in the training chapter). The stop rule and extraction
+#: are the protocol's. 1,024 rows a batch: the tiny models are bound by per-step overhead.
 TOY = rollout.RolloutConfig(n_traces=4, n_continuations=16, stride=4, max_new_tokens=52,
-                            max_batch_rows=1024, **{**PROTOCOL, "temperature": 2.0, "top_p": 1.0})
-#: The controlled experiment's one sampling setting for all five regimes (profile
-#: ``toy-regimes``): :data:`TOY` at the lowest temperature of those measured at which every
-#: regime makes some errors (so its coefficient is defined), which leaves base at about chance
-#: (1 in 5). Accuracy on the runs' 60 questions, two samples each, seed-1 models, when it was
-#: chosen (``toy.accuracy_by_temperature``; the training chapter shows seed 0's) at temperatures
-#: 1.0 / 1.25 / 1.5 / 1.75: SFT 1.000 / 1.000 / 0.958 / 0.833, RL 1.000 / 1.000 / 0.967 / 0.825,
-#: RL from base 0.983 / 0.942 / 0.600 / 0.333, base 0.442 / 0.267 / 0.217 / 0.125,
-#: uninformative 0.883 / 0.883 / 0.858 / 0.658.
-CONTROLLED = replace(TOY, temperature=1.5)
+                            max_batch_rows=1024, **{**PROTOCOL, "temperature": 1.5, "top_p": 1.0})
 
+#: A shuffled cell's name ends in its kind of shuffle, so each has its own run store.
+SHUFFLE_SUFFIX = {"none": "", "tokens": "__shuffled", "steps": "__shuffled-steps"}
 #: Models of Table 2 (shuffled prefixes) in the paper.
 PAPER_SHUFFLE = ["qwen2.5-3b", "qwen2.5-3b-instruct", "deepseek-r1-distill-qwen-7b", "gemma-2-2b-it"]
 
@@ -129,7 +120,8 @@ def cells(profile: str) -> list[Cell]:
         smol = [Cell("smollm2-135m-instruct", "arc-easy", SMOL, limit=12)]
         # Table 2 needs fewer questions than Table 1: the shuffled runs take half, to keep the
         # default book within its time
-        return toy + [replace(toy[0].shuffled(), limit=50), replace(toy[1].shuffled(), limit=50)] + smol
+        shuffled = [replace(c.shuffled(kind), limit=50) for kind in ("tokens", "steps") for c in toy[:2]]
+        return toy + shuffled + smol
     if profile == "pilot":
         return [Cell("smollm2-135m-instruct", d, PILOT, limit=10)
                 for d in ("gsm8k", "svamp", "arc-easy", "arc-challenge")]
@@ -137,15 +129,16 @@ def cells(profile: str) -> list[Cell]:
         return [Cell("smollm2-135m-instruct", d, SMOL_ARC, limit=48, precision="bf16")
                 for d in ("arc-easy", "arc-challenge")]
     if profile == "toy-regimes":
-        # the controlled experiment: every regime and training seed, original and shuffled prefixes
-        toy = [Cell(models.toy_name(r, k), "toy", CONTROLLED, limit=60)
+        # the controlled experiment: every regime and training seed, each way of showing the prefixes
+        toy = [Cell(models.toy_name(r, k), "toy", TOY, limit=60)
                for r, seeds in models.TOY_SHIPPED.items() for k in seeds]
-        return toy + [c.shuffled() for c in toy]
+        return toy + [c.shuffled(kind) for kind in ("tokens", "steps") for c in toy]
     if profile in ("paper", "paper-nf4"):
         precision = "nf4" if profile == "paper-nf4" else "bf16"
         out = [Cell(m, d, PAPER, precision=precision)
                for m in models.PAPER_MODELS for d in ("gsm8k", "svamp", "arc-challenge")]
-        out += [Cell(m, "gsm8k", PAPER, precision=precision).shuffled() for m in PAPER_SHUFFLE]
+        out += [Cell(m, "gsm8k", PAPER, precision=precision).shuffled(kind)
+                for kind in ("tokens", "steps") for m in PAPER_SHUFFLE]
         return out
     raise ValueError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
 
@@ -155,19 +148,21 @@ PROFILES = ("default", "paper", "paper-nf4", "pilot", "smollm2-arc", "toy-regime
 
 
 def select(profile: str, model: str | None = None, dataset: str | None = None, precision: str | None = None,
-           limit: int | None = None, shuffled: bool | None = False) -> list[Cell]:
-    """The cells a chapter works on: the profile's (optionally only shuffled or unshuffled ones),
-    or, when ``model`` is given, that one model on ``dataset`` with the profile's settings
-    (what ``papermill ... -p model X -p dataset gsm8k -p precision bf16`` asks for)."""
+           limit: int | None = None, shuffle: str | None = "none") -> list[Cell]:
+    """The cells a chapter works on: the profile's with one kind of ``shuffle``
+    (:data:`siautil.rollout.SHUFFLES`; ``None``: every kind), or, when ``model`` is given, that one
+    model on ``dataset`` with the profile's settings (what ``papermill ... -p model X -p dataset
+    gsm8k -p precision bf16`` asks for)."""
     if model:
         base = PAPER if profile.startswith("paper") else (TOY if dataset == "toy" else SMOL)
         if precision is None and profile == "paper-nf4":
             precision = "nf4"
         cell = Cell(model, dataset or "gsm8k", base, limit=limit, precision=precision)
-        return [cell.shuffled()] if shuffled else [cell]
+        kinds = rollout.SHUFFLES if shuffle is None else (shuffle,)
+        return [cell.shuffled(kind) if kind != "none" else cell for kind in kinds]
     out = cells(profile)
-    if shuffled is not None:
-        out = [c for c in out if c.settings.shuffle_prefix == shuffled]
+    if shuffle is not None:
+        out = [c for c in out if c.settings.shuffle == shuffle]
     if limit is not None:
         out = [replace(c, limit=limit) for c in out]
     return out

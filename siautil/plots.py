@@ -253,7 +253,7 @@ def gain_panels(gain: pd.DataFrame, counts: pd.DataFrame | None = None) -> plt.F
     (model, dataset); the top row ``Ĝ_t`` in nats for every trace, the bottom row the paper's
     ``Ĝ_t / Ĝ_T`` for the traces with a measurable total; correct against incorrect traces,
     each line labelled with how many traces it stands on (from ``counts``)."""
-    keys = [k for k in ("model", "dataset", "shuffled", "run") if k in gain]
+    keys = [k for k in ("model", "dataset", "shuffle", "run") if k in gain]
     groups = list(gain.groupby(keys, sort=False))
     n = max(1, len(groups))
     fig, axes = plt.subplots(2, n, figsize=(5 * n, 7.5), squeeze=False)
@@ -334,3 +334,46 @@ def figure_2(traj: pd.DataFrame) -> plt.Figure:
 
     return auc_curve(diagnostics.auc_by_position(traj, normalised=True), x="pos", label_by=["model", "dataset"],
                      title="AUC of $-\\hat H_t$ for correct vs incorrect")
+
+
+def martingale(curve: pd.DataFrame, by: str = "model", ax=None) -> plt.Figure:
+    """Mean ``p̂_t(y*)`` against the prefix length in tokens (:func:`siautil.informativeness.martingale`),
+    one line per ``by`` with its 95% band, and each one's accuracy as a dashed line of its colour:
+    where traces and continuations come from one sampler the line stays at the accuracy."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4))
+    for name, g in curve.groupby(by, sort=False):
+        inner = g[g["t"] != "end"]
+        t = inner["t"].astype(float)
+        line, = ax.plot(t, inner["mean"], label=str(name))
+        ax.fill_between(t, inner["low"], inner["high"], color=line.get_color(), alpha=0.15, lw=0)
+        ax.axhline(float(g[g["t"] == "end"]["mean"].iloc[0]), color=line.get_color(), ls="--", lw=0.8)
+    ax.set_xlabel("prefix length t (tokens); past a trace's end, its outcome")
+    ax.set_ylabel(r"mean $\hat p_t(y^\ast)$")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("The gold answer's probability along the traces (dashed: accuracy)")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def determination(table: pd.DataFrame, label: str = "model",
+                  measures=(("D_before", "D before the answer"), ("R", "R (share of answer entropy resolved)"),
+                            ("step_drop", "step effect (own answer's drop)"))) -> plt.Figure:
+    """What the written steps determine, per row of ``table`` (:func:`siautil.informativeness.measures`
+    or :func:`siautil.regimes.per_model`): one panel per measure, each value with its 95% interval,
+    and 0 marked (the value with no information)."""
+    present = [(c, t) for c, t in measures if c in table and table[c].notna().any()]
+    fig, axes = plt.subplots(1, len(present), figsize=(3.6 * len(present), 0.32 * len(table) + 1.4), sharey=True,
+                             squeeze=False)
+    y = np.arange(len(table))
+    for ax, (col, title) in zip(axes[0], present):
+        low, high = table[f"{col}_low"].to_numpy(), table[f"{col}_high"].to_numpy()
+        value = table[col].to_numpy()
+        ax.errorbar(value, y, xerr=[np.clip(value - low, 0, None), np.clip(high - value, 0, None)], fmt="o",
+                    ms=4, capsize=2)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_title(title, fontsize="medium")
+    axes[0][0].set_yticks(y, table[label].astype(str))
+    axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    return fig

@@ -33,6 +33,7 @@ the batch a row sits in, replay exactly on the same machine, precision and threa
 from __future__ import annotations
 
 import enum
+import random
 from collections import deque
 from dataclasses import InitVar, asdict, dataclass, field
 from typing import Iterator, Sequence
@@ -55,6 +56,13 @@ TRIGGERS = (".", "\n", "}", ")", " ")
 #: answer is written (cheaper; changes T, the trace's label and the continuations' answers for
 #: models that write past their first answer).
 STOP_RULES = ("eos", "answer")
+#: What the continuations of a checkpoint see: the trace's own prefix (``"none"``), its tokens
+#: permuted (``"tokens"``, the paper's Table 2 ablation, which breaks the answer format too), or its
+#: written steps shuffled with their format kept (``"steps"``, :meth:`siautil.tasks.Task.shuffle_steps`).
+SHUFFLES = ("none", "tokens", "steps")
+#: tokens a re-encoded steps-shuffled prefix may have beyond the original's (a tokenizer merges
+#: differently across the new sentence boundaries); beyond this it is cut
+STEPS_SLACK = 16
 #: characters of recent text kept per row for the answer-complete check of ``stop="answer"``
 TAIL_CHARS = 400
 #: a slot buffer's first capacity in generated tokens (it grows by doubling up to a row's budget)
@@ -81,7 +89,7 @@ class RolloutConfig:
     min_p: float | None = None
     repetition_penalty: float = 1.0
     seed: int = 0
-    shuffle_prefix: bool = False      # Table 2: permute each prefix's tokens for the continuations
+    shuffle: str = "none"             # one of SHUFFLES: what the continuations see of each prefix
     stop: str = "eos"                 # one of STOP_RULES
     extraction: str = "strict-match"  # one of tasks.extract.EXTRACTION_MODES
     prompt_style: str = "auto"        # "auto" | "chat" | "plain"
@@ -98,6 +106,8 @@ class RolloutConfig:
         for name in ("n_traces", "n_continuations", "stride", "max_new_tokens", "max_batch_rows", "window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.shuffle not in SHUFFLES:
+            raise ValueError(f"unknown shuffle {self.shuffle!r}; valid values: {', '.join(SHUFFLES)}")
         if self.stop not in STOP_RULES:
             raise ValueError(f"unknown stop rule {self.stop!r}; valid rules: {', '.join(STOP_RULES)}")
         check_mode(self.extraction)
@@ -169,9 +179,10 @@ class Checkpoint:
     ``budget`` is the continuations' token budget (``max_new_tokens - t``, capped); with none
     left the checkpoint is deterministic (its prefix is the whole generation) and sampled no
     further. ``prefix_text`` is the trace's prefix; ``seen_text`` the prefix the continuations
-    saw, which differs only for shuffled prefixes (Table 2). ``kv`` and ``logits`` are what
-    the continuations start from (the trace's keys and values and the logits at ``t``, or a
-    shuffled prefix's own); ``continuations`` are its ``M`` rows once decoded."""
+    saw and ``seen`` its length in tokens, which differ only for shuffled prefixes. ``kv`` and
+    ``logits`` are what the continuations start from (the trace's keys and values and the
+    logits at ``t``, or a shuffled prefix's own); ``continuations`` are its ``M`` rows once
+    decoded."""
 
     trace: int
     t: int
@@ -181,6 +192,11 @@ class Checkpoint:
     kv: list | None = None
     logits: torch.Tensor | None = None
     continuations: list[_Row] = field(default_factory=list)
+    seen: int | None = None
+
+    def __post_init__(self):
+        if self.seen is None:
+            self.seen = self.t
 
     @property
     def deterministic(self) -> bool:
@@ -416,8 +432,11 @@ class Engine:
 
     def _limit(self, prompts: list[list[int]]) -> int:
         """The most positions a slot may hold: a whole generation, plus its prompt when rows
-        copy their prefixes (shuffled prefixes)."""
-        return self.config.max_new_tokens + (max(map(len, prompts)) if self.config.shuffle_prefix else 0)
+        copy their prefixes (shuffled prefixes), plus what a re-encoded steps-shuffled prefix
+        may add."""
+        shuffle = self.config.shuffle
+        return (self.config.max_new_tokens + (max(map(len, prompts)) if shuffle != "none" else 0)
+                + (STEPS_SLACK if shuffle == "steps" else 0))
 
     def _decode(self, items: list[_Item], limit: int) -> None:
         """Decode ``items`` to completion (rows that arrive while decoding are not expected)."""
@@ -509,13 +528,13 @@ class Engine:
         few attended positions are padding)."""
         cfg = self.config
         sampled = sorted((cp for cp in req.checkpoints if not cp.deterministic), key=lambda cp: cp.t)
-        if cfg.shuffle_prefix:
+        if cfg.shuffle != "none":
             self._shuffle_prefixes(req, sampled)
         items = []
         for cp in sampled:
             cp.continuations = [_Row(budget=cp.budget, stream=streams.key(req.seed, 1, cp.trace, cp.t, j),
                                      tail=cp.seen_text[-TAIL_CHARS:], owner=req) for j in range(cfg.n_continuations)]
-            items += [_Item(r, cp.kv, len(req.prompt) + cp.t, cp.logits, private=cfg.shuffle_prefix)
+            items += [_Item(r, cp.kv, len(req.prompt) + cp.seen, cp.logits, private=cfg.shuffle != "none")
                       for r in cp.continuations]
         return items
 
@@ -590,20 +609,25 @@ class Engine:
         return [[r.tokens + ([eos] if r.finish is Finish.EOS else []) for r in rs] for rs in rows]
 
     def _shuffle_prefixes(self, req: _Request, sampled: list[Checkpoint]) -> None:
-        """Table 2: each checkpoint's trace tokens permuted (length kept, a permutation from its
-        own stream) and encoded afresh; only the continuations see the shuffled prefix."""
+        """Each checkpoint's prefix shuffled (from its own stream) and encoded afresh; only the
+        continuations see it. ``"tokens"`` (Table 2): its tokens permuted, length kept.
+        ``"steps"``: its text's steps shuffled by the task, format kept, then re-encoded."""
         for cp in sampled:
             toks = req.traces[cp.trace].tokens[:cp.t]
-            if cp.t > 1:
-                toks = [toks[j] for j in streams.permutation(streams.key(req.seed, 2, cp.trace, cp.t), cp.t)]
+            stream = streams.key(req.seed, 2, cp.trace, cp.t)
+            if self.config.shuffle == "tokens" and cp.t > 1:
+                toks = [toks[j] for j in streams.permutation(stream, cp.t)]
+            elif self.config.shuffle == "steps" and cp.t > 0:
+                text = self.task.shuffle_steps(cp.prefix_text, random.Random(stream))
+                toks = self.tokenizer.encode(text, add_special_tokens=False)[:cp.t + STEPS_SLACK]
             cp.kv, logits = self._prefill(req.prompt + toks)
-            cp.logits = logits[-1]
+            cp.logits, cp.seen = logits[-1], len(toks)
             cp.seen_text = self.tokenizer.decode(toks, skip_special_tokens=True)
 
     def _continuation_text(self, cp: Checkpoint, trace: _Row, cont: list[int]) -> str:
         """The text a continuation adds to the prefix it saw, such that ``seen_text + it`` is the
         decoded whole (what the answer is read from, now and on re-extraction)."""
-        if self.config.shuffle_prefix:
+        if self.config.shuffle != "none":
             # the shuffled prefix's tokens are not kept, so its continuations are decoded alone
             return self.tokenizer.decode(cont, skip_special_tokens=True)
         whole = self.tokenizer.decode(trace.tokens[:cp.t] + cont, skip_special_tokens=True)

@@ -257,7 +257,7 @@ def records(profile: str, chosen: list[Cell] | None = None, runs_dir: str | Path
         df = store.load_records(path)
         if cell.limit is not None:  # a store may hold more questions than this cell asks for
             df = df[df["question_index"] < cell.limit].reset_index(drop=True)
-        df["shuffled"] = cell.settings.shuffle_prefix
+        df["shuffle"] = cell.settings.shuffle
         df["regime"] = regime(cell.model)
         config = store.read_config(path)
         df["precision"], df["weights"] = config.get("precision"), config.get("weights")
@@ -281,7 +281,7 @@ def summary(records: pd.DataFrame) -> pd.DataFrame:
     """One row per cell of :func:`records`: the weights and precision it was sampled in, how
     many questions and traces it holds (what a chapter says it stands on), and the accuracy of
     its traces' own answers."""
-    keys = [k for k in ("model", "dataset", "shuffled") if k in records]
+    keys = [k for k in ("model", "dataset", "shuffle") if k in records]
     traces = records.drop_duplicates(keys + ["question_id", "trace"])
     return traces.groupby(keys, sort=False).agg(
         precision=("precision", "first"), weights=("weights", "first"),

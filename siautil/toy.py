@@ -383,7 +383,7 @@ def competence(records: pd.DataFrame) -> pd.DataFrame:
     """Per model (and shuffled or not), what it can do apart from its answers, read from the
     traces of toy-task records (:func:`trace_competence`): ``accuracy``, ``step accuracy``
     (pooled over written steps) and ``faithfulness`` (among traces with an answer and a step)."""
-    keys = [k for k in ("model", "shuffled") if k in records]
+    keys = [k for k in ("model", "shuffle") if k in records]
     if "dataset" in records and set(records["dataset"]) - {"toy"}:
         raise ValueError(f"competence reads toy-task traces only; these records hold "
                          f"{sorted(set(records['dataset']) - {'toy'})}: select the toy cells first")
@@ -435,7 +435,7 @@ def answer_dependence(records: pd.DataFrame) -> pd.DataFrame:
     construction near 0 for the uninformative regime, near 1 for a faithful model."""
     from scipy import stats
 
-    keys = [k for k in ("model", "shuffled") if k in records]
+    keys = [k for k in ("model", "shuffle") if k in records]
     traces = records.drop_duplicates(keys + ["question_id", "trace"])
     implied = traces["trace_text"].map(implied_answer)
     answer = traces["trace_answer"].map(lambda a: None if pd.isna(a) else str(a))

@@ -20,7 +20,7 @@ SETTINGS = {
     "answer-topk": dict(n_traces=2, n_continuations=3, stride=5, max_new_tokens=20, temperature=0.9, top_p=0.9,
                         top_k=20, stop="answer", seed=4),
     "shuffled": dict(n_traces=2, n_continuations=2, stride=6, max_new_tokens=18, temperature=1.2, top_p=1.0,
-                     shuffle_prefix=True, seed=5, max_batch_rows=3, extraction="flexible-extract"),
+                     shuffle="tokens", seed=5, max_batch_rows=3, extraction="flexible-extract"),
 }
 #: a trained model on its own task: real answers, answer-holding prefixes, both stop rules
 TOY = {

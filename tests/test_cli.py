@@ -22,12 +22,12 @@ def test_every_setting_has_a_flag_with_its_default():
 
 
 def test_flags_old_spellings_and_none():
-    s = _settings("--traces", "2", "--continuations", "3", "--shuffle-prefix", "--top-k", "none", "--min-p", "0.1",
+    s = _settings("--traces", "2", "--continuations", "3", "--shuffle", "steps", "--top-k", "none", "--min-p", "0.1",
                   "--stop", "answer", "--max-new-tokens", "40", "--temperature", "1.5")
-    assert (s.n_traces, s.n_continuations, s.shuffle_prefix, s.top_k, s.min_p) == (2, 3, True, 0, 0.1)
+    assert (s.n_traces, s.n_continuations, s.shuffle, s.top_k, s.min_p) == (2, 3, "steps", 0, 0.1)
     assert (s.stop, s.max_new_tokens, s.temperature) == ("answer", 40, 1.5)
-    s = _settings("--n-traces", "5", "--no-shuffle-prefix", "--top-k", "20", "--min-p", "none")
-    assert (s.n_traces, s.shuffle_prefix, s.top_k, s.min_p) == (5, False, 20, None)
+    s = _settings("--n-traces", "5", "--shuffle", "none", "--top-k", "20", "--min-p", "none")
+    assert (s.n_traces, s.shuffle, s.top_k, s.min_p) == (5, "none", 20, None)
     args = cli.build_parser().parse_args(["rollout", "--model", "m", "--task", "toy", "--out", "o", "--quantize", "4bit"])
     assert args.quantize == "4bit"
 

@@ -11,9 +11,11 @@ from siautil import grid, models
 def test_profiles():
     default = grid.cells("default")
     assert {c.model for c in default} >= {"toy-base", "toy-sft", "toy-rl", "smollm2-135m-instruct"}
-    assert any(c.settings.shuffle_prefix for c in default)
+    assert {c.settings.shuffle for c in default} == {"none", "tokens", "steps"}
     cells = grid.cells("paper")
-    assert len([c for c in cells if not c.settings.shuffle_prefix]) == 33
+    assert len([c for c in cells if c.settings.shuffle == "none"]) == 33
+    assert {c.name for c in cells if c.settings.shuffle == "steps"} == \
+        {f"{m}__gsm8k__shuffled-steps" for m in grid.PAPER_SHUFFLE}
     assert all(c.precision == "bf16" and c.settings.max_new_tokens == 600 for c in cells)
     assert all(c.precision == "nf4" for c in grid.cells("paper-nf4"))
     with pytest.raises(ValueError, match="profiles: default, paper, paper-nf4, pilot, smollm2-arc, toy-regimes"):
@@ -25,11 +27,10 @@ def test_every_profile_follows_the_protocol_with_one_chain():
         cells = grid.cells(profile)
         assert all(c.settings.stop == "eos" and c.settings.extraction == "strict-match" for c in cells)
         assert all(c.settings.top_k == 0 and c.settings.repetition_penalty == 1.0 for c in cells)
-        # one chain per profile, except the toy cells, which name their own (grid.TOY, grid.CONTROLLED)
+        # one chain per profile, except the toy cells, which sample at grid.TOY in every profile
         chains = {c.settings.chain() for c in cells if c.task != "toy"}
         assert len(chains) == (1 if any(c.task != "toy" for c in cells) else 0), (profile, chains)
-        toy_chains = {c.settings.chain() for c in cells if c.task == "toy"}
-        assert toy_chains <= ({grid.CONTROLLED.chain()} if profile == "toy-regimes" else {grid.TOY.chain()})
+        assert {c.settings.chain() for c in cells if c.task == "toy"} <= {grid.TOY.chain()}
 
 
 def test_select_one_model():
@@ -40,7 +41,11 @@ def test_select_one_model():
     assert grid.Cell("m", "gsm8k", grid.PAPER, quantize="4bit").precision == "nf4"  # the old keyword
     with pytest.raises(models.ModelError, match="valid precisions: fp32, bf16, nf4"):
         grid.Cell("m", "gsm8k", grid.PAPER, precision="int3")
-    assert grid.select("default", shuffled=True) and all(c.settings.shuffle_prefix for c in grid.select("default", shuffled=True))
+    steps = grid.select("default", shuffle="steps")
+    assert steps and all(c.settings.shuffle == "steps" and c.name.endswith("__shuffled-steps") for c in steps)
+    assert len(grid.select("default", shuffle=None)) == len(grid.cells("default"))
+    assert [c.settings.shuffle for c in grid.select("paper", model="m", dataset="svamp", shuffle=None)] == \
+        ["none", "tokens", "steps"]
 
 
 def test_whether_a_cell_reads_files_is_its_tasks():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from siautil import rollout, tasks, testing
+from siautil import models, rollout, tasks, testing
 from siautil.sampling import SamplingChain
 
 from scripted_model import Q as SCRIPT_Q
@@ -144,11 +144,38 @@ def test_continuations_stop_once_the_answer_is_written(tiny):
     assert row.finish == "answer"  # stored as its string value
 
 
-def test_shuffle_prefix_mode_runs_and_keeps_lengths(tiny):
+def test_a_token_shuffle_shows_the_continuations_the_prefix_permuted(tiny):
     model, tok = tiny("llama", seed=7, eos_bias=0.3)
-    cfg = rollout.RolloutConfig(n_traces=1, n_continuations=2, stride=5, max_new_tokens=25, shuffle_prefix=True)
+    cfg = rollout.RolloutConfig(n_traces=2, n_continuations=2, stride=5, max_new_tokens=25, shuffle="tokens")
     recs = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
-    assert [r["t"] for r in recs] == sorted(set(range(0, recs[0]["T"] + 1, 5)) | {recs[0]["T"]})
+    assert [r["t"] for r in recs if r["trace"] == 0] == sorted(set(range(0, recs[0]["T"] + 1, 5)) | {recs[0]["T"]})
+    moved = 0
+    for r in recs:
+        written = r["trace_text"][:r["prefix_chars"]]  # one character a token: the prefix as written
+        assert sorted(r["prefix_text"]) == sorted(written), r["t"]  # the same tokens, length kept
+        moved += r["prefix_text"] != written
+    assert moved >= len(recs) // 2  # and mostly in another order
+
+
+def test_a_steps_shuffle_keeps_the_format_and_changes_what_the_steps_say():
+    from siautil.tasks.toy import STEP
+
+    lm, tok = models.load("toy-sft", "fp32")
+    task = tasks.get("toy")
+    cfg = rollout.RolloutConfig(n_traces=2, n_continuations=4, stride=8, max_new_tokens=52, temperature=1.0,
+                                top_p=1.0, shuffle="steps")
+    recs = [r for k, q in enumerate(task.load(limit=3)) for r in rollout.Engine(lm, tok, task, cfg).run_question(q, k)]
+    changed = 0
+    for r in recs:
+        written = r["trace_text"][:r["prefix_chars"]]
+        seen = r["prefix_text"]
+        # the operations stay where they were; only the written results may differ
+        assert [m[:3] for m in STEP.findall(seen)] == [m[:3] for m in STEP.findall(written)], r["t"]
+        assert STEP.sub("", seen) == STEP.sub("", written)
+        changed += seen != written
+    assert changed > 0
+    answers = [a for r in recs if 0 < r["t"] < r["T"] for a in r["answers"]]
+    assert sum(a is None for a in answers) <= len(answers) // 10  # the continuations still answer
 
 
 def test_context_overflow_names_the_question(tiny):
