@@ -1,17 +1,26 @@
 """The controlled experiment's table: per toy training regime, over its seeds, what the models
-can do (competence) beside what the coefficient and the signatures say (the training chapter).
+can do (competence) beside what their written steps determine and what the coefficient says
+(the training chapter).
 
 Every number is first computed per model (one regime, one training seed) and then summarised
 per regime as the mean over seeds with the spread between them (smallest and largest seed), so
-training noise is visible beside the bootstrap intervals within each model.
+training noise is visible beside the bootstrap intervals within each model. The measures of
+what the steps determine are :mod:`siautil.informativeness`'s, validated on the oracle; they
+compare traces within a question (``D``), or a model with itself (``R``, the step effect), so a
+regime's accuracy does not set them as it sets the coefficient's mean
+(:func:`siautil.coefficient.by_outcome`). They are computed on the checkpoints before each
+trace's answer.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from . import coefficient, diagnostics, estimators, models, toy
+from . import coefficient, diagnostics, estimators, informativeness, models, toy
+
+BEFORE = "before answer"
 
 
 def regime_and_seed(model: str) -> tuple[str, int]:
@@ -23,52 +32,80 @@ def regime_and_seed(model: str) -> tuple[str, int]:
     raise ValueError(f"{model!r} is not a toy model; names look like {models.toy_name('sft', 1)!r}")
 
 
-def per_model(records: pd.DataFrame, shuffled: pd.DataFrame | None = None, alpha: float = estimators.DEFAULT_ALPHA,
-              n_resamples: int = 1000, seed: int = 0, training: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per toy model of ``records``: its regime and seed; competence read from its traces
-    (:func:`siautil.toy.competence`: accuracy at the run's sampling setting, step accuracy,
-    faithfulness); how much its final answers depend on what its steps imply
-    (:func:`siautil.toy.answer_dependence`, Cramér's V); with ``training``
-    (:func:`siautil.toy.training_report`), its accuracy at temperature 1 on the runs' questions;
-    the paper's coefficient, the decoupled one and the excess over the
-    no-information baseline with their 95% bootstrap intervals over questions
-    (:func:`siautil.coefficient.table`); the Figure 1 summary (the curve of
-    :func:`siautil.diagnostics.cumulative_gain` at ``t = T``: mean total gain ``Ĝ_T`` over
-    questions, of correct and of incorrect traces, nats); the Figure 2 summary (mid-trace AUC of ``-Ĥ_t`` for
-    correctness); and, with ``shuffled`` records, the paper's coefficient under shuffled prefixes."""
-    competence = toy.competence(records.assign(shuffled=False)).drop(columns=["shuffled"])
-    estimates = coefficient.table(records, alpha=alpha, n_resamples=n_resamples, seed=seed)
-    keep = ["model"] + [f"{e}{s}" for e in ("paper", "decoupled", "excess") for s in ("", " low", " high")]
-    out = competence.merge(estimates[keep + ["paper defined"]], on="model")
-    traces = records[["model", "question_id", "trace", "trace_text", "trace_answer"]]
-    dependence = toy.answer_dependence(traces)[["model", "cramér's V"]]
-    out = out.merge(dependence.rename(columns={"cramér's V": "answer on steps (V)"}), on="model", how="left")
-    traj = estimators.estimate(records, alpha=alpha)
-    curves, _ = diagnostics.cumulative_gain(traj, n_resamples=n_resamples, seed=seed, alpha=alpha)
-    end = curves[(curves["measure"] == "gain") & np.isclose(curves["pos"], 1.0)]  # Figure 1 at t = T
+def unfinished(training: pd.DataFrame) -> dict[str, str]:
+    """The shipped models whose training did not meet its threshold (``learned`` False in
+    :func:`siautil.toy.training_report`), each with why: they are not the regime they stand for,
+    so the experiment leaves them out."""
+    out = {}
+    for _, row in training[training["learned"].eq(False)].iterrows():
+        out[models.toy_name(row["regime"], row["seed"])] = (
+            f"its training stopped at its cap of {int(row['updates']):,} updates with {row['measured at the check']:.2f} "
+            "on its check, short of the threshold that says it has learned what its regime teaches")
+    return out
+
+
+def _rename(frame: pd.DataFrame, prefix: str, columns: dict[str, str]) -> pd.DataFrame:
+    return frame[["model"] + list(columns)].rename(columns={k: f"{prefix}{v}" for k, v in columns.items()})
+
+
+def per_model(records: pd.DataFrame, tokens: pd.DataFrame | None = None, steps: pd.DataFrame | None = None,
+              alpha: float = estimators.DEFAULT_ALPHA, n_resamples: int = 1000, seed: int = 0,
+              training: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per toy model of ``records`` (its runs with the prefixes as written): its regime
+    and seed; accuracy at the runs' sampling setting with its interval and chance; competence
+    read from its traces (:func:`siautil.toy.competence`: step accuracy, faithfulness) and how
+    much its final answers follow what its steps imply (:func:`siautil.toy.answer_dependence`,
+    Cramér's V); with ``training``, its accuracy at temperature 1 on the runs' questions.
+
+    What its steps determine (:mod:`siautil.informativeness`, on the checkpoints before each
+    trace's answer, with 95% bootstrap intervals over questions): ``D_start`` (the null check),
+    ``D_before``, ``R`` and, with ``steps`` (the same cells sampled with ``shuffle="steps"``), the
+    step effect ``step_drop`` with the null-answer share of those continuations.
+
+    The coefficient: the paper's on all checkpoints (``paper_all``, as the paper computes it) and
+    before the answer (``paper``), with the decoupled one, and the paper's among correct and
+    among incorrect traces before the answer; with ``tokens`` (``shuffle="tokens"``, the paper's
+    Table 2), the paper's coefficient under shuffled tokens and the null-answer share of those
+    continuations. The Figure 1 and 2 summaries before the answer: the mean total gain ``Ĝ``
+    of correct and of incorrect traces (nats) and the mid-trace AUC of ``-Ĥ_t``."""
+    out = informativeness.measures(records, steps, n_resamples=n_resamples, seed=seed)
+    out = out.drop(columns=[k for k in diagnostics.GROUP_KEYS if k != "model" and k in out])
+    competence = toy.competence(records)[["model", "step accuracy", "faithfulness"]]
+    out = out.merge(competence.rename(columns={"step accuracy": "step_accuracy"}), on="model")
+    dependence = toy.answer_dependence(records)[["model", "cramér's V"]]
+    out = out.merge(dependence.rename(columns={"cramér's V": "answer_on_steps"}), on="model", how="left")
+    every = coefficient.table(records, alpha, n_resamples, seed)
+    out = out.merge(_rename(every, "", {"paper": "paper_all"}), on="model", how="left")
+    before = coefficient.table(records, alpha, n_resamples, seed, checkpoints=BEFORE)
+    out = out.merge(before[["model", "paper", "paper_low", "paper_high", "decoupled", "decoupled_low",
+                            "decoupled_high"]], on="model", how="left")
+    if tokens is not None and len(tokens):
+        shuffled = coefficient.table(tokens, alpha, n_resamples, seed)
+        out = out.merge(_rename(shuffled, "", {"paper": "paper_tokens"}), on="model", how="left")
+        null = diagnostics.null_share(tokens).groupby("model")["null"].mean().rename("tokens_null")
+        out = out.merge(null, left_on="model", right_index=True, how="left")
+    traj = estimators.estimate(records, alpha=alpha, checkpoints=BEFORE)
+    curves, _ = diagnostics.cumulative_gain(traj, n_resamples=0, seed=seed, alpha=alpha)
+    end = curves[(curves["measure"] == "gain") & np.isclose(curves["pos"], 1.0)]
     gain = (end.groupby(["model", "correct"])["mean"].first().unstack("correct")
-            .rename(columns={True: "total gain (correct)", False: "total gain (incorrect)"}))
+            .rename(columns={True: "gain_correct", False: "gain_incorrect"}))
     out = out.merge(gain, left_on="model", right_index=True, how="left")
-    auc = diagnostics.auc_at_fraction(traj, 0.5)[["model", "auc"]].rename(columns={"auc": "mid-trace AUC"})
+    auc = diagnostics.auc_at_fraction(traj, 0.5)[["model", "auc"]].rename(columns={"auc": "mid_trace_auc"})
     out = out.merge(auc, on="model", how="left")
-    if shuffled is not None and len(shuffled):
-        sh = coefficient.table(shuffled, alpha=alpha, n_resamples=n_resamples, seed=seed)
-        out = out.merge(sh[["model", "paper"]].rename(columns={"paper": "paper (shuffled prefixes)"}),
-                        on="model", how="left")
     out.insert(1, "regime", [regime_and_seed(m)[0] for m in out["model"]])
     out.insert(2, "seed", [regime_and_seed(m)[1] for m in out["model"]])
     if training is not None:
-        at_one = training[["regime", "seed", "accuracy (runs' questions)"]]
-        out = out.merge(at_one.rename(columns={"accuracy (runs' questions)": "accuracy (temperature 1)"}),
-                        on=["regime", "seed"], how="left")
-        out.insert(4, "accuracy (temperature 1)", out.pop("accuracy (temperature 1)"))
+        at_one = training[["regime", "seed", "accuracy (runs' questions)"]].rename(
+            columns={"accuracy (runs' questions)": "accuracy_t1"})
+        out = out.merge(at_one, on=["regime", "seed"], how="left")
+        out.insert(6, "accuracy_t1", out.pop("accuracy_t1"))
     return out
 
 
 #: The columns :func:`by_regime` summarises over seeds.
-SUMMARISED = ("accuracy", "accuracy (temperature 1)", "step accuracy", "faithfulness", "answer on steps (V)",
-              "paper", "decoupled", "excess", "paper (shuffled prefixes)", "total gain (correct)",
-              "total gain (incorrect)", "mid-trace AUC")
+SUMMARISED = ("accuracy", "accuracy_t1", "step_accuracy", "faithfulness", "answer_on_steps", "D_start", "D_before",
+              "R", "step_drop", "step_null", "paper_all", "paper", "decoupled", "paper_correct", "paper_incorrect",
+              "paper_tokens", "tokens_null", "gain_correct", "gain_incorrect", "mid_trace_auc")
 
 
 def by_regime(models_table: pd.DataFrame) -> pd.DataFrame:
@@ -83,78 +120,112 @@ def by_regime(models_table: pd.DataFrame) -> pd.DataFrame:
     return out.loc[order]
 
 
-def _count(g: pd.DataFrame, column: str) -> tuple[int, int]:
-    """In how many of a regime's seeds ``column``'s bootstrap interval lies above 0, of how many."""
-    return int((g[f"{column} low"] > 0).sum()), len(g)
+def _seeds(g: pd.DataFrame, name: str) -> tuple[int, int, int]:
+    """How many of a regime's seeds have ``name``'s 95% interval above 0, below 0, of how many
+    seeds have it at all."""
+    g = g[g[name].notna()] if name in g else g.iloc[:0]
+    return int((g[f"{name}_low"] > 0).sum()), int((g[f"{name}_high"] < 0).sum()), len(g)
 
 
-def _share(k: int, n: int) -> str:
+def _span(values: pd.Series, signed: bool = True) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "not measured"
+    fmt = "{:+.2f}" if signed else "{:.2f}"
+    lo, hi = values.min(), values.max()
+    return fmt.format(lo) if np.isclose(lo, hi, atol=5e-3) else f"{fmt.format(lo)} to {fmt.format(hi)}"
+
+
+def _of(k: int, n: int) -> str:
     return "every seed" if k == n else "no seed" if k == 0 else f"{k} of {n} seeds"
 
 
-def findings(models_table: pd.DataFrame) -> list[str]:
-    """What the table says, as sentences computed from it (so a chapter's prose cannot go stale):
-    per regime, in how many seeds the decoupled coefficient's interval lies above 0 (prefixes
-    inform the answer) and the paper's coefficient beside it; whether accuracy predicts the
-    decoupled coefficient across models (Spearman's rank correlation, ``scipy.stats``); and,
-    where the regimes are present, the answers to the experiment's questions: does SFT make
-    prefixes informative where base training does not (the paper's claim), does a correctness
-    reward alone (RL from base), and does the paper's same-sample coefficient read the accurate
-    but uninformative control as aligned."""
-    from scipy import stats
+def _has(g: pd.DataFrame, name: str) -> bool:
+    return name in g and g[name].notna().any()
 
+
+def _regime_sentence(regime: str, g: pd.DataFrame) -> str:
+    above, _, n = _seeds(g, "D_before")
+    null_ok = int(((g["D_start_low"] <= 0) & (g["D_start_high"] >= 0)).sum())
+    parts = [f"{regime} ({len(g)} seed{'s' if len(g) > 1 else ''}): accuracy {_span(g['accuracy'], False)} against "
+             f"chance {g['chance'].iloc[0]:.2f}",
+             f"its written steps already predict whether a trace ends right in {_of(above, n)} (D before the answer "
+             f"{_span(g['D_before'])}; the null check, D at the empty prefix, holds 0 in {_of(null_ok, len(g))})",
+             f"they resolve {_span(g['R'], False)} of its uncertainty about its own answer (R above 0 in "
+             f"{_of(*_seeds(g, 'R')[::2])})"]
+    if _has(g, "step_drop"):
+        k, _, m = _seeds(g, "step_drop")
+        parts.append(f"randomising the steps' values lowers the probability of the trace's own answer by "
+                     f"{_span(g['step_drop'])} (above 0 in {_of(k, m)}"
+                     + (f" of the {m} with that run" if m < len(g) else "")
+                     + f"; null answers {_span(g['step_null'], False)} of those continuations)")
+    return "; ".join(parts)
+
+
+def findings(models_table: pd.DataFrame) -> list[str]:
+    """What the table says, as sentences computed from it (so a chapter's prose cannot go stale),
+    each resting on a measure validated on the oracle, with its interval and its null check:
+    per regime, accuracy against chance, whether the steps predict the outcome before the answer
+    (``D``), how much of the answer they resolve (``R``) and what randomising them does; then
+    the experiment's questions, answered only as far as these measures decide them; and what the
+    paper's coefficient follows across the models."""
     out = []
     groups = dict(tuple(models_table.groupby("regime", sort=False)))
     for regime, g in groups.items():
-        informative = _count(g, "decoupled")[0]
-        baseline = (f"; excess over the no-information baseline {g['excess'].mean():+.3f}, its interval above 0 "
-                    f"in {_count(g, 'excess')[0]} of {len(g)} seeds") if "excess low" in g else ""
-        out.append(f"{regime}: decoupled interval above 0 in {informative} of {len(g)} seeds "
-                   f"(decoupled {g['decoupled'].mean():+.3f}, seeds {g['decoupled'].min():+.3f} to "
-                   f"{g['decoupled'].max():+.3f}); paper's coefficient {g['paper'].mean():+.3f}{baseline}; "
-                   f"accuracy at the runs' sampling setting {g['accuracy'].mean():.3f}")
-    both = models_table.dropna(subset=["accuracy", "decoupled"])
-    if len(both) >= 3:
-        rho = stats.spearmanr(both["accuracy"], both["decoupled"])
-        paper = stats.spearmanr(both["accuracy"], both["paper"], nan_policy="omit")
-        out.append(f"across {len(both)} models, Spearman's rank correlation with accuracy: decoupled "
-                   f"{rho.statistic:+.3f} (p = {rho.pvalue:.3g}), paper's coefficient {paper.statistic:+.3f} "
-                   f"(p = {paper.pvalue:.3g})")
+        out.append(_regime_sentence(regime, g))
 
-    def excess(*regimes_: str) -> str:
-        """How many seeds of each regime have their excess interval above 0 (empty without it)."""
-        if "excess low" not in models_table:
-            return ""
-        counts = " and ".join(f"{_share(*_count(groups[r], 'excess'))} of {r}" for r in regimes_)
-        return f"; by the excess over the no-information baseline, above 0 in {counts}"
+    def compare(a: str, b: str, column: str, label: str) -> str:
+        x, y = groups[a][column].dropna(), groups[b][column].dropna()
+        if x.empty or y.empty:
+            return f"{label} was not measured for both"
+        if x.min() > y.max():
+            return f"every {a} seed lies above every {b} seed by {label} ({_span(x)} against {_span(y)})"
+        if x.max() < y.min():
+            return f"every {a} seed lies below every {b} seed by {label} ({_span(x)} against {_span(y)})"
+        return f"{a} and {b} overlap by {label} ({_span(x)} against {_span(y)}): these seeds cannot order them"
 
-    if "sft" in groups and "base" in groups and "decoupled low" in models_table:
-        sft, base = _count(groups["sft"], "decoupled"), _count(groups["base"], "decoupled")
-        agrees = sft[0] == sft[1] and base[0] == 0
-        below = int((groups["base"]["decoupled high"] < 0).sum()) if "decoupled high" in models_table else 0
-        against = ""
-        if "uninformative" in groups:  # the control says how large a coefficient comes without information
-            s_, u = groups["sft"]["decoupled"], groups["uninformative"]["decoupled"]
-            against = (f"; SFT's seeds ({s_.min():+.3f} to {s_.max():+.3f}) lie "
-                       f"{'above' if s_.min() > u.max() else 'within or below'} the range of the uninformative "
-                       f"control's ({u.min():+.3f} to {u.max():+.3f})")
-        out.append(f"the paper's claim, SFT makes prefixes informative where base training does not: by the decoupled "
-                   f"coefficient {'borne out' if agrees else 'not borne out'} here (interval above 0 in {_share(*sft)} "
-                   f"of SFT, {_share(*base)} of base, and below 0 in {_share(below, base[1])} of base)"
-                   f"{excess('sft', 'base')}{against}")
-    if "rl-base" in groups and "decoupled low" in models_table:
-        k, n = _count(groups["rl-base"], "decoupled")
-        verdict = "does" if k == n else "does not" if k == 0 else "does in some seeds and not others"
-        out.append(f"a correctness reward alone (RL from base, no SFT) {verdict} make prefixes informative by the "
-                   f"decoupled coefficient here (interval above 0 in {_share(k, n)}){excess('rl-base')}")
-    if "uninformative" in groups and "paper low" in models_table and "decoupled low" in models_table:
+    def measured(a: str, b: str) -> str:
+        extra = f"; {compare(a, b, 'step_drop', 'the step effect')}" if _has(models_table, "step_drop") else ""
+        return compare(a, b, "R", "R") + extra
+
+    if {"sft", "base"} <= set(groups):
+        k, _, n = _seeds(groups["base"], "D_before")
+        base = (f"base's steps already predict its outcome in {_of(k, n)}, so 'uninformative' does not describe base "
+                "here" if k else f"base's steps predict its outcome in no seed")
+        out.append(f"the paper's claim, that SFT makes prefixes informative where base training does not: {base}; "
+                   f"whether SFT's steps determine more of the answer: {measured('sft', 'base')}")
+    if {"rl-base", "base"} <= set(groups):
+        out.append(f"a correctness reward alone (RL from base, no SFT) against base: {measured('rl-base', 'base')}")
+    if "uninformative" in groups:
         g = groups["uninformative"]
-        paper, decoupled = _count(g, "paper"), _count(g, "decoupled")
-        reads = ("does not read it as aligned" if paper[0] == 0 else
-                 f"reads it as aligned in {_share(*paper)}")
-        caveat = ("; so a decoupled interval above 0 does not by itself show informative prefixes"
-                  if decoupled[0] else "")
-        out.append(f"the control, accurate with uninformative prefixes: the paper's same-sample coefficient "
-                   f"{reads} (interval above 0), the decoupled one in {_share(*decoupled)}"
-                   f"{excess('uninformative')}{caveat}")
+        d = _seeds(g, "D_before")
+        line = (f"the control, trained on steps that do not determine the answer: its steps predict its outcome in "
+                f"{_of(d[0], d[2])} (D {_span(g['D_before'])})")
+        if _has(g, "step_drop"):
+            k, _, m = _seeds(g, "step_drop")
+            line += (f", and randomising their values lowers its own answer's probability in {_of(k, m)} "
+                     f"({_span(g['step_drop'])})")
+            if k == m:
+                line += ": its answers depend on what its steps say, which its training data did not teach"
+            elif k == 0:
+                line += ": its answers do not depend on what its steps say, as built" + (
+                    ", though its steps carry a sign of how a trace will end" if d[0] else "")
+            else:
+                line += ": its seeds differ on whether its answers depend on what its steps say"
+        if "sft" in groups:
+            line += f"; {compare('uninformative', 'sft', 'R', 'R')}"
+        out.append(line)
+    both = models_table.dropna(subset=["accuracy", "paper_all"])
+    if len(both) >= 3:
+        rho = stats.spearmanr(both["accuracy"], both["paper_all"])
+        line = (f"the paper's coefficient (all checkpoints) against accuracy across {len(both)} models: Spearman "
+                f"{rho.statistic:+.2f} (p = {rho.pvalue:.2g})")
+        split = models_table.dropna(subset=["paper_correct", "paper_incorrect"])
+        if len(split):
+            higher = int((split["paper_correct"] > split["paper_incorrect"]).sum())
+            line += (f"; before the answer, it is higher among correct traces than among incorrect ones in {higher} "
+                     f"of {len(split)} models (correct {_span(split['paper_correct'])}, incorrect "
+                     f"{_span(split['paper_incorrect'])}): it reads each trace's outcome, and a model's mean is "
+                     "its mix of outcomes")
+        out.append(line)
     return out

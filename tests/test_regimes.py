@@ -1,5 +1,5 @@
 """The controlled experiment's table (siautil.regimes): per model from real toy runs, then per
-regime over seeds."""
+regime over seeds, and the sentences the training chapter prints."""
 
 from dataclasses import replace
 
@@ -28,65 +28,72 @@ def test_by_regime_is_the_mean_and_range_over_seeds():
     assert out.loc["sft", ("seeds", "")] == 2 and np.isnan(out.loc["base", ("paper", "mean")])
 
 
+def test_a_model_that_did_not_finish_training_is_named_with_why():
+    training = toy.training_report()
+    left = regimes.unfinished(training)
+    assert set(left) == {models.toy_name(r, s) for r, s, done in
+                         training[["regime", "seed", "learned"]].itertuples(index=False) if done is False}
+    for why in left.values():
+        assert "cap of" in why and "threshold" in why
+
+
 def test_per_model_on_real_toy_runs(tmp_path):
     settings = replace(grid.TOY, n_traces=2, n_continuations=4)
     cells = [grid.Cell(m, "toy", settings, limit=6) for m in ("toy-base", "toy-sft")]
     records = runs.records("test", cells, runs_dir=tmp_path, progress=False)
-    shuffled = runs.records("test", [c.shuffled() for c in cells], runs_dir=tmp_path, progress=False)
+    tokens = runs.records("test", [c.shuffled("tokens") for c in cells], runs_dir=tmp_path, progress=False)
+    steps = runs.records("test", [c.shuffled("steps") for c in cells], runs_dir=tmp_path, progress=False)
     training = toy.training_report()
-    out = regimes.per_model(records, shuffled, n_resamples=50, training=training).set_index("model")
+    out = regimes.per_model(records, tokens, steps, n_resamples=50, training=training).set_index("model")
     assert list(out.index) == ["toy-base", "toy-sft"] and list(out["regime"]) == ["base", "sft"]
-    assert (out["traces"] == 12).all()
     traces = records.drop_duplicates(["model", "question_id", "trace"])
     assert out.loc["toy-sft", "accuracy"] == pytest.approx(traces[traces.model == "toy-sft"]["correct"].mean())
-    assert out[["step accuracy", "faithfulness"]].apply(lambda c: c.between(0, 1)).all().all()
-    assert out.loc["toy-sft", "step accuracy"] > out.loc["toy-base", "step accuracy"]
-    assert "paper (shuffled prefixes)" in out and "mid-trace AUC" in out and "total gain (correct)" in out
-    # temperature 1 from what training recorded, beside the runs' own accuracy
+    assert out[["step_accuracy", "faithfulness"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert out.loc["toy-sft", "step_accuracy"] > out.loc["toy-base", "step_accuracy"]
+    for column in ("D_start", "D_before", "R", "step_drop", "step_null", "paper_all", "paper", "paper_correct",
+                   "paper_tokens", "tokens_null", "mid_trace_auc", "gain_correct"):
+        assert column in out, column
+    assert not any("excess" in c or "verdict" in c for c in out.columns)
+    # the shuffled tokens break the answer format; the randomised steps keep it
+    assert (out["tokens_null"] > out["step_null"]).all()
     sft0 = training[(training.regime == "sft") & (training.seed == 0)]["accuracy (runs' questions)"].item()
-    assert out.loc["toy-sft", "accuracy (temperature 1)"] == sft0
-    # the SFT model's answers follow its steps more than the base model's
-    assert out["answer on steps (V)"].between(0, 1).all()
-    assert out.loc["toy-sft", "answer on steps (V)"] > out.loc["toy-base", "answer on steps (V)"]
+    assert out.loc["toy-sft", "accuracy_t1"] == sft0
+    assert out.loc["toy-sft", "answer_on_steps"] > out.loc["toy-base", "answer_on_steps"]
 
 
-def test_findings_count_informative_seeds_and_correlate_with_accuracy():
-    table = pd.DataFrame(dict(model=list("abcd"), regime=["sft", "sft", "uninformative", "uninformative"],
-                              seed=[0, 1, 0, 1], accuracy=[0.9, 0.8, 0.95, 0.7], paper=[0.6, 0.5, 0.7, 0.4],
-                              decoupled=[0.3, 0.2, 0.0, -0.1], **{"decoupled low": [0.1, -0.05, -0.2, -0.3]}))
-    sft, uninf, corr = regimes.findings(table)
-    assert sft.startswith("sft: decoupled interval above 0 in 1 of 2 seeds (decoupled +0.250")
-    assert uninf.startswith("uninformative: decoupled interval above 0 in 0 of 2 seeds")
-    assert corr.startswith("across 4 models, Spearman's rank correlation with accuracy: decoupled +0.400")
+def _table(**regimes_):
+    """A per-model table: for each regime, its seeds' (D_before_low, R, step_drop_low) and fixed
+    other columns."""
+    rows = []
+    for regime, seeds in regimes_.items():
+        for k, (d_low, r, step_low) in enumerate(seeds):
+            rows.append(dict(model=f"{regime}{k}", regime=regime, seed=k, accuracy=0.5 + 0.05 * len(rows), chance=0.2,
+                             D_start=0.0, D_start_low=-0.1, D_start_high=0.1, D_before=d_low + 0.1,
+                             D_before_low=d_low, D_before_high=d_low + 0.2, R=r, R_low=r - 0.05, R_high=r + 0.05,
+                             step_drop=step_low + 0.05, step_drop_low=step_low, step_drop_high=step_low + 0.1,
+                             step_null=0.01, paper_all=0.1 * len(rows), paper_correct=0.8, paper_incorrect=-0.3))
+    return pd.DataFrame(rows)
 
 
-def test_findings_answer_the_experiments_questions_as_measured():
-    """The verdict sentences follow the intervals, so the chapter says what was measured,
-    including when it contradicts the paper."""
-    def table(sft_low, base_low, rl_base_low, uninf_paper_low, uninf_decoupled_low):
-        rows = []
-        for regime, dec, pap in (("sft", sft_low, [0.1, 0.1]), ("base", base_low, [-0.1, -0.1]),
-                                 ("rl-base", rl_base_low, [0.1, 0.1]),
-                                 ("uninformative", uninf_decoupled_low, uninf_paper_low)):
-            for seed in (0, 1):
-                rows.append(dict(model=f"{regime}{seed}", regime=regime, seed=seed, accuracy=0.3 + 0.1 * len(rows),
-                                 paper=0.3 - 0.02 * len(rows) ** 2, decoupled=0.1 + 0.01 * len(rows) ** 3,
-                                 excess=0.0, **{"decoupled low": dec[seed], "paper low": pap[seed], "excess low": -0.1}))
-        return pd.DataFrame(rows)
+def test_findings_say_what_the_measures_decide():
+    text = " | ".join(regimes.findings(_table(base=[(0.05, 0.2, 0.05), (0.06, 0.25, 0.04)],
+                                              sft=[(0.5, 0.9, 0.7), (0.6, 0.85, 0.7)],
+                                              uninformative=[(-0.05, 0.1, -0.02), (-0.1, 0.05, -0.05)])))
+    assert "base's steps already predict its outcome in every seed" in text
+    assert "every sft seed lies above every base seed by R (+0.85 to +0.90 against +0.20 to +0.25)" in text
+    assert "its answers do not depend on what its steps say, as built" in text and "carry a sign" not in text
+    assert "higher among correct traces than among incorrect ones in 6 of 6 models" in text
+    # overlapping seeds are said to overlap, and a control whose steps matter is said to
+    text = " | ".join(regimes.findings(_table(base=[(0.05, 0.5, 0.05), (-0.1, 0.7, 0.04)],
+                                              sft=[(0.5, 0.6, 0.7), (0.6, 0.8, 0.7)],
+                                              uninformative=[(0.1, 0.3, 0.2), (0.2, 0.3, 0.1)])))
+    assert "sft and base overlap by R" in text and "these seeds cannot order them" in text
+    assert "base's steps already predict its outcome in 1 of 2 seeds" in text
+    assert "its answers depend on what its steps say, which its training data did not teach" in text
 
-    text = " | ".join(regimes.findings(table([0.1, 0.2], [-0.1, -0.2], [0.1, -0.1], [0.2, 0.3], [-0.1, -0.2])))
-    assert "SFT makes prefixes informative where base training does not: by the decoupled coefficient borne out" \
-        in text and "baseline, above 0 in no seed of sft and no seed of base" in text
-    assert "(RL from base, no SFT) does in some seeds and not others" in text and "1 of 2 seeds" in text
-    # SFT is set beside the control: its coefficients here are below the control's
-    assert "SFT's seeds (+0.100 to +0.110) lie within or below the range of the uninformative control's" in text
-    assert "the paper's same-sample coefficient reads it as aligned in every seed (interval above 0), " \
-           "the decoupled one in no seed; by the excess over the no-information baseline, above 0 in no seed " \
-           "of uninformative" in text and "does not by itself" not in text
-    text = " | ".join(regimes.findings(table([-0.1, 0.2], [0.1, 0.2], [-0.1, -0.1], [-0.2, -0.3], [-0.1, -0.2])))
-    assert "not borne out here (interval above 0 in 1 of 2 seeds of SFT, every seed of base, and below 0 in no seed" \
-        in text
-    assert "(RL from base, no SFT) does not make" in text and "does not read it as aligned" in text
-    # a control whose decoupled interval is above 0 in a seed: the sentence warns against reading it alone
-    text = " | ".join(regimes.findings(table([0.1, 0.2], [-0.1, -0.2], [0.1, 0.1], [0.2, 0.3], [0.1, -0.2])))
-    assert "the decoupled one in 1 of 2 seeds" in text and "does not by itself show informative prefixes" in text
+
+def test_findings_without_a_step_run_say_so():
+    table = _table(base=[(0.05, 0.2, 0.05)], sft=[(0.5, 0.9, 0.7)]).drop(
+        columns=["step_drop", "step_drop_low", "step_drop_high", "step_null"])
+    text = " | ".join(regimes.findings(table))
+    assert "step effect" not in text and "randomising" not in text
