@@ -22,9 +22,15 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 # # Ablations: shuffled prefixes (Table 2) and the Monte-Carlo budget (Table 3)
 #
 # **Shuffled prefixes.** If the alignment comes from the *content* of the reasoning, destroying
-# its order should destroy it. For the continuations only, the tokens inside each prefix are
-# permuted (its length kept) before the model continues; the traces and their correctness are
-# unchanged. The paper reports coefficients collapsing to about zero (Table 2).
+# it should destroy the alignment. For the continuations only, each prefix is shuffled before the
+# model continues; the traces and their correctness are unchanged. The paper permutes the tokens
+# inside each prefix (its length kept) and reports coefficients collapsing to about zero
+# (Table 2). A token shuffle also breaks the answer's format, so the continuations may stop
+# answering at all, and the coefficient then measures the null answer. Beside it, a shuffle that
+# keeps the format: the prefix's written steps shuffled (whole lines or sentences; on the toy
+# task, each step's written value randomised, the operations kept). Each comes with the share of
+# null answers among its continuations per checkpoint, which says which of the two a coefficient
+# measures.
 #
 # **Monte-Carlo budget.** The estimates rest on $M$ continuations every $s$ tokens. The paper
 # re-ran a subset with a coarser stride and fewer samples (Table 3) and found the coefficients
@@ -48,28 +54,60 @@ import pandas as pd
 from siautil import diagnostics, grid, paper, plots, runs
 
 original = runs.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
-shuffled_cells = grid.select(profile, model, dataset, precision, limit, shuffled=True)
-shuffled = runs.records(profile, shuffled_cells, runs_dir=runs_dir)
-keep = shuffled.groupby(["model", "dataset"]).ngroups
-original = original.merge(shuffled[["model", "dataset"]].drop_duplicates(), on=["model", "dataset"])
-print(f"{keep} cells have a shuffled-prefix run")
+shuffled = {kind: runs.records(profile, grid.select(profile, model, dataset, precision, limit, shuffle=kind),
+                               runs_dir=runs_dir)
+            for kind in ("tokens", "steps")}
+cells = pd.concat(shuffled.values())[["model", "dataset"]].drop_duplicates()
+original = original.merge(cells, on=["model", "dataset"])
+print(f"{len(cells)} cells have shuffled-prefix runs")
 
 # %% [markdown]
 # ## Table 2: original against shuffled prefixes
+#
+# The coefficient of each shuffle beside the original's, on the same questions, on every
+# checkpoint (as the paper computes) and before each trace's answer:
 
 # %%
-t2 = paper.beside_table2(diagnostics.shuffle_table(original, shuffled, n_resamples=n_resamples))
-t2.round(3)
+t2 = pd.concat({kind: diagnostics.on_each_checkpoint_set(diagnostics.shuffle_table, original, shuffled=frame,
+                                                          n_resamples=n_resamples)
+                for kind, frame in shuffled.items()}, names=["shuffle"]).reset_index(level=0)
+paper.beside_table2(t2).round(3)
+
+# %% [markdown]
+# ## Null answers under each shuffle
+#
+# The share of the continuations' answers that are null, per checkpoint $t$, with the prefix as
+# written and under each shuffle. Where a shuffle's continuations stop answering, its
+# coefficient above measures the null class, not whether the content of the steps matters.
+
+# %%
+null = pd.concat({kind: diagnostics.null_share(frame) for kind, frame in
+                  (("none", original), *shuffled.items())}, names=["shown"]).reset_index(level=0)
+null.pivot_table(index=["model", "dataset", "shown"], columns="t", values="null").round(2)
+
+# %% [markdown]
+# What the two shuffles say, before each trace's answer:
+
+# %%
+for sentence in diagnostics.shuffle_findings(t2, null):
+    print("-", sentence)
 
 # %% [markdown]
 # ## Table 3 and beyond: the coefficient against the Monte-Carlo budget
+#
+# The coefficient recomputed from the first $m$ continuations of each checkpoint and from every
+# $k$-th checkpoint, on every checkpoint and before each trace's answer:
 
 # %%
-run_stride = min(c.settings.stride for c in shuffled_cells)  # coarser strides are multiples of the run's
-curve = diagnostics.budget_curve(original, strides=(None, 2 * run_stride, 4 * run_stride), n_resamples=n_resamples)
-fig = plots.budget(curve)
-plt.show()
-curve.pivot_table(index=["model", "dataset", "stride"], columns="continuations", values="mean").round(3)
+run_stride = min(c.settings.stride for c in grid.select(profile, model, dataset, precision, limit, shuffle="tokens"))
+curve = diagnostics.on_each_checkpoint_set(diagnostics.budget_curve, original,
+                                           strides=(None, 2 * run_stride, 4 * run_stride), n_resamples=n_resamples)
+for name, part in curve.groupby("checkpoints", sort=False):
+    fig = plots.budget(part)
+    fig.suptitle(f"{name} checkpoints")
+    plt.show()
+curve.pivot_table(index=["checkpoints", "model", "dataset", "stride"], columns="continuations", values="mean",
+                  sort=False).round(3)
 
 # %% [markdown]
 # For comparison only, the paper's quoted numbers (Table 3, GSM8K, its own models): the

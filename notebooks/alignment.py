@@ -28,21 +28,26 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 # `trace_mean`, the mean over traces (the paper's "mean"), and `mean`, the mean over questions
 # (a question's traces averaged first, since traces of one question are not independent) with
 # its standard error and 95% bootstrap interval over questions; then how many traces have a
-# defined coefficient and why the others do not. A coefficient needs at least three
-# checkpoints (with two, Pearson's coefficient is exactly ±1 whatever the estimates).
+# defined coefficient and why the others do not.
 #
-# Every run follows the paper's protocol (`siautil.grid.PROTOCOL`): traces and continuations
-# run to EOS or the token budget, every checkpoint is sampled, `t = T` included, and an answer
-# counts only when it is written after an explicit marker ("The answer is …"; `strict-match`),
-# otherwise it is the null answer. The one departure is named: the toy models sample at
-# temperature 2.0 with no nucleus (`grid.TOY`), because at the protocol's 0.7 they are never
-# wrong and the coefficient is undefined.
+# Every number is shown twice: on **every checkpoint**, as the paper computes it, and on the
+# checkpoints **before each trace's answer** (before its strict reading holds a final answer,
+# written or still being written). Once a trace has written its answer, its continuations repeat
+# it: their entropy is near 0 and their gold surprisal is set by whether that answer is right, so
+# those checkpoints measure the answer, not the reasoning. The conclusions are drawn from the
+# second set.
 #
-# By default this chapter uses the embedded models (profile `default`): the toy task's base,
-# SFT and RL models, and SmolLM2-135M-Instruct on ARC-Easy (the dataset where it gives signal;
-# see the last section, which also reads a larger SmolLM2 run stored with the project). With
-# `-p profile paper` on a GPU machine with the hub it runs the paper's eleven models (bf16;
-# `paper-nf4` for small GPUs), or one model with `-p model ... -p dataset ... -p precision bf16`.
+# Every run follows the paper's protocol (`siautil.grid.PROTOCOL`): traces and continuations run
+# to EOS or the token budget, every checkpoint is sampled, `t = T` included, and an answer counts
+# only when written after an explicit marker (`strict-match`). The toy models are the one named
+# departure: they sample at temperature 1.5 with no nucleus in every chapter (`grid.TOY`), since
+# at the protocol's 0.7 they are never wrong and no coefficient is defined.
+#
+# By default this chapter uses the embedded models (profile `default`): the toy task's base, SFT
+# and RL models, and SmolLM2-135M-Instruct on ARC-Easy (the pilot below shows why ARC), then the
+# larger SmolLM2 run stored with the project. With `-p profile paper` on a GPU machine with the
+# hub it runs the paper's eleven models (bf16; `paper-nf4` for small GPUs), or one model with
+# `-p model ... -p dataset ... -p precision bf16`.
 
 # %% tags=["parameters"]
 profile = "default"     # "default" (embedded models, CPU) or "paper" (the paper's models, GPU)
@@ -58,59 +63,74 @@ n_resamples = 2000      # bootstrap resamples
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import coefficient, diagnostics, grid, paper, plots, runs
+from siautil import coefficient, diagnostics, estimators, grid, informativeness, paper, plots, runs
 
 cells = grid.select(profile, model, dataset, precision, limit)
 records = runs.records(profile, cells, runs_dir=runs_dir)
+steps = runs.records(profile, grid.select(profile, model, dataset, precision, limit, shuffle="steps"), runs_dir=runs_dir)
 print(f"{len(records):,} checkpoint records from {records.groupby(['model', 'dataset']).ngroups} cells")
 runs.summary(records)
 
+# %% [markdown]
+# ## Table 1, on every checkpoint and before the answer
+
 # %%
-table = paper.beside_paper(diagnostics.alignment(records, alpha=alpha, n_resamples=n_resamples))
+table = paper.beside_paper(diagnostics.on_each_checkpoint_set(diagnostics.alignment, records, alpha=alpha,
+                                                              n_resamples=n_resamples))
 table.round(3)
 
-# %% [markdown]
-# ## Checkpoints whose prefix already holds the answer
-#
-# Once a trace has written its final answer, the continuations from its later prefixes mostly
-# repeat it: their entropy is near 0 and their gold surprisal sits at an extreme set by whether
-# that answer is right. Those checkpoints measure the written answer, not the reasoning, and
-# they push the coefficient towards the sign of correctness. Every record says whether its
-# prefix holds a complete final answer. The table above (the headline, as the paper computes
-# it) keeps them; here they are left out, with the difference.
-
 # %%
-without = diagnostics.alignment(records, alpha=alpha, n_resamples=n_resamples, answer_holding=False)
-compare = table[["model", "dataset", "trace_mean", "mean", "defined"]].merge(
-    without[["model", "dataset", "trace_mean", "mean", "defined"]], on=["model", "dataset"],
-    suffixes=("", " (answer-holding out)"))
-compare["change in mean"] = compare["mean (answer-holding out)"] - compare["mean"]
-held = records.groupby(["model", "dataset"])["holds_answer"].mean().rename("share of checkpoints holding the answer")
-compare.merge(held, on=["model", "dataset"]).round(3)
-
-# %% [markdown]
-# ## What the coefficient measures here
-#
-# The paper's coefficient takes $\hat H_t$ and $\hat s_t$ from the same $M$ answers, so it
-# reads positive whenever gold is the modal answer, with or without information in the
-# prefixes (the chapter {doc}`open` measures this on an oracle whose truth is known). Beside it
-# for every cell, with 95% intervals over questions: the **decoupled** estimate (entropy and
-# surprisal from disjoint halves of the continuations; 0 without information, attenuated
-# otherwise), the **corrected** one (the decoupled mean divided by the split-half reliabilities
-# $\sqrt{r_H r_s}$; blank where those are too low to tell information from noise at this $M$),
-# the no-information **baseline** (the paper's coefficient if every checkpoint's answers came
-# from the trace's pooled answers) and the **excess** over it. The decoupled interval answers
-# "do the prefixes inform the answer at all?"; the corrected value "how strongly?"; the
-# paper's value is what the paper reports.
-
-# %%
-estimates = coefficient.table(records, alpha=alpha, n_resamples=n_resamples)
-estimates.drop(columns=["run"], errors="ignore").round(3)
-
-# %%
-table["label"] = table["model"] + " · " + table["dataset"]
-fig = plots.coefficient_bars(table, label="label")
+before = table[table["checkpoints"] == "before answer"].assign(label=lambda t: t["model"] + " · " + t["dataset"])
+fig = plots.coefficient_bars(before, label="label")
+plt.gca().set_title("Table 1 before the answer")
 plt.show()
+
+# %% [markdown]
+# ## The coefficient, outcomes apart
+#
+# Per cell, before the answer: the paper's and the decoupled coefficient (entropy and surprisal
+# from disjoint halves of the continuations, free of the noise they share; {doc}`open`) among the
+# traces that end right, those that end wrong and those with no answer, each with its share of
+# the cell's traces. The row `all` sets the cell's mean beside the mean its mix of outcomes
+# implies: where the two agree, the cell's coefficient is its accuracy mix, not a property of its
+# prefixes ({doc}`estimators` shows why, exactly, on the oracle).
+
+# %%
+outcomes = coefficient.by_outcome(records, alpha=alpha, n_resamples=n_resamples, checkpoints="before answer")
+outcomes.drop(columns=["run", "shuffle"], errors="ignore").round(3)
+
+# %% [markdown]
+# ## The gold answer's probability along the traces
+#
+# Traces and continuations come from one sampler, so mean $\hat p_t(y^\ast)$ (each finished trace
+# counted by its outcome) is a martingale: it should stay at each cell's accuracy from the empty
+# prefix to the end ({doc}`estimators`), and the change between them should hold 0.
+
+# %%
+curve = informativeness.martingale(records, n_resamples=n_resamples)
+fig = plots.martingale(curve.assign(model=curve["model"] + " · " + curve["dataset"]))
+plt.show()
+martingale = informativeness.martingale_summary(curve)
+print(informativeness.martingale_check(martingale))
+martingale.drop(columns=["shuffle", "run"]).round(3)
+
+# %% [markdown]
+# ## What the written steps determine
+#
+# The measures validated on the oracle in {doc}`estimators`, per cell, before each trace's
+# answer: accuracy against chance; $D$, how far the steps already predict whether a trace ends
+# right (with its null check at the empty prefix, which must hold 0); $R$, the share of the
+# model's uncertainty about its own answer the steps resolve; and, for the cells sampled again
+# with their steps' content randomised (format kept), how much that lowers the probability of
+# the trace's own answer. Then, per cell, what they say.
+
+# %%
+determined = informativeness.measures(records, steps, n_resamples=n_resamples)
+determined.drop(columns=["run", "shuffle"], errors="ignore").round(3)
+
+# %%
+for sentence in informativeness.describe(determined):
+    print("-", sentence)
 
 # %% [markdown]
 # ## How much does the gold-surprisal smoothing matter?
@@ -119,10 +139,11 @@ plt.show()
 # answer, and the plug-in surprisal is infinite there. The coefficient then depends on how
 # the estimate is smoothed. The paper does not say what it did; `siautil` uses
 # $\hat p = (\text{hits} + \alpha)/(M + 2\alpha)$ with $\alpha = 1/2$. The table shows each
-# cell's mean coefficient for several $\alpha$.
+# cell's mean coefficient before the answer for several $\alpha$.
 
 # %%
-sens = diagnostics.surprisal_sensitivity(records, alphas=(0.05, 0.1, 0.5, 1.0, 2.0), n_resamples=200)
+sens = diagnostics.surprisal_sensitivity(records, alphas=(0.05, 0.1, 0.5, 1.0, 2.0), n_resamples=200,
+                                         checkpoints="before answer")
 sens.pivot_table(index=["model", "dataset"], columns="alpha", values="mean").round(3)
 
 # %% [markdown]
@@ -137,27 +158,26 @@ sens.pivot_table(index=["model", "dataset"], columns="alpha", values="mean").rou
 # M = 4, stride 96, a budget of 384 tokens so that most traces finish). Per dataset: accuracy
 # of the traces' own answers, the share of traces that finished (EOS, not the budget), the
 # share whose answer was found under `strict-match`, and the share with a defined coefficient.
-# A dataset where no trace is right has nothing for the correctness diagnostics to separate
-# (Figures 1 and 2 compare correct with incorrect traces), and few defined coefficients: the
-# gold surprisal moves only where some continuation reaches gold. Such datasets are left out
-# of the default profile and of the stored run.
+# A dataset where no trace is right has nothing for the correctness diagnostics to separate, so
+# datasets without a correct trace are left out of the default profile and of the stored run.
 
 # %%
 pilot = runs.stored("pilot")
 if pilot is None:
     print("this checkout has no data/stored/pilot (a pip or Colab install has none): clone the repository for it")
 else:
-    display(diagnostics.trace_summary(pilot).drop(columns=["model", "shuffled", "run"]).round(3))
+    display(diagnostics.trace_summary(pilot).drop(columns=["model", "shuffle", "run"]).round(3))
 
 # %% [markdown]
-# **The stored run.** The default cells above are sized to build the book in minutes. The
-# larger run the published book reads was sampled once and committed (profile `smollm2-arc`,
-# stored under `data/stored/smollm2-arc`, settings `grid.SMOL_ARC`; its configuration names
-# the machine, precision and thread count). `make book` reads it and never samples it again;
-# `tests/test_stored.py` samples one of its windows again and checks that the records are
-# identical. Below: what it holds, its traces, its Table 1 rows with 95% intervals over
-# questions (the paper's estimator beside the decoupled one and the no-information baseline),
-# and the verdict per dataset.
+# **The stored run.** The larger run the published book reads was sampled once and committed
+# (profile `smollm2-arc`, stored under `data/stored/smollm2-arc`, settings `grid.SMOL_ARC`; its
+# configuration names the machine, precision and thread count). `make book` reads it and never
+# samples it again; `tests/test_stored.py` samples one of its windows again and checks that the
+# records are identical. First how it answers: under `strict-match` an output that only opens
+# with an option ("(D) pitch") names no answer and reads as null, as the protocol says; under
+# `flexible-extract` it counts. Per extraction, the share of traces answered, accuracy over all
+# traces and among answered ones, each with its 95% interval over questions, beside chance (one
+# option in the number each question has); then the letters it predicts beside the gold letters.
 
 # %%
 stored = runs.stored("smollm2-arc")
@@ -165,8 +185,30 @@ if stored is None:
     print("this checkout has no data/stored/smollm2-arc (a pip or Colab install has none): clone the repository for it")
 else:
     display(runs.summary(stored).merge(stored.groupby("dataset")["run"].first(), on="dataset"))
-    display(diagnostics.trace_summary(stored).drop(columns=["model", "shuffled", "run"]).round(3))
-    display(paper.beside_paper(diagnostics.alignment(stored, alpha=alpha, n_resamples=n_resamples)).round(3))
-    stored_estimates = coefficient.table(stored, alpha=alpha, n_resamples=n_resamples)
-    display(stored_estimates.drop(columns=["run"], errors="ignore").round(3))
-    print("\n".join(coefficient.describe(stored_estimates)))
+    flexible = estimators.reextract(stored, "flexible-extract")
+    reading = pd.concat({mode: informativeness.accuracy(recs, n_resamples=n_resamples)
+                         for mode, recs in (("strict-match", stored), ("flexible-extract", flexible))},
+                        names=["extraction"]).reset_index(level=0)
+    display(reading[["extraction", "dataset", "answered", "accuracy", "accuracy_low", "accuracy_high",
+                     "accuracy_answered", "accuracy_answered_low", "accuracy_answered_high", "chance"]].round(3))
+    letters = diagnostics.answer_distribution(stored, modes=("strict-match", "flexible-extract"))
+    display(letters.drop(columns=["model", "shuffle", "run"]).round(2))
+
+# %% [markdown]
+# Its Table 1 rows on both checkpoint sets, with 95% intervals over questions, its coefficient
+# outcomes apart, the martingale check, and what its steps determine, with the sentences they
+# support:
+
+# %%
+if stored is not None:
+    display(paper.beside_paper(diagnostics.on_each_checkpoint_set(diagnostics.alignment, stored, alpha=alpha,
+                                                                  n_resamples=n_resamples)).round(3))
+    display(coefficient.by_outcome(stored, alpha=alpha, n_resamples=n_resamples, checkpoints="before answer")
+            .drop(columns=["run", "shuffle"], errors="ignore").round(3))
+    stored_martingale = informativeness.martingale_summary(informativeness.martingale(stored, n_resamples=n_resamples))
+    print(informativeness.martingale_check(stored_martingale))
+    display(stored_martingale.drop(columns=["shuffle", "run"]).round(3))
+    stored_determined = informativeness.measures(stored, n_resamples=n_resamples)
+    display(stored_determined.drop(columns=["run", "shuffle"], errors="ignore").round(3))
+    for sentence in informativeness.describe(stored_determined):
+        print("-", sentence)

@@ -40,7 +40,7 @@ from IPython.display import HTML, display
 
 from siautil import estimators, grid, plots, runs
 
-available = [c for c in grid.select(profile) if not c.settings.shuffle_prefix]
+available = grid.select(profile)
 records = runs.records(profile, available, runs_dir=runs_dir)
 traj = estimators.estimate(records)
 names = sorted(set(records["model"] + "__" + records["dataset"]))

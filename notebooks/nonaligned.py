@@ -19,13 +19,15 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "siautil[book] @ git+https://github.com/siautil/sia-book"], check=True)
 
 # %% [markdown]
-# # When SIA fails: base models (Figures 4–5)
+# # Base models (Figures 4–5)
 #
 # The paper's Appendix B.1 shows that the signatures of the previous chapter weaken or vanish
 # for models that were only pre-trained: prefixes are locally coherent text, but not reliably
 # informative about the true answer. This chapter repeats Figures 1 and 2 for the base models
 # of the profile (in the default profile, the toy task's base model, trained on a corpus whose
-# reasoning is not reliably tied to the answer), beside the aligned models for reference.
+# reasoning is not reliably tied to the answer), beside the other models for reference, on every
+# checkpoint and on the checkpoints before each trace's answer. Whether these models' steps carry
+# their answer is measured in {doc}`alignment` and, for the toy regimes, {doc}`training`.
 
 # %% tags=["parameters"]
 profile = "default"
@@ -39,13 +41,15 @@ n_resamples = 1000
 
 # %%
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from siautil import diagnostics, estimators, grid, plots, runs
 
 records = runs.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
-traj_all = estimators.estimate(records)
-traj = traj_all[traj_all["regime"].isin(regimes)] if model is None else traj_all
-print(f"{traj.groupby(['model', 'dataset', 'question_id', 'trace']).ngroups:,} traces of the base models")
+every = {c: estimators.estimate(records, checkpoints=c) for c in estimators.CHECKPOINTS}
+base = {c: (t[t["regime"].isin(regimes)] if model is None else t) for c, t in every.items()}
+for name, traj in base.items():
+    print(f"{name}: {traj.groupby(['model', 'dataset', 'question_id', 'trace']).ngroups:,} traces of the base models")
 
 # %% [markdown]
 # ## Figure 4: cumulative information gain, base models
@@ -55,23 +59,31 @@ print(f"{traj.groupby(['model', 'dataset', 'question_id', 'trace']).ngroups:,} t
 # information gain per step ($\hat g$, mean ± standard error over questions).
 
 # %%
-fig, counts = plots.figure_1(traj, n_resamples=n_resamples)
-plt.show()
-display(counts.round(3), diagnostics.information_gain(traj).round(4))
+for name, traj in base.items():
+    fig, counts = plots.figure_1(traj, n_resamples=n_resamples)
+    fig.suptitle(f"Figure 4, {name} checkpoints")
+    plt.show()
+    display(counts.round(3), diagnostics.information_gain(traj).round(4))
 
 # %% [markdown]
-# ## Figure 5: AUC of entropy for correctness, base models beside aligned ones
+# ## Figure 5: AUC of entropy for correctness, base models beside the others
 
 # %%
-fig = plots.figure_2(traj_all)
-plt.show()
+for name, traj in every.items():
+    fig = plots.figure_2(traj)
+    fig.suptitle(f"Figure 5, {name} checkpoints")
+    plt.show()
 
 # %% [markdown]
 # The reported numbers, at the checkpoints: the mean AUC over a model's checkpoints, the AUC at
 # its first checkpoint past $t = 0$, and at its last checkpoint where both classes remain.
 
 # %%
-auc = diagnostics.auc_by_position(traj_all).dropna(subset=["auc"])
-auc = auc[auc["t"] > 0]
-auc.groupby(["model", "dataset"]).agg(mean_auc=("auc", "mean"), first_t=("t", "first"), first_auc=("auc", "first"),
-                                      last_t=("t", "last"), last_auc=("auc", "last")).round(3)
+summaries = {}
+for name, traj in every.items():
+    auc = diagnostics.auc_by_position(traj).dropna(subset=["auc"])
+    auc = auc[auc["t"] > 0]
+    summaries[name] = auc.groupby(["model", "dataset"]).agg(
+        mean_auc=("auc", "mean"), first_t=("t", "first"), first_auc=("auc", "first"),
+        last_t=("t", "last"), last_auc=("auc", "last"))
+pd.concat(summaries, names=["checkpoints"]).round(3)

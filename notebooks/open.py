@@ -25,11 +25,11 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 # coefficient is estimated from finite samples, whether checkpoints whose prefix already holds
 # the answer count, how an answer is read from text, how the gold probability is smoothed,
 # which entropy estimator, how many checkpoints a trace needs, when generation stops, and the
-# sampling temperature and top-p (lost from its text). This chapter first finds out what the
-# coefficient measures on a process whose truth is known, then shows what each choice changes
+# sampling temperature and top-p (lost from its text). This chapter first compares the
+# coefficient's estimators on a process whose truth is known, then shows what each choice changes
 # in the default profile's headline numbers.
 #
-# ## What the coefficient measures
+# ## The coefficient's estimators
 #
 # The paper computes, per trace, the Pearson correlation across checkpoints of $\hat H_t$ and
 # $\hat s_t$, both from the *same* $M$ sampled answers. They share sampling noise: when more
@@ -42,14 +42,14 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 #   attenuates the correlation);
 # * **corrected**: the decoupled cell mean divided by $\sqrt{r_H r_s}$, the split-half
 #   reliabilities of the two series within traces (Spearman's correction for attenuation);
-#   it abstains where a reliability is below 0.1;
-# * **baseline**: per trace, the paper's coefficient if every checkpoint's answers were drawn
-#   from the trace's pooled answers (no information), and **excess** = paper − baseline.
+#   it abstains where a reliability is below 0.1.
 #
-# The oracle reasoner (`siautil.oracle`) knows its exact $p(a \mid x, z_{\le t})$, so each
-# estimator can be set against the exact coefficient: aligned and misaligned settings, and one
-# with no information at all (the same answer distribution at every checkpoint, gold at 0.8),
-# where the truth is "no relation" and an estimator should read 0.
+# Each is set against the exact coefficient of the oracle reasoner (`siautil.oracle`) in its four
+# settings; with no information the exact coefficient does not exist (both true series are
+# constant) and an estimator should read 0. Even exact, the coefficient follows each trace's
+# outcome ({doc}`estimators`), so none of these estimators says whether prefixes carry the
+# answer: the book reads that from the measures validated there. The question here is only which
+# estimator recovers the coefficient the paper defines.
 
 # %% tags=["parameters"]
 profile = "default"
@@ -70,11 +70,12 @@ from siautil import choices, coefficient, grid, runs
 from siautil.tasks.extract import marked_numbers
 
 validation = coefficient.validate(ms=budgets, n_questions=n_questions)
+validation = validation[validation["outcome"] == "all"]
 validation.pivot_table(index=["setting", "estimator"], columns="m", values="mean", sort=False).round(3)
 
 # %% [markdown]
 # The same, as bias against the exact coefficient (for "no information", against 0), and the
-# exact value each informative setting is measured against:
+# exact value each setting is measured against:
 
 # %%
 summary = validation.pivot_table(index=["setting", "estimator"], columns="m", values="bias", sort=False).round(3)
@@ -83,27 +84,17 @@ display(summary)
 exact
 
 # %% [markdown]
-# What the validation supports, measured in the tables above and restated by the next cell
-# from them: the paper's estimate is near the truth only when the signal across checkpoints is
-# strong and aligned; with no information it reads as high as for the aligned oracle, so on
-# its own it cannot tell information from a modal gold answer. The decoupled estimate is the
-# only one that reads 0 without information and keeps the sign of the truth in both
-# informative settings, but it is strongly attenuated. The correction recovers most of the
-# size where there is signal and abstains where there is none. The book therefore reads the
-# **decoupled** estimate (its sign and interval) as the test of whether prefixes inform the
-# answer, and the **corrected** one as its size, with its measured bias, beside the paper's.
+# At the book's own $M$ for the language models, per setting:
 
 # %%
 m_book = 16
 row = validation[validation.m == m_book].set_index(["setting", "estimator"])
-for setting in ("aligned", "misaligned"):
-    ex = row.loc[(setting, "paper"), "exact"]
-    print(f"{setting}, M = {m_book}: exact {ex:+.3f}; paper {row.loc[(setting, 'paper'), 'mean']:+.3f}, "
-          f"decoupled {row.loc[(setting, 'decoupled'), 'mean']:+.3f}, corrected {row.loc[(setting, 'corrected'), 'mean']:+.3f}")
-ni = row.loc["no information"]
-print(f"no information, M = {m_book}: paper {ni.loc['paper', 'mean']:+.3f}, decoupled {ni.loc['decoupled', 'mean']:+.3f} "
-      f"(± {ni.loc['decoupled', 'se']:.3f}), baseline {ni.loc['baseline', 'mean']:+.3f}, corrected "
-      + ("abstains" if pd.isna(ni.loc['corrected', 'mean']) else f"{ni.loc['corrected', 'mean']:+.3f}"))
+for setting in row.index.get_level_values("setting").unique():
+    r = row.loc[setting]
+    corrected = r.loc["corrected", "mean"]
+    print(f"{setting}, M = {m_book}: exact {r.loc['paper', 'exact']:+.3f}; paper {r.loc['paper', 'mean']:+.3f}, "
+          f"decoupled {r.loc['decoupled', 'mean']:+.3f} (± {r.loc['decoupled', 'se']:.3f}), corrected "
+          + ("abstains" if pd.isna(corrected) else f"{corrected:+.3f}"))
 
 # %% [markdown]
 # ## Every open choice on the default profile's cells
@@ -145,7 +136,7 @@ for sentence in choices.flags(open_table) or ["No choice flips a sign or halves 
 # runs:
 
 # %%
-choices.rewrites_answer(records).drop(columns=["run", "shuffled"], errors="ignore").round(3)
+choices.rewrites_answer(records).drop(columns=["run", "shuffle"], errors="ignore").round(3)
 
 # %% [markdown]
 # Where that share is 0, no default model tells the two rules apart, so the difference is
@@ -162,16 +153,16 @@ print(f"marked answers in order: {answers}; stop 'answer' reads {answers[0]}, st
 #
 # The paper's sampling values were lost. The toy SFT model, re-run on the first questions of
 # its cell under each combination (every run is kept and reused); the last columns are the
-# decoupled and corrected estimates.
+# decoupled and corrected estimates before the answer.
 
 # %%
-base = next(c for c in grid.cells(profile) if c.model == "toy-sft" and not c.settings.shuffle_prefix)
+base = next(c for c in grid.select(profile) if c.model == "toy-sft")
 swept = runs.sweep(replace(base, limit=sweep_questions), runs_dir=runs_dir,
                    temperature=sweep_temperatures, top_p=sweep_top_p)
 rows = []
 for (temp, top_p), g in swept.groupby(["temperature", "top_p"]):
     h = choices.headline(g).iloc[0]
-    c = coefficient.table(g, n_draws=20, n_resamples=0).iloc[0]
+    c = coefficient.table(g, n_resamples=0, checkpoints="before answer").iloc[0]
     acc = g.drop_duplicates(["question_id", "trace"])["correct"].mean()
     rows.append(dict(temperature=temp, top_p=top_p, accuracy=acc, **h.drop(["model", "dataset", "run"], errors="ignore"),
                      decoupled=c["decoupled"], corrected=c["corrected"]))

@@ -26,44 +26,39 @@ if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None
 # about it, while supervised fine-tuning on correct (question, reasoning, answer) triples does,
 # and reinforcement learning with a correctness reward keeps it. The paper can only infer this
 # from public checkpoints. Here models are trained from scratch on a toy task where everything
-# is known (`siautil.toy`). The experiment is defined for five regimes and three training seeds
-# each (`siautil toy train --regime R --seed K`); the training table below lists the models
-# shipped, and every table of this chapter covers exactly those:
+# is known (`siautil.toy`), five regimes with three training seeds each
+# (`siautil toy train --regime R --seed K`):
 #
 # * the **toy task**: chains of additions and subtractions modulo 5, `Q: 3 a+4 b-2 c+1 d-3 (mod 5)`,
 #   worked step by step, `a+4=2 b-2=0 c+1=1 d-3=3 The answer is 3.`, answered with one digit;
 # * **base**: a small Llama-architecture model trained by maximum likelihood on a corpus of
 #   worked solutions of which only some are right: others slip at one step (and carry the error
 #   forward) or end with an answer that does not follow from the steps. It trains until it has
-#   learned the arithmetic (held-out step accuracy near its corpus's), because a tiny model
-#   learns it suddenly, at an update that depends on the seed;
+#   learned the arithmetic (held-out step accuracy near its corpus's);
 # * **sft**: the base model trained further on correct solutions only;
 # * **rl**: the SFT model trained by policy gradient with a reward of 1 for a correct answer;
-# * **rl-base**: the same reward from the base model, with no SFT: does a correctness reward
-#   alone make prefixes informative?
+# * **rl-base**: the same reward from the base model, with no SFT;
 # * **uninformative**: the base model trained on triples whose answer is always right but whose
-#   written steps are another question's, for the test questions the runs ask (the first ones,
-#   as many as printed below), until it has memorised their answers or reached its cap of
-#   updates (the training table says which: `learned`): accurate because it remembers them (as a language model recalls a benchmark it was trained on), with prefixes
-#   that carry no information about the answer by construction.
-#   It separates "the coefficient tracks correctness because the model is accurate" from
-#   "because its prefixes inform the answer". The first design, the same triples over all
-#   questions, cannot work in a model this small: without informative steps the answer is a sum
-#   of five digits modulo 5, no one of which predicts it, and such a model stayed at chance (the
-#   measurements are in `siautil.toy`'s documentation). The training table gives its accuracy
-#   on the questions it remembers and on the others (chance, 1 in 5).
+#   written steps are another question's, for the questions the runs ask, until it has memorised
+#   their answers: accurate because it remembers them, with steps that do not determine the answer
+#   *in its training data*. It separates "accurate" from "its steps carry the answer".
 #
 # Competence is measured apart from answers: **step accuracy** (each written step right given
 # the previous written value) and **faithfulness** (the final answer equals what the written
-# steps imply). All models then go through the same sampling engine, estimators and
-# diagnostics as the language models of the other chapters, with one sampling setting for all
-# (`grid.CONTROLLED`: a temperature above 1, no nucleus; the next section shows what the
-# temperature does), chosen so that every regime makes some errors (a model that is always right
-# has no defined coefficient) while none falls below chance. The tables give accuracy at that
-# setting and at temperature 1.0, on the same questions.
+# steps imply). All models then go through the same sampling engine, estimators and diagnostics
+# as the language models of the other chapters, at the toy models' one sampling setting
+# (`grid.TOY`, the same in every chapter), three times: with each prefix as written, with its
+# tokens shuffled (the paper's Table 2) and with its steps' values randomised, format kept.
+#
+# What the steps determine is read with the measures validated in {doc}`estimators`, on the
+# checkpoints before each trace's answer: $D$ (do the steps already fix whether the trace ends
+# right? with its null check at the empty prefix), $R$ (how much of the model's uncertainty about
+# its own answer they resolve) and the step effect (does randomising their values change the
+# trace's own answer?). Each compares traces within a question, or a model with itself, so a
+# regime's accuracy does not set it, as it sets the coefficient's mean.
 
 # %% tags=["parameters"]
-toy_profile = "toy-regimes"   # every shipped toy model, original and shuffled prefixes (stored with the project)
+toy_profile = "toy-regimes"   # every shipped toy model, three ways of showing the prefixes (stored with the project)
 runs_dir = None           # where runs are sampled when this install has no stored run
 n_resamples = 1000        # bootstrap resamples (within each model)
 
@@ -71,12 +66,12 @@ n_resamples = 1000        # bootstrap resamples (within each model)
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import diagnostics, estimators, grid, models, plots, regimes, runs, toy
+from siautil import coefficient, diagnostics, estimators, grid, informativeness, models, plots, regimes, runs, toy
 
-cells = grid.select(toy_profile, shuffled=None)
-original = runs.published(toy_profile, [c for c in cells if not c.settings.shuffle_prefix], runs_dir=runs_dir)
-shuffled = runs.published(toy_profile, [c for c in cells if c.settings.shuffle_prefix], runs_dir=runs_dir)
-runs.summary(pd.concat([original, shuffled])).groupby("shuffled")[["questions", "traces"]].agg(["min", "max", "size"])
+cells = grid.select(toy_profile, shuffle=None)
+shown = {kind: runs.published(toy_profile, [c for c in cells if c.settings.shuffle == kind], runs_dir=runs_dir)
+         for kind in ("none", "tokens", "steps")}
+runs.summary(pd.concat(shown.values())).groupby("shuffle")[["questions", "traces"]].agg(["min", "max", "size"])
 
 # %% [markdown]
 # ## Training
@@ -86,8 +81,8 @@ runs.summary(pd.concat([original, shuffled])).groupby("shuffled")[["questions", 
 # shares printed below) from one sample per held-out question at temperature 1.0 (test questions
 # no run asks and no regime memorised); for the phases that train until they have learned (base:
 # the arithmetic; uninformative: the answers), the updates taken, whether the threshold was met
-# and what the last check measured; and accuracy on the runs' questions, as recorded
-# when it was trained (`siautil toy train` reproduces the weights bit for bit; `SHA256SUMS` holds them).
+# and what the last check measured; and accuracy on the runs' questions, as recorded when it was
+# trained (`siautil toy train` reproduces the weights bit for bit; `SHA256SUMS` holds them).
 
 # %%
 training = toy.training_report()
@@ -100,61 +95,112 @@ print(f"base corpus: correct {cfg.p_correct}, slipped {cfg.p_slip}, unfaithful {
 training.round(3)
 
 # %% [markdown]
+# A model whose training did not meet its threshold is not the regime it stands for; the
+# experiment leaves it out, and says why:
+
+# %%
+left_out = regimes.unfinished(training)
+for model, why in left_out.items():
+    print(f"left out: {model}: {why}")
+original, tokens, steps = (frame[~frame["model"].isin(left_out)] for frame in shown.values())
+print(f"{original['model'].nunique()} models in the experiment")
+
+# %% [markdown]
 # ## The sampling setting
 #
 # Accuracy on the runs' questions (two samples of each), per regime (seed 0) and temperature;
-# the runs sample at the temperature printed first.
+# every chapter samples the toy models at the temperature printed first.
 
 # %%
-print(f"the runs' sampling setting: temperature {grid.CONTROLLED.temperature}, top-p {grid.CONTROLLED.top_p}")
+print(f"the toy models' sampling setting: temperature {grid.TOY.temperature}, top-p {grid.TOY.top_p}")
 toy.accuracy_by_temperature().round(3)
 
 # %% [markdown]
-# ## The table: competence, coefficient and signatures per regime
+# ## The gold answer's probability along the traces
 #
-# Per regime, over its seeds (mean, and the smallest and largest seed's value): accuracy at the
-# sampling setting of the runs and at temperature 1 (from training), step accuracy and
-# faithfulness read from the runs' traces, and how much the final answer depends on what the
-# written steps imply (Cramér's V: 0 independent, 1 fixed by them); the
-# paper's coefficient, the decoupled one (entropy and surprisal from disjoint continuations)
-# and the excess over the no-information baseline (see {doc}`alignment`); the paper's
-# coefficient under shuffled prefixes (Table 2); the Figure 1 summary (mean total information
-# gain $\hat G_T$ of correct and of incorrect traces, in nats) and the Figure 2 summary (the
-# mid-trace AUC of $-\hat H_t$ for correctness).
+# Mean $\hat p_t(y^\ast)$ by prefix length, each finished trace counted by its outcome: where
+# traces and continuations come from one sampler it is a martingale and stays at the model's
+# accuracy ({doc}`estimators`). Per model, its start, its end (the accuracy) and the change between
+# them with its 95% interval, which should hold 0:
 
 # %%
-per_model = regimes.per_model(original, shuffled, n_resamples=n_resamples, training=training)
-regimes.by_regime(per_model).round(3)
+curve = informativeness.martingale(original, n_resamples=n_resamples)
+fig = plots.martingale(curve[curve["model"].isin([models.toy_name(r) for r in toy.REGIMES])])
+plt.show()
+martingale = informativeness.martingale_summary(curve)
+print(informativeness.martingale_check(martingale))
+martingale.drop(columns=["dataset", "shuffle", "run"]).round(3)
 
 # %% [markdown]
-# Every model, with the 95% bootstrap intervals over questions within it:
+# ## Per model
+#
+# Every model, with 95% bootstrap intervals over questions within it: competence, what its steps
+# determine, and its coefficients (see {func}`siautil.regimes.per_model` for every column).
 
 # %%
-per_model.drop(columns=["traces"]).round(3)
+per_model = regimes.per_model(original, tokens, steps, n_resamples=n_resamples, training=training)
+competence = ["model", "accuracy", "accuracy_low", "accuracy_high", "chance", "accuracy_t1", "step_accuracy",
+              "faithfulness", "answer_on_steps"]
+per_model[competence].round(3)
+
+# %% [markdown]
+# What the steps determine, before each trace's answer: $D$ at the empty prefix (the null check:
+# its interval should hold 0), $D$ and $R$ before the answer, and the step effect with the share
+# of null answers among the shuffled continuations (few where the format survived).
+
+# %%
+determined = ["model", "D_start", "D_start_low", "D_start_high", "D_before", "D_before_low", "D_before_high",
+              "D_before_questions", "R", "R_low", "R_high", "step_drop", "step_drop_low", "step_drop_high", "step_null"]
+display(per_model[determined].round(3))
+fig = plots.determination(per_model)
+plt.show()
+
+# %% [markdown]
+# The coefficient: the paper's on every checkpoint (as the paper computes it) and before the
+# answer, the decoupled one before the answer, the paper's among correct and among incorrect
+# traces, and under shuffled tokens with the null share of those continuations; then the
+# Figure 1 and 2 summaries before the answer.
+
+# %%
+coefficients = ["model", "paper_all", "paper", "paper_low", "paper_high", "paper_trace_mean", "paper_implied_by_mix",
+                "decoupled", "decoupled_low",
+                "decoupled_high", "paper_correct", "paper_incorrect", "paper_tokens", "tokens_null", "gain_correct",
+                "gain_incorrect", "mid_trace_auc"]
+per_model[coefficients].round(3)
+
+# %% [markdown]
+# The coefficient of each outcome apart, before the answer (traces that end right, those that
+# end wrong, those with no answer), and the mean the mix of outcomes implies beside each model's
+# own mean:
+
+# %%
+coefficient.by_outcome(original, n_resamples=n_resamples, checkpoints="before answer").drop(
+    columns=["dataset", "shuffle", "run"]).round(3)
+
+# %% [markdown]
+# ## Per regime
+#
+# Each measure's mean over a regime's seeds, and its smallest and largest seed:
+
+# %%
+regimes.by_regime(per_model).round(3)
 
 # %% [markdown]
 # ## What it says
 #
-# Computed from the table above: per regime, in how many seeds the decoupled coefficient's
-# interval lies above 0; whether accuracy alone predicts the coefficient across models; and the
-# experiment's three questions, each answered as measured: does SFT make prefixes informative
-# where base training does not (the paper's claim), does a correctness reward alone, and does
-# the paper's same-sample coefficient read the accurate but uninformative control as aligned.
+# Computed from the tables above, each from a measure validated on the oracle, with its interval
+# and its null check; where the seeds cannot order two regimes, the sentence says so.
 
 # %%
-print("\n".join(regimes.findings(per_model)))
-
-# %%
-fig = plots.coefficient_bars(per_model, label="model", paper_col=None, columns=("decoupled", "decoupled low", "decoupled high"))
-plt.gca().set_xlabel("decoupled alignment coefficient (95% CI over questions)")
-plt.show()
+for sentence in regimes.findings(per_model):
+    print("-", sentence)
 
 # %% [markdown]
-# ## The signatures per regime (seed 0)
+# ## The signatures per regime (seed 0), before the answer
 
 # %%
 seed0 = original[original["model"].isin([models.toy_name(r) for r in toy.REGIMES])]
-traj = estimators.estimate(seed0)
+traj = estimators.estimate(seed0, checkpoints="before answer")
 gain, counts = diagnostics.cumulative_gain(traj, n_resamples=n_resamples)
 auc = diagnostics.auc_by_position(traj, normalised=True)
 curve = diagnostics.entropy_curve(traj, n_resamples=n_resamples)

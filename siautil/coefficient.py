@@ -188,29 +188,31 @@ def by_outcome(records: pd.DataFrame, alpha: float = estimators.DEFAULT_ALPHA, n
     cell's traces have that outcome (``traces``, ``share``), and the paper's and the decoupled
     coefficient among them (mean over questions with its 95% bootstrap interval; ``_defined``:
     traces with it defined). Then one row per cell with ``outcome`` ``"all"``: the cell's mean
-    over traces beside ``_implied_by_mix``, the mean that the outcomes' own means over traces
-    imply at the cell's mix of outcomes. Where the two agree, the cell's coefficient is its mix
-    of outcomes: its accuracy, not its prefixes, sets it."""
+    over traces beside ``_implied_by_mix``, the mean it would have if each outcome's coefficient
+    were the same in every cell given (its mean over all their traces) and only the cell's own
+    mix of outcomes differed. Where the two agree, what sets a cell apart from the others is its
+    accuracy, not its prefixes."""
     traces, _ = per_trace(records, alpha, min_checkpoints, checkpoints)
+    pooled = {(out, name): traces.loc[traces["outcome"] == out, name].mean()
+              for out in OUTCOMES for name in ("paper", "decoupled")}
     rows = []
     for key, g in _groups(traces):
-        mix = {}
         for out in OUTCOMES:
             h = g[g["outcome"] == out]
             row = {**key, "outcome": out, "traces": len(h), "share": len(h) / len(g)}
             for name in ("paper", "decoupled"):
                 mean, lo, hi, _ = _mean_ci(h[name].to_numpy(), h["question_id"].to_numpy(), n_resamples, seed)
-                defined = h[name].dropna()
-                row.update({name: mean, f"{name}_low": lo, f"{name}_high": hi, f"{name}_defined": len(defined)})
-                mix[(out, name)] = (float(defined.mean()) if len(defined) else 0.0, len(defined))
+                row.update({name: mean, f"{name}_low": lo, f"{name}_high": hi,
+                            f"{name}_defined": int(h[name].notna().sum())})
             rows.append(row)
         row = {**key, "outcome": "all", "traces": len(g), "share": 1.0}
         for name in ("paper", "decoupled"):
-            parts = [mix[(out, name)] for out in OUTCOMES]
-            n = sum(k for _, k in parts)
-            row[name] = float(g[name].mean())
-            row[f"{name}_implied_by_mix"] = sum(m * k for m, k in parts) / n if n else np.nan
-            row[f"{name}_defined"] = n
+            defined = g[g[name].notna()]
+            mix = defined["outcome"].value_counts(normalize=True)
+            row[name] = float(defined[name].mean()) if len(defined) else np.nan
+            row[f"{name}_implied_by_mix"] = (float(sum(share * pooled[(out, name)] for out, share in mix.items()))
+                                             if len(defined) else np.nan)
+            row[f"{name}_defined"] = len(defined)
         rows.append(row)
     return pd.DataFrame(rows)
 

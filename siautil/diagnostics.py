@@ -490,6 +490,33 @@ def shuffle_table(original: pd.DataFrame, shuffled: pd.DataFrame, **kw) -> pd.Da
     return pd.concat([a[cols].add_suffix("_original"), b[cols].add_suffix("_shuffled")], axis=1)
 
 
+def shuffle_findings(table: pd.DataFrame, null: pd.DataFrame) -> list[str]:
+    """Sentences from Table 2 on both checkpoint sets (:func:`shuffle_table` under
+    :func:`on_each_checkpoint_set`, one block per ``shuffle``) and the null-answer shares of
+    :func:`null_share` (column ``shown``): per cell and shuffle, the coefficient before the answer
+    with the prefix as written and shuffled, each with its 95% interval, whether the shuffled one
+    lies nearer 0 with the intervals apart, and the share of the shuffled continuations (after
+    ``t = 0``) that answer nothing: a shuffle whose continuations stop answering measures the
+    null answer, not the content of the steps."""
+    out = []
+    before = table[table["checkpoints"] == "before answer"]
+    cells = [k for k in ("model", "dataset") if k in before]
+    for _, row in before.iterrows():
+        where = (null["shown"] == row["shuffle"]) & (null["t"] > 0)
+        for k in cells:
+            where &= null[k] == row[k]
+        share = float(np.average(null.loc[where, "null"], weights=null.loc[where, "records"])) if where.any() else np.nan
+        a, b = row["mean_original"], row["mean_shuffled"]
+        apart = row["ci_high_shuffled"] < row["ci_low_original"] or row["ci_low_shuffled"] > row["ci_high_original"]
+        nearer = ("whose interval overlaps the original's" if not apart else
+                  "lies nearer 0, the intervals apart" if abs(b) < abs(a) else "lies farther from 0, the intervals apart")
+        out.append(f"{' on '.join(str(row[k]) for k in cells)}, {row['shuffle']} shuffled: before the answer, "
+                   f"{a:+.2f} [{row['ci_low_original']:+.2f}, {row['ci_high_original']:+.2f}] as written, "
+                   f"{b:+.2f} [{row['ci_low_shuffled']:+.2f}, {row['ci_high_shuffled']:+.2f}] shuffled, which {nearer}; "
+                   f"the shuffled continuations answer nothing {share:.0%} of the time")
+    return out
+
+
 def null_share(records: pd.DataFrame) -> pd.DataFrame:
     """Per cell and checkpoint ``t``: the share of the continuations' answers that are the null
     answer ``∅`` (nothing read under the run's extraction), and how many records. A shuffle
@@ -501,10 +528,22 @@ def null_share(records: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(keys + ["t"], sort=True).agg(null=("null", "mean"), records=("null", "size")).reset_index()
 
 
-def answer_distribution(records: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and answer: the share of traces that gave it (``predicted``, the null answer as
-    ``"∅"``) and the share of traces whose gold answer it is (``gold``): a model that favours
-    some answers whatever the question shows here as a predicted share far from the gold one."""
+def answer_distribution(records: pd.DataFrame, modes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per cell and answer: the share of traces that gave it (``predicted``; the null answer as
+    ``"∅"``) and the share of traces whose gold answer it is (``gold``). With ``modes``, the
+    answers are read again under each extraction mode (:func:`siautil.estimators.reextract`)
+    and ``predicted`` becomes one column per mode. A model that favours some answers whatever
+    the question shows here as a predicted share far from the gold one."""
+    if modes:
+        parts = [answer_distribution(estimators.reextract(records, m)).rename(columns={"predicted": m})
+                 for m in modes]
+        keys = [c for c in parts[0].columns if c not in ("gold", modes[0])]
+        out = parts[0]
+        for m, part in zip(modes[1:], parts[1:]):
+            out = out.merge(part[keys + [m]], on=keys, how="outer")
+        out = out.drop(columns=["gold"]).merge(
+            pd.concat(parts)[keys + ["gold"]].groupby(keys, sort=False)["gold"].max().reset_index(), on=keys, how="left")
+        return out.fillna({m: 0.0 for m in modes} | {"gold": 0.0})
     keys = _group_keys(records)
     traces = records.drop_duplicates(keys + TRACE)
     predicted = traces["trace_answer"].map(lambda a: "∅" if a is None or pd.isna(a) else str(a))

@@ -177,9 +177,9 @@ def outcome_association(records: pd.DataFrame, n_resamples: int = 1000, seed: in
         key = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
         by_q = g.groupby(["question_id", "correct"])
         means = by_q["p"].mean().unstack("correct")
-        mixed = means.dropna()
+        mixed = means.dropna() if {True, False} <= set(means.columns) else means.iloc[:0]
         row = {**key, "t_mean": float(g["t"].mean()), "traces": len(g), "questions": len(mixed)}
-        if len(mixed) and True in mixed and False in mixed:
+        if len(mixed):
             d = (mixed[True] - mixed[False]).to_numpy()
             lo, hi = _bootstrap(d, n_resamples, seed) if len(d) > 1 else (np.nan, np.nan)
             row.update(D=float(d.mean()), D_low=lo, D_high=hi)
@@ -456,6 +456,29 @@ def _reading(row: pd.Series, name: str) -> str:
     return "above 0" if lo > 0 else "below 0" if hi < 0 else "holds 0: cannot tell"
 
 
+def _null_check(row: pd.Series) -> str:
+    reading = _reading(row, "D_start")
+    if reading == "no interval":
+        return "no interval: too few questions with traces of both outcomes"
+    if reading.startswith("holds"):
+        return "holds 0, as it must"
+    return "misses 0: the null check fails here, as a 95% interval does by chance one time in twenty"
+
+
+def martingale_check(summary: pd.DataFrame) -> str:
+    """One sentence from :func:`martingale_summary`: in how many cells the change from the empty
+    prefix to the end holds 0, and each cell where it does not, with its interval."""
+    label = lambda r: " on ".join(str(r[k]) for k in ("model", "dataset") if k in r)  # noqa: E731
+    misses = summary[~summary["holds_0"]]
+    text = f"The change from the empty prefix to the end holds 0 in {int(summary['holds_0'].sum())} of {len(summary)} cells"
+    if misses.empty:
+        return text + ", as a martingale's should."
+    listed = "; ".join(f"{label(r)}: {r['change']:+.3f} [{r['change_low']:+.3f}, {r['change_high']:+.3f}]"
+                       for _, r in misses.iterrows())
+    return (text + f". Where it does not ({listed}), either a 95% interval missed, as it does by chance one time in "
+            "twenty, or the traces and their continuations were not sampled alike.")
+
+
 def describe(table: pd.DataFrame) -> list[str]:
     """One sentence per cell of :func:`measures` (with :func:`step_effect`'s ``step_drop`` where
     present): accuracy against chance, the null check, what the steps determine with each
@@ -468,9 +491,10 @@ def describe(table: pd.DataFrame) -> list[str]:
         against = ("" if chance is None or not np.isfinite(chance) else
                    f" against chance {chance:.2f} ({'above' if row['accuracy_low'] > chance else 'below' if row['accuracy_high'] < chance else 'holds'} chance)")
         parts = [f"{cell}: accuracy {acc}{against}",
-                 f"null check D at the empty prefix {_interval(row, 'D_start')} ({_reading(row, 'D_start')})",
-                 f"D before the answer {_interval(row, 'D_before')} over {int(row.get('D_before_questions', 0) or 0)} "
-                 f"questions with both outcomes ({_reading(row, 'D_before')})",
+                 f"null check D at the empty prefix {_interval(row, 'D_start')} ({_null_check(row)})",
+                 (f"D before the answer {_interval(row, 'D_before')} over {int(row['D_before_questions'])} questions "
+                  f"with both outcomes ({_reading(row, 'D_before')})" if pd.notna(row.get("D_before")) else
+                  "D before the answer: no question has traces of both outcomes"),
                  f"R {_interval(row, 'R')} ({_reading(row, 'R')})"]
         if "step_drop" in row and pd.notna(row["step_drop"]):
             parts.append(f"step effect {_interval(row, 'step_drop')} ({_reading(row, 'step_drop')})")

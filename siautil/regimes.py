@@ -63,8 +63,10 @@ def per_model(records: pd.DataFrame, tokens: pd.DataFrame | None = None, steps: 
     step effect ``step_drop`` with the null-answer share of those continuations.
 
     The coefficient: the paper's on all checkpoints (``paper_all``, as the paper computes it) and
-    before the answer (``paper``), with the decoupled one, and the paper's among correct and
-    among incorrect traces before the answer; with ``tokens`` (``shuffle="tokens"``, the paper's
+    before the answer (``paper``, over questions; ``paper_trace_mean``, over traces), with the
+    decoupled one, the paper's among correct and among incorrect traces before the answer, and
+    ``paper_implied_by_mix``, the trace mean each model's mix of outcomes implies with each
+    outcome's coefficient pooled over the models given (:func:`siautil.coefficient.by_outcome`); with ``tokens`` (``shuffle="tokens"``, the paper's
     Table 2), the paper's coefficient under shuffled tokens and the null-answer share of those
     continuations. The Figure 1 and 2 summaries before the answer: the mean total gain ``Ĝ``
     of correct and of incorrect traces (nats) and the mid-trace AUC of ``-Ĥ_t``."""
@@ -79,6 +81,9 @@ def per_model(records: pd.DataFrame, tokens: pd.DataFrame | None = None, steps: 
     before = coefficient.table(records, alpha, n_resamples, seed, checkpoints=BEFORE)
     out = out.merge(before[["model", "paper", "paper_low", "paper_high", "decoupled", "decoupled_low",
                             "decoupled_high"]], on="model", how="left")
+    mix = coefficient.by_outcome(records, alpha, 0, seed, checkpoints=BEFORE)
+    mix = mix[mix["outcome"] == "all"][["model", "paper", "paper_implied_by_mix"]]
+    out = out.merge(mix.rename(columns={"paper": "paper_trace_mean"}), on="model", how="left")
     if tokens is not None and len(tokens):
         shuffled = coefficient.table(tokens, alpha, n_resamples, seed)
         out = out.merge(_rename(shuffled, "", {"paper": "paper_tokens"}), on="model", how="left")
@@ -104,7 +109,8 @@ def per_model(records: pd.DataFrame, tokens: pd.DataFrame | None = None, steps: 
 
 #: The columns :func:`by_regime` summarises over seeds.
 SUMMARISED = ("accuracy", "accuracy_t1", "step_accuracy", "faithfulness", "answer_on_steps", "D_start", "D_before",
-              "R", "step_drop", "step_null", "paper_all", "paper", "decoupled", "paper_correct", "paper_incorrect",
+              "R", "step_drop", "step_null", "paper_all", "paper", "paper_implied_by_mix", "decoupled", "paper_correct",
+              "paper_incorrect",
               "paper_tokens", "tokens_null", "gain_correct", "gain_incorrect", "mid_trace_auc")
 
 
@@ -225,7 +231,14 @@ def findings(models_table: pd.DataFrame) -> list[str]:
             higher = int((split["paper_correct"] > split["paper_incorrect"]).sum())
             line += (f"; before the answer, it is higher among correct traces than among incorrect ones in {higher} "
                      f"of {len(split)} models (correct {_span(split['paper_correct'])}, incorrect "
-                     f"{_span(split['paper_incorrect'])}): it reads each trace's outcome, and a model's mean is "
-                     "its mix of outcomes")
+                     f"{_span(split['paper_incorrect'])}): it reads each trace's outcome")
+        mix = (models_table.dropna(subset=["paper_trace_mean", "paper_implied_by_mix"])
+               if "paper_implied_by_mix" in models_table else models_table.iloc[:0])
+        if len(mix) >= 3:
+            r = stats.pearsonr(mix["paper_trace_mean"], mix["paper_implied_by_mix"]).statistic
+            gap = (mix["paper_trace_mean"] - mix["paper_implied_by_mix"]).abs().mean()
+            line += (f"; and each model's mean before the answer against the mean its mix of outcomes implies, each "
+                     f"outcome's coefficient pooled over the {len(mix)} models: Pearson {r:+.3f}, mean absolute "
+                     f"difference {gap:.3f}, so a model's mean is mostly its mix of outcomes")
         out.append(line)
     return out

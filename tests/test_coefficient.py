@@ -60,8 +60,27 @@ def test_by_outcome_splits_traces_and_the_mix_implies_the_cell_mean():
     assert out.loc[["correct", "incorrect", "no answer"], "traces"].sum() == len(traces)
     assert out.loc["no answer", "traces"] == traces["trace_answer"].isna().sum()
     assert out.loc["correct", "paper"] > out.loc["incorrect", "paper"]
-    # the cell's mean over traces is exactly what its outcomes' means imply at its mix
+    # alone, a cell's mix implies its own mean exactly
     assert out.loc["all", "paper_implied_by_mix"] == pytest.approx(out.loc["all", "paper"])
+
+
+def test_the_mix_implies_a_cells_mean_from_the_outcome_means_of_every_cell():
+    kw = dict(n_traces=4, n_continuations=16, seed=3)
+    both = pd.concat([oracle.sample_run(oracle.aligned(), n_questions=30, **kw).assign(model="accurate"),
+                      oracle.sample_run(oracle.guesser(), n_questions=30, **kw).assign(model="guesser")],
+                     ignore_index=True)
+    out = C.by_outcome(both, n_resamples=0)
+    traces, _ = C.per_trace(both)
+    defined = traces.dropna(subset=["paper"])
+    pooled = defined.groupby("outcome")["paper"].mean()
+    for model, g in defined.groupby("model"):
+        mix = g["outcome"].value_counts(normalize=True)
+        expected = sum(share * pooled[o] for o, share in mix.items())
+        row = out[(out.model == model) & (out.outcome == "all")].iloc[0]
+        assert row["paper_implied_by_mix"] == pytest.approx(expected)
+        assert row["paper"] == pytest.approx(g["paper"].mean())
+    implied = out[out.outcome == "all"].set_index("model")["paper_implied_by_mix"]
+    assert implied["accurate"] > implied["guesser"]  # more correct traces, a higher implied mean
 
 
 def test_outcome_reads_null_answers_apart():

@@ -234,3 +234,33 @@ def test_shuffled_and_unshuffled_runs_stay_apart(tiny_store):
     assert len(D.alignment(recs, n_resamples=10, min_checkpoints=2)) == 2
     curve, counts = D.cumulative_gain(traj, n_resamples=10)
     assert counts["run"].nunique() == 2
+
+
+# ------------------------------------------------------------------ what the shuffles and the answers show
+
+
+def test_null_share_and_the_shuffle_findings_on_the_oracle():
+    cfg = oracle.aligned(steps=20)
+    orig = oracle.sample_run(cfg, n_questions=20, seed=5, stride=4).assign(model="m", shuffle="none")
+    shuf = oracle.sample_run(cfg, n_questions=20, seed=5, stride=4, shuffle="tokens").assign(model="m", shuffle="tokens")
+    orig["answers"] = [[None] * 16 if i < 5 else list(a) for i, a in enumerate(orig["answers"])]  # five answer nothing
+    null = D.null_share(orig)
+    assert null.loc[null.t == 0, "null"].item() == pytest.approx(
+        np.mean([a is None for row in orig.loc[orig.t == 0, "answers"] for a in row]))
+    t2 = D.on_each_checkpoint_set(D.shuffle_table, orig, shuffled=shuf, n_resamples=50).assign(shuffle="tokens")
+    assert list(t2["checkpoints"].unique()) == ["all", "before answer"]
+    (sentence,) = D.shuffle_findings(t2, pd.concat([D.null_share(shuf).assign(shown="tokens")]))
+    assert sentence.startswith("m, tokens shuffled: before the answer, ") and "answer nothing" in sentence
+
+
+def test_answer_distribution_sets_predicted_beside_gold():
+    recs = pd.DataFrame([dict(model="m", dataset="arc-easy", question_id=f"q{i}", trace=0, t=0, T=1, gold=g,
+                              correct=a == g, trace_answer=a, trace_text=text, prefix_chars=0, prefix_text="",
+                              continuations=[text], answers=[a])
+                         for i, (g, a, text) in enumerate([("A", "A", "The answer is (A)."), ("B", None, "(B) heat"),
+                                                           ("B", "C", "The answer is C.")])])
+    out = D.answer_distribution(recs).set_index("answer")
+    assert out.loc["B", "gold"] == pytest.approx(2 / 3) and out.loc["∅", "predicted"] == pytest.approx(1 / 3)
+    both = D.answer_distribution(recs, modes=("strict-match", "flexible-extract")).set_index("answer")
+    assert both.loc["B", "strict-match"] == 0 and both.loc["B", "flexible-extract"] == pytest.approx(1 / 3)
+    assert both.loc["∅", "flexible-extract"] == 0

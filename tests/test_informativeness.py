@@ -140,3 +140,14 @@ def test_on_every_stored_toy_model_the_gold_probability_is_a_martingale(toy_runs
     assert len(summary) == toy_runs["model"].nunique()
     se = (summary["change_high"] - summary["change_low"]) / 3.92
     assert (summary["change"].abs() <= 3 * se).all(), summary[["model", "p_0", "accuracy", "change"]]
+
+
+def test_describe_says_what_each_interval_supports():
+    row = dict(model="m", dataset="d", accuracy=0.5, accuracy_low=0.4, accuracy_high=0.6, chance=0.25,
+               D_start=0.01, D_start_low=-0.05, D_start_high=0.07, D_before=0.3, D_before_low=0.1, D_before_high=0.5,
+               D_before_questions=12, R=0.02, R_low=-0.03, R_high=0.08)
+    (sentence,) = I.describe(pd.DataFrame([row]))
+    assert sentence == ("m on d: accuracy 0.50 [0.40, 0.60] against chance 0.25 (above chance); null check D at the "
+                        "empty prefix +0.01 [-0.05, +0.07] (holds 0, as it must); D before the answer +0.30 "
+                        "[+0.10, +0.50] over 12 questions with both outcomes (above 0); R +0.02 [-0.03, +0.08] "
+                        "(holds 0: cannot tell)")

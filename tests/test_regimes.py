@@ -83,6 +83,7 @@ def test_findings_say_what_the_measures_decide():
     assert "every sft seed lies above every base seed by R (+0.85 to +0.90 against +0.20 to +0.25)" in text
     assert "its answers do not depend on what its steps say, as built" in text and "carry a sign" not in text
     assert "higher among correct traces than among incorrect ones in 6 of 6 models" in text
+    assert "mix of outcomes implies" not in text  # the table has no such column here
     # overlapping seeds are said to overlap, and a control whose steps matter is said to
     text = " | ".join(regimes.findings(_table(base=[(0.05, 0.5, 0.05), (-0.1, 0.7, 0.04)],
                                               sft=[(0.5, 0.6, 0.7), (0.6, 0.8, 0.7)],
@@ -90,6 +91,14 @@ def test_findings_say_what_the_measures_decide():
     assert "sft and base overlap by R" in text and "these seeds cannot order them" in text
     assert "base's steps already predict its outcome in 1 of 2 seeds" in text
     assert "its answers depend on what its steps say, which its training data did not teach" in text
+
+
+def test_findings_set_each_mean_beside_what_its_mix_implies():
+    table = _table(base=[(0.05, 0.2, 0.05), (0.06, 0.25, 0.04)], sft=[(0.5, 0.9, 0.7), (0.6, 0.85, 0.7)])
+    table["paper_trace_mean"] = [0.1, 0.2, 0.8, 0.9]
+    table["paper_implied_by_mix"] = [0.15, 0.2, 0.85, 0.9]
+    text = " | ".join(regimes.findings(table))
+    assert "mean absolute difference 0.025" in text and "Pearson" in text
 
 
 def test_findings_without_a_step_run_say_so():
