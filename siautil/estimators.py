@@ -264,8 +264,9 @@ def answer_states(records: pd.DataFrame) -> np.ndarray:
         return records["answer_state"].to_numpy(dtype=object)
     missing = [c for c in ("dataset", "trace_text", "prefix_chars") if c not in records]
     if missing:
-        raise RecordsError(f"where a prefix holds an answer is read from the columns {missing}, "
-                           "which these records lack: give them an answer_state column or sample the run again")
+        raise RecordsError(f"where a prefix holds an answer is read from the columns {missing}, which these records "
+                           "lack (a store written under protocol 1 keeps no text): give them an answer_state column "
+                           "or sample the run again")
     from .tasks import get
 
     tasks, cache = {}, {}

@@ -63,8 +63,10 @@ def beside_table2(table: pd.DataFrame) -> pd.DataFrame:
     """Our Table 2 rows (``diagnostics.shuffle_table``, measured here) with the paper's original
     and shuffled-prefix coefficients (GSM8K), quoted; models the paper did not shuffle have none."""
     out = table.copy()
-    out[f"original ({QUOTED})"] = [TABLE2.get(m, (None, None))[0] for m in out["model"]]
-    out[f"shuffled ({QUOTED})"] = [TABLE2.get(m, (None, None))[1] for m in out["model"]]
+    # the paper shuffled tokens: its numbers stand beside that shuffle only
+    tokens = out["shuffle"].eq("tokens") if "shuffle" in out else pd.Series(True, index=out.index)
+    out[f"original ({QUOTED})"] = [TABLE2.get(m, (None, None))[0] if t else None for m, t in zip(out["model"], tokens)]
+    out[f"shuffled ({QUOTED})"] = [TABLE2.get(m, (None, None))[1] if t else None for m, t in zip(out["model"], tokens)]
     return out
 
 

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -90,7 +91,7 @@ def test_a_store_written_before_the_protocol_loads_and_says_so(tmp_path):
     assert set(recs["protocol"]) == {1}
     assert np.isfinite(estimators.estimate(recs)["entropy"]).all()  # still readable
     with pytest.raises(estimators.RecordsError, match="protocol 1"):
-        estimators.estimate(recs, answer_holding=False)
+        estimators.estimate(recs, checkpoints="before answer")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(estimators.RecordsError, match="protocol 1"):
@@ -193,13 +194,22 @@ def test_a_truncated_file_is_named_refused_on_load_and_sampled_again_on_resume(t
 def test_a_changed_file_fails_its_checksum_and_a_store_without_checksums_is_checked_by_reading(tmp_path):
     out = _toy_run(tmp_path / "r")
     victim = out / store.RECORDS / "q000002.parquet"
-    data = bytearray(victim.read_bytes())
-    # one flipped byte inside the largest column chunk's pages, past its first page header (a
-    # flip in a header or the footer can leave a readable file: see the checksum's docstring)
+    original = victim.read_bytes()
+    # one flipped byte inside the largest column chunk's page data (a flip in a page header or the
+    # footer can leave a readable file: see the checksum's docstring), the first such byte from
+    # three quarters into the chunk on
     meta = pq.ParquetFile(victim).metadata.row_group(0)
     chunk = max((meta.column(i) for i in range(meta.num_columns)), key=lambda c: c.total_compressed_size)
     end = (chunk.dictionary_page_offset or chunk.data_page_offset) + chunk.total_compressed_size
-    data[chunk.data_page_offset + (end - chunk.data_page_offset) * 3 // 4] ^= 0xFF
+    for at in range(chunk.data_page_offset + (end - chunk.data_page_offset) * 3 // 4, end):
+        data = bytearray(original)
+        data[at] ^= 0xFF
+        try:
+            pq.read_table(pa.BufferReader(bytes(data)), page_checksum_verification=True)
+        except (pa.ArrowException, OSError):
+            break
+    else:
+        pytest.fail("no byte of the chunk's last quarter breaks a page checksum")
     victim.write_bytes(bytes(data))
     damaged = store.RunStore(out, {}).damaged()
     assert set(damaged) == {2} and "its checksum file says sha256" in damaged[2]
