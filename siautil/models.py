@@ -293,6 +293,36 @@ def resolve_precision(precision: str | None = None, quantize: str | None = None,
     return default_precision(device)
 
 
+def check_precision(name: str, precision: str) -> None:
+    """Refuse a precision the weights of ``name`` cannot take, before anything is loaded or
+    written: a GGUF file is loaded de-quantised by transformers, which cannot quantise it again
+    with bitsandbytes (``nf4``)."""
+    if precision != "nf4":
+        return
+    _, gguf, _ = resolve(name)
+    if gguf:
+        raise ModelError(f"precision nf4: {name} is a GGUF file ({gguf}), which transformers loads de-quantised and "
+                         "cannot quantise again; use --precision fp32 or bf16")
+
+
+def context_length(name: str) -> int | None:
+    """The context of ``name`` in tokens (its ``max_position_embeddings``), read from its
+    configuration alone, without its weights; ``None`` where that cannot be read here (a hub
+    model with the hub off and not in the cache)."""
+    from transformers import AutoConfig
+
+    try:
+        path, gguf, _ = resolve(name)
+        converted = _converted_gguf(path, gguf) if gguf else None
+        if converted is not None:
+            path, gguf = str(converted), None
+        config = AutoConfig.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
+    except (OSError, ValueError):  # ModelError is a ValueError
+        return None
+    n = getattr(config, "max_position_embeddings", None)
+    return n if isinstance(n, int) and n > 0 else None
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (x86 AVX512-BF16 or AMX-BF16, read from
     ``/proc/cpuinfo``), where bf16 matmuls run about twice as fast as fp32; elsewhere torch
@@ -328,6 +358,7 @@ def load(name: str, precision: str | None = None, device: str | None = None, *, 
     path, gguf, spec = resolve(name)
     device = device or default_device()
     precision = resolve_precision(precision, quantize, dtype, device, model=name)
+    check_precision(name, precision)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
     qconf = quantization_config("4bit" if precision == "nf4" else None, device)
     kwargs = dict(dtype=dtype)

@@ -48,6 +48,11 @@ def _exit_with_parent() -> None:
 def _start_worker() -> None:
     """A worker's set-up: deaf to Ctrl-C (the parent decides), and gone when its parent is."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock is a named semaphore shared across processes: a worker terminated while
+    # holding one leaks it (the resource tracker's warning at exit). A worker's bars are its own.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
 
 
