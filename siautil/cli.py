@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grid", help="run every (model, dataset) cell of a profile, then build the book")
     g.add_argument("--profile", default="default", choices=grid.PROFILES)
-    g.add_argument("--runs-dir", help="where the run stores go (default: data/runs of this checkout)")
+    g.add_argument("--runs-dir", help="where the run stores go (default: runs/ of this checkout)")
     g.add_argument("--shard", help="i/n: this machine takes every n-th window of questions of every cell (a cell with fewer windows than n leaves some machines idle)")
     g.add_argument("--no-book", action="store_true", help="sample only")
     g.add_argument("--estimate", action="store_true", help="print the estimated cost and exit")

@@ -209,11 +209,12 @@ def checkout() -> Path | None:
 
 
 def default_runs_dir() -> Path:
-    """``$SIAUTIL_RUNS``, else ``data/runs`` of the checkout this runs in, else the user cache."""
+    """``$SIAUTIL_RUNS``, else ``runs/`` of the checkout this runs in (ignored by git, apart from
+    the data the project ships), else the user cache."""
     if os.environ.get("SIAUTIL_RUNS"):
         return Path(os.environ["SIAUTIL_RUNS"])
     root = checkout()
-    return root / "data" / "runs" if root else models.cache_dir() / "runs"
+    return root / "runs" if root else models.cache_dir() / "runs"
 
 
 def stored_dir() -> Path | None:

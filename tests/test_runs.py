@@ -76,6 +76,13 @@ def test_runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAUTIL_RUNS", str(tmp_path))
     assert runs.default_runs_dir() == tmp_path
     assert runs.run_dir(CELL.shuffled(), "default") == tmp_path / "default" / "toy-sft__toy__shuffled"
+    monkeypatch.delenv("SIAUTIL_RUNS")
+    checkout = runs.checkout()
+    assert runs.default_runs_dir() == checkout / "runs"  # beside the shipped data/, not in it
+    import subprocess
+
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(checkout / "runs" / "default")], cwd=checkout)
+    assert ignored.returncode == 0, "runs/ must be ignored by git"
 
 
 def test_settings_the_model_cannot_take_fail_first_and_the_empty_store_takes_new_ones(tmp_path):
