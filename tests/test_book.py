@@ -301,7 +301,8 @@ def test_the_colab_cell_installs_siautil_from_this_checkout_into_a_fresh_environ
                "print(runs.checkout())\n"
                "lm, tok = models.load('toy-sft')\n"
                "print(len(tasks.get('arc-easy').load(limit=2)))\n")
-    run = subprocess.run([python, "-c", chapter], cwd=checkout, env={**env, "HF_HUB_OFFLINE": "1"},
+    # -P: the clone (the working folder) is not on the path, so siautil comes from the environment
+    run = subprocess.run([python, "-P", "-c", chapter], cwd=checkout, env={**env, "HF_HUB_OFFLINE": "1"},
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     where, smollm2, found, arc = run.stdout.split("\n")[:4]
