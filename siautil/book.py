@@ -189,8 +189,11 @@ def check_parameters(name: str, notebook: Path, parameters: Mapping[str, Any]) -
 
 
 def _finish(output: Path, parameters: Mapping[str, Any], seconds: float) -> None:
-    """Hide papermill's injected cell and append how the chapter was run."""
+    """Hide papermill's injected cell, drop widget state, and append how the chapter was run."""
     nb = json.loads(output.read_text())
+    # with widget state, a page loads the widgets' JavaScript from the internet; the book shows
+    # none (progress is text, the explorer's controls are left out of its page)
+    nb["metadata"].pop("widgets", None)
     for cell in nb["cells"]:
         tags = cell.get("metadata", {}).get("tags", [])
         if INJECTED_TAG in tags and "remove-cell" not in tags:
@@ -249,7 +252,7 @@ def execute(name: str, parameters: Mapping[str, Any] | None = None, root: Path |
                 papermill.execute_notebook(
                     str(source), str(running), parameters=parameters, kernel_name=kernel,
                     cwd=str(output.parent), progress_bar=False, execution_timeout=timeout,
-                    extra_arguments=KERNEL_ARGUMENTS, store_widget_state=False,
+                    extra_arguments=KERNEL_ARGUMENTS,
                 )
                 break
             except TimeoutError:  # nbclient's CellTimeoutError is one
