@@ -56,11 +56,12 @@ class Browser:
         self._from_browser, from_browser_w = os.pipe()
 
         def pipes() -> None:  # in the child: the protocol's descriptors 3 (in) and 4 (out)
-            os.dup2(to_browser_r, 3)
-            os.dup2(from_browser_w, 4)
+            into, out = os.dup(to_browser_r), os.dup(from_browser_w)  # neither is 3 or 4 now
+            os.dup2(into, 3)
+            os.dup2(out, 4)
 
         self.proc = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
-                                      "about:blank"], preexec_fn=pipes, pass_fds=(to_browser_r, from_browser_w),
+                                      "about:blank"], preexec_fn=pipes, close_fds=False,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_browser_r)
         os.close(from_browser_w)
