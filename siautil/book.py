@@ -30,6 +30,8 @@ from .errors import SiautilError
 INJECTED_TAG = "injected-parameters"
 #: Where a chapter's failed run is kept (its page keeps the last good run).
 FAILED_DIR = Path("_build") / "failed"
+#: Where a chapter runs before it replaces its page.
+RUNNING_DIR = Path("_build") / "running"
 #: Arguments of every chapter's kernel. Its log would print, for every chapter, a warning that
 #: its sockets are TCP without encryption (they listen on 127.0.0.1 for this process alone), and
 #: "KeyboardInterrupt caught in kernel" when a cell past its time is stopped (the pipeline says
@@ -243,8 +245,10 @@ def execute(name: str, parameters: Mapping[str, Any] | None = None, root: Path |
     except ValueError:
         raise ChapterError(f"${TIMEOUT_ENV}={os.environ[TIMEOUT_ENV]!r}: give the seconds a chapter's cell may run, "
                            "as a whole number") from None
-    # beside the page, so it runs with the same working directory and is renamed in one step
-    running = output.with_name(f".{name}.running-{os.getpid()}.ipynb")
+    # outside book/ (a file left there by a killed run would be a page Jupyter Book warns of), on
+    # the same filesystem so that it replaces the page in one rename
+    running = root / RUNNING_DIR / f"{name}-{os.getpid()}.ipynb"
+    running.parent.mkdir(parents=True, exist_ok=True)
     try:
         for attempt in (1, 2):
             start = time.perf_counter()

@@ -193,7 +193,8 @@ def test_a_failing_chapter_keeps_its_last_good_page_and_its_failed_run_aside(pro
         book.execute("good", {"n": 2}, root=project)
     assert page.read_bytes() == good
     assert "now broken" in (project / book.FAILED_DIR / "good.ipynb").read_text()
-    assert sorted(p.name for p in page.parent.iterdir()) == ["good.ipynb"]  # no temporary left beside it
+    assert sorted(p.name for p in page.parent.iterdir()) == ["good.ipynb"]
+    assert not list((project / book.RUNNING_DIR).iterdir())  # no temporary left
 
 
 @pytest.mark.slow
