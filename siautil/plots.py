@@ -1,12 +1,57 @@
-"""The book's figures. Each function takes a tidy DataFrame from siautil and returns a Figure."""
+"""The book's figures. Each function takes a tidy DataFrame from siautil and returns a Figure.
+
+Two conventions hold in every figure. An outcome has one colour wherever it is drawn
+(:data:`OUTCOME_COLOURS`: correct, incorrect, and the null answer), and no other group takes
+those colours (:data:`GROUP_COLOURS`: models, datasets, estimators, strides). Legends sit below
+their axes, outside the area data is drawn in, so they never cover a curve.
+"""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.transforms import ScaledTranslation
 
 from . import theory
+
+#: The colour of each outcome of a trace or answer, the same in every figure (Okabe-Ito's
+#: colour-blind-safe bluish green and vermillion, and grey).
+OUTCOME_COLOURS = {"correct": "#009E73", "incorrect": "#D55E00", "null": "#7F7F7F"}
+#: Colours of the other groups (models, datasets, estimators): matplotlib's own, less the green,
+#: red and grey an outcome could be taken for.
+GROUP_COLOURS = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
+#: Line styles that tell apart groups drawn in one outcome's colour.
+STYLES = ["-", "--", ":", "-."]
+#: How far below its axes a legend starts, in inches: past the tick labels and the axis label.
+LEGEND_DROP = 0.62
+
+
+def outcome(value) -> str:
+    """``"correct"``, ``"incorrect"`` or ``"null"`` for a correctness flag (``None``/NaN: null)
+    or one of those names."""
+    if isinstance(value, str):
+        if value not in OUTCOME_COLOURS:
+            raise ValueError(f"unknown outcome {value!r}; outcomes: {', '.join(OUTCOME_COLOURS)}")
+        return value
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "null"
+    return "correct" if bool(value) else "incorrect"
+
+
+def plural(n: int, noun: str) -> str:
+    """``"1 trace"``, ``"2 traces"``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _legend(ax, **kwargs) -> None:
+    """The axes' legend, below it, outside the data (``fig.tight_layout`` makes room for it)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    place = ScaledTranslation(0, -LEGEND_DROP, ax.figure.dpi_scale_trans)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=ax.transAxes + place,
+              ncol=min(len(handles), 2), frameon=False, **{"fontsize": 8, **kwargs})
 
 
 def fano(points: pd.DataFrame, n_a: int) -> plt.Figure:
@@ -19,7 +64,7 @@ def fano(points: pd.DataFrame, n_a: int) -> plt.Figure:
     ax.set_xlabel(r"$H(A \mid X, Z_{\leq t})$ (nats)")
     ax.set_ylabel("error of the Bayes predictor")
     ax.set_title(f"Theorem 1 on random joints, |A| = {n_a}")
-    ax.legend()
+    _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -34,7 +79,7 @@ def continuity(points: pd.DataFrame, n: int) -> plt.Figure:
     ax.set_xlabel(r"$\delta = \mathrm{KL}(P \,\|\, Q)$ (nats)")
     ax.set_ylabel("entropy gap (nats)")
     ax.set_title(f"Continuity of entropy, n = {n}")
-    ax.legend()
+    _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -52,7 +97,7 @@ def telescoping(table: pd.DataFrame) -> plt.Figure:
     ax.set_xlabel("prefix length t")
     ax.set_ylabel("nats")
     ax.set_title("Entropy drop = sum of per-step information")
-    ax.legend(fontsize=8)
+    _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -66,7 +111,7 @@ def sia_worlds(table: pd.DataFrame) -> plt.Figure:
         ax.set_title(world)
         ax.set_xlabel("prefix length t")
     axes[0].set_ylabel("nats")
-    axes[0].legend()
+    _legend(axes[0])
     fig.tight_layout()
     return fig
 
@@ -74,16 +119,17 @@ def sia_worlds(table: pd.DataFrame) -> plt.Figure:
 def estimator_bias(study: pd.DataFrame) -> plt.Figure:
     """Bias of the entropy estimators against the number of continuations M."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for name, g in study.groupby("estimator", sort=False):
-        axes[0].plot(g["m"], g["bias"], "o-", label=name)
-        axes[1].plot(g["m"], g["rmse"], "o-", label=name)
+    for k, (name, g) in enumerate(study.groupby("estimator", sort=False)):
+        colour = GROUP_COLOURS[k % len(GROUP_COLOURS)]
+        axes[0].plot(g["m"], g["bias"], "o-", color=colour, label=name)
+        axes[1].plot(g["m"], g["rmse"], "o-", color=colour, label=name)
     g = study.drop_duplicates("m")
     axes[0].plot(g["m"], g["theory"], "k--", label=r"$-(K-1)/(2M)$")
     axes[0].axhline(0, color="grey", lw=0.8)
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("continuations per prefix M")
-        ax.legend()
+        _legend(ax)
     axes[0].set_ylabel(r"mean $\hat H_t - H_t$ (nats)")
     axes[1].set_ylabel("root mean squared error (nats)")
     axes[0].set_title("Bias")
@@ -96,32 +142,44 @@ def coefficient_histograms(coefs: dict[str, pd.DataFrame]) -> plt.Figure:
     """Per-trace alignment coefficients, one histogram per labelled run."""
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.linspace(-1, 1, 41)
-    for label, c in coefs.items():
-        ax.hist(c["coefficient"].dropna(), bins=bins, alpha=0.6, label=label)
+    for k, (label, c) in enumerate(coefs.items()):
+        ax.hist(c["coefficient"].dropna(), bins=bins, alpha=0.6, color=GROUP_COLOURS[k % len(GROUP_COLOURS)],
+                label=label)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("alignment coefficient of a trace")
     ax.set_ylabel("traces")
-    ax.legend()
+    _legend(ax)
     fig.tight_layout()
     return fig
 
 
 def curves(curve: pd.DataFrame, by: str, ylabel: str, title: str = "", ax=None, x: str = "pos",
-           y: str = "mean", xlabel: str = "normalised position t / T") -> plt.Figure:
-    """Mean curves with their 95% bands, one line per value of ``by``."""
+           y: str = "mean", xlabel: str = "normalised position t / T", outcome_by: str | None = None) -> plt.Figure:
+    """Mean curves with their 95% bands, one line per value of ``by``. With ``outcome_by``, a
+    column of outcomes (a correctness flag, or ``"correct"``, ``"incorrect"``, ``"null"``),
+    each line takes its outcome's colour (:data:`OUTCOME_COLOURS`) and the lines of one outcome
+    differ by style; otherwise the lines take :data:`GROUP_COLOURS`."""
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 4))
     else:
         fig = ax.figure
-    for label, g in curve.groupby(by, sort=False):
+    seen: dict[str, int] = {}
+    for k, (label, g) in enumerate(curve.groupby(by, sort=False)):
         label = label if not isinstance(label, tuple) else ", ".join(map(str, label))
-        line, = ax.plot(g[x], g[y], "o-", ms=3, label=f"{by} = {label}" if by != "label" else label)
-        ax.fill_between(g[x], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.2)
+        if outcome_by is not None:
+            kind = outcome(g[outcome_by].iloc[0])
+            colour, style = OUTCOME_COLOURS[kind], STYLES[seen.get(kind, 0) % len(STYLES)]
+            seen[kind] = seen.get(kind, 0) + 1
+        else:
+            colour, style = GROUP_COLOURS[k % len(GROUP_COLOURS)], "-"
+        line, = ax.plot(g[x], g[y], marker="o", ls=style, ms=3, color=colour,
+                        label=f"{by} = {label}" if by != "label" else label)
+        ax.fill_between(g[x], g["ci_low"], g["ci_high"], color=colour, alpha=0.2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=8)
+    _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -138,16 +196,17 @@ def auc_curve(auc: pd.DataFrame, x: str = "t", label_by: str | list[str] | None 
         auc = auc.assign(label=auc[label_by].astype(str).agg(" · ".join, axis=1))
         label_by = "label"
     groups = auc.groupby(label_by, sort=False) if label_by else [("AUC", auc)]
-    for label, g in groups:
-        line, = ax.plot(g[x], g["auc"], "o-", ms=3, label=str(label))
-        ax.fill_between(g[x], g["ci_low"], g["ci_high"], color=line.get_color(), alpha=0.2)
+    for k, (label, g) in enumerate(groups):
+        colour = GROUP_COLOURS[k % len(GROUP_COLOURS)]
+        ax.plot(g[x], g["auc"], "o-", ms=3, color=colour, label=str(label))
+        ax.fill_between(g[x], g["ci_low"], g["ci_high"], color=colour, alpha=0.2)
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("prefix length t (tokens)" if x == "t" else "normalised position t / T")
     ax.set_ylabel("AUC of -entropy for correctness")
     if title:
         ax.set_title(title)
-    ax.legend(fontsize=8)
+    _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -161,7 +220,7 @@ def trajectory(traj: pd.DataFrame, title: str = "") -> plt.Figure:
     ax.set_ylabel("nats")
     if title:
         ax.set_title(title)
-    ax.legend()
+    _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -184,6 +243,9 @@ def answer_heatmap(records: pd.DataFrame, gold: str | None = None, top: int = 8,
     im = ax.imshow(share.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(share.shape[1]), share.columns)
     ax.set_yticks(range(share.shape[0]), [f"{a} (gold)" if a == gold else a for a in share.index])
+    for tick, a in zip(ax.get_yticklabels(), share.index):  # the outcomes' colours: gold right, ∅ no answer
+        if a == gold or a == "∅":
+            tick.set_color(OUTCOME_COLOURS["correct" if a == gold else "null"])
     ax.set_xlabel("prefix length t (tokens)")
     ax.set_title("answers of the continuations at each checkpoint")
     fig.colorbar(im, ax=ax, label="share of continuations")
@@ -208,7 +270,7 @@ def coefficient_bars(table: pd.DataFrame, label: str = "model",
     ax.set_yticks(y, table[label])
     ax.set_xlim(-1, 1)
     ax.set_xlabel("mean alignment coefficient (95% CI over questions)")
-    ax.legend()
+    _legend(ax)
     fig.tight_layout()
     return fig
 
@@ -234,15 +296,16 @@ def explore(records: pd.DataFrame, traj: pd.DataFrame, question_id: str, trace: 
     tr = traj[(traj["question_id"] == question_id) & (traj["trace"] == trace)].sort_values("t")
     first = r.iloc[0]
     cuts = [(int(t), int(c)) for t, c in zip(r["t"], r["prefix_chars"]) if pd.notna(c)]
-    verdict = "correct" if first["correct"] else "wrong"
+    verdict = outcome(first["correct"] if pd.notna(first["trace_answer"]) else None)
     head = (f"<p><b>{first['model']}</b> · {first['dataset']} · question {question_id} · trace {trace}: "
-            f"answer {first['trace_answer']} ({verdict}; gold {first['gold']})</p>")
+            f"answer {first['trace_answer']} (<span style=\"color:{OUTCOME_COLOURS[verdict]}\">{verdict}</span>; "
+            f"gold {first['gold']})</p>")
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     axes[0].plot(tr["t"], tr["entropy"], "o-", label=r"entropy $\hat H_t$")
     axes[0].plot(tr["t"], tr["surprisal"], "s-", label=r"gold surprisal $\hat s_t$")
     axes[0].set_xlabel("prefix length t (tokens)")
     axes[0].set_ylabel("nats")
-    axes[0].legend()
+    _legend(axes[0])
     answer_heatmap(r, gold=str(first["gold"]), ax=axes[1])
     fig.tight_layout()
     return head + marked_trace(str(first["trace_text"]), cuts), fig
@@ -266,14 +329,14 @@ def gain_panels(gain: pd.DataFrame, counts: pd.DataFrame | None = None) -> plt.F
                 continue
             labels = []
             for c in h["correct"]:
-                name = "correct" if c else "incorrect"
+                name = outcome(c)
                 if counts is not None:
                     row = counts.merge(pd.DataFrame([dict(zip(keys, key))]), on=keys)
                     row = row[row["correct"] == c]
-                    n_tr = int(row["traces"].sum() if measure == "gain" else row["normalised"].sum())
-                    name += f" ({n_tr} traces)"
+                    name += f" ({plural(int(row['traces'].sum() if measure == 'gain' else row['normalised'].sum()), 'trace')})"
                 labels.append(name)
-            curves(h.assign(label=labels), "label", ylabel, f"{m} · {d}" if i == 0 else "", ax=axes[i, j])
+            curves(h.assign(label=labels), "label", ylabel, f"{m} · {d}" if i == 0 else "", ax=axes[i, j],
+                   outcome_by="correct")
     return fig
 
 
@@ -287,9 +350,9 @@ def signatures(gain: pd.DataFrame, auc: pd.DataFrame, curve: pd.DataFrame, by: s
     and the mean entropy trajectory (Figure 3) from :func:`~siautil.diagnostics.entropy_curve`."""
     fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     g = gain[gain["measure"] == measure]
-    g = g.assign(label=g[by].astype(str) + ", " + g["correct"].map({True: "correct", False: "incorrect"}))
+    g = g.assign(label=g[by].astype(str) + ", " + g["correct"].map(outcome))
     ylabel = r"$\hat G_t$ (nats)" if measure == "gain" else r"$\hat G_t / \hat G_T$"
-    curves(g, "label", ylabel, "Cumulative information gain", ax=axes[0])
+    curves(g, "label", ylabel, "Cumulative information gain", ax=axes[0], outcome_by="correct")
     auc_curve(auc.assign(label=auc[by].astype(str)), x="pos" if "pos" in auc else "t", label_by="label",
               title="Early separability", ax=axes[1])
     curves(curve.assign(label=curve[by].astype(str)), "label", r"mean $\hat H_t$ (nats)", "Saturation",
@@ -305,14 +368,15 @@ def budget(curve: pd.DataFrame) -> plt.Figure:
     groups = list(curve.groupby(["model", "dataset"], sort=False))
     fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5 * max(1, len(groups)), 4), squeeze=False)
     for ax, ((m, d), g) in zip(axes[0], groups):
-        for stride, h in g.groupby("stride", sort=False):
-            line, = ax.plot(h["continuations"], h["mean"], "o-", label=f"stride {stride}")
-            ax.fill_between(h["continuations"], h["ci_low"], h["ci_high"], color=line.get_color(), alpha=0.2)
+        for k, (stride, h) in enumerate(g.groupby("stride", sort=False)):
+            colour = GROUP_COLOURS[k % len(GROUP_COLOURS)]
+            ax.plot(h["continuations"], h["mean"], "o-", color=colour, label=f"stride {stride}")
+            ax.fill_between(h["continuations"], h["ci_low"], h["ci_high"], color=colour, alpha=0.2)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("continuations per checkpoint m")
         ax.set_ylabel("mean alignment coefficient")
         ax.set_title(f"{m} · {d}")
-        ax.legend()
+        _legend(ax)
     fig.tight_layout()
     return fig
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import grid, models, rollout, store, tasks
 from . import workers as workers_mod
@@ -78,47 +78,78 @@ def machine() -> dict:
                 native_bf16=models.cpu_has_bf16())
 
 
+def default_budget(model: str) -> int:
+    """The trace budget a run gets when none is given (``siautil rollout`` without
+    ``--max-new-tokens``): :class:`~siautil.rollout.RolloutConfig`'s, or half the model's context
+    where that is shorter, the other half left to the prompt (the toy models: 128 of 256 tokens).
+    It depends on the model alone, so every shard and resumption of a run computes the same."""
+    budget = rollout.RolloutConfig().max_new_tokens
+    context = models.context_length(model)
+    return budget if context is None else min(budget, context // 2)
+
+
 def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.RolloutConfig = rollout.RolloutConfig(),
                      limit: int | None = None, shard: str | None = None, precision: str | None = None,
                      device: str | None = None, split: str | None = None, sample: int | None = None,
                      data_seed: int = 0, data_dir: str | None = None, loaded=None, progress: bool = True,
-                     quantize: str | None = None, label: str | None = None) -> Path:
+                     quantize: str | None = None, label: str | None = None) -> Path | None:
     """Sample ``task`` with ``model`` into the run directory ``out``; resume if it exists.
 
     ``precision`` is one of :data:`siautil.models.PRECISIONS` (the old ``quantize="4bit"`` is
-    ``nf4``). ``loaded`` is an already loaded ``(model, tokenizer)`` pair (the name is still
-    recorded, and its precision when it was loaded by :func:`siautil.models.load`).
+    ``nf4``); one the weights cannot take is refused before anything is written. ``loaded`` is
+    an already loaded ``(model, tokenizer)`` pair (the name is still recorded, and its
+    precision when it was loaded by :func:`siautil.models.load`).
     Questions are numbered in the task's order (after ``sample``); ``limit`` keeps the first
     ``limit`` of them. They are sampled in windows of ``settings.window`` (:func:`windows`):
-    ``shard="i/n"`` takes every n-th window from the i-th, and a window with any question
-    missing is sampled again whole. With ``progress``, a run with questions left says so in
-    one line (``label``, default ``model × task``: how many questions it samples now) and shows
-    a progress bar.
+    ``shard="i/n"`` takes every n-th window from the i-th (``None``, with a line that says so,
+    when that leaves this shard nothing: nothing is written), and a window with any question
+    missing is sampled again whole. Writers of the same run at once share its windows (each
+    claims one before sampling it: :meth:`siautil.store.RunStore.claim`); a writer with other
+    settings is refused. With ``progress``, a run with questions left says so in one line
+    (``label``, default ``model × task``: how many questions it samples now, and where) and
+    shows a progress bar.
     """
     i, n = parse_shard(shard)
     task_obj = tasks.get(task) if isinstance(task, str) else task
     if loaded is not None and precision is None and quantize is None:
         precision = getattr(loaded[0], "siautil_precision", None)
     precision = models.resolve_precision(precision, quantize, device=device, model=model)
-    config = run_config(model, task_obj.name, settings, precision, split, sample, data_seed)
-    config["weights"] = models.weights(model) if loaded is None else getattr(loaded[0], "siautil_weights", model)
-    run = store.RunStore.open(out, {**config, "versions": store.package_versions(), "machine": machine()})
+    if loaded is None:
+        models.check_precision(model, precision)
     questions = task_obj.load(split, sample=sample, seed=data_seed, data_dir=data_dir)
     if limit is not None:
         questions = questions[:limit]
-    done = run.done()
-    todo = [w for j, w in enumerate(windows(len(questions), settings.window)) if j % n == i and not set(w) <= done]
-    if not todo:
+    mine = [w for j, w in enumerate(windows(len(questions), settings.window)) if j % n == i]
+    if not mine:
+        n_q, n_w = len(questions), len(windows(len(questions), settings.window))
+        print(f"shard {i}/{n} has nothing to do: {n_q} question{'s' * (n_q != 1)} make{'s' * (n_q == 1)} "
+              f"{n_w} window{'s' * (n_w != 1)} of {settings.window} (--window), fewer than {i + 1}; use at most "
+              f"{max(n_w, 1)} shard{'s' * (n_w > 1)}, or a smaller --window", flush=True)
+        return None
+    config = run_config(model, task_obj.name, settings, precision, split, sample, data_seed)
+    config["weights"] = models.weights(model) if loaded is None else getattr(loaded[0], "siautil_weights", model)
+    with store.RunStore.open(out, {**config, "versions": store.package_versions(), "machine": machine()}) as run:
+        done = run.done()
+        todo = [w for w in mine if not set(w) <= done]
+        if not todo:
+            return run.path
+        label = label or f"{model} × {task_obj.name}"
+        count = sum(len(w) for w in todo)
+        if progress:
+            print(f"sampling {label} now: {count} of {len(questions)} questions"
+                  + (f" (shard {shard})" if shard else "") + f", into {run.path}", flush=True)
+        lm, tok = loaded if loaded is not None else models.load(model, precision, device=device)
+        engine = rollout.Engine(lm, tok, task_obj, settings)  # chat or plain: the engine decides from the model
+        engine.prompt_ids(questions[todo[0][0]])  # settings the model cannot take fail here, before any sampling
+        with tqdm(total=count, desc=label, unit="question", disable=not progress) as bar:
+            _sample_windows(run, engine, questions, todo, bar)
         return run.path
-    label = label or f"{model} × {task_obj.name}"
-    count = sum(len(w) for w in todo)
-    if progress:
-        print(f"sampling {label} now: {count} of {len(questions)} questions"
-              + (f" (shard {shard})" if shard else "") + f", into {run.path}", flush=True)
-    lm, tok = loaded if loaded is not None else models.load(model, precision, device=device)
-    engine = rollout.Engine(lm, tok, task_obj, settings)  # chat or plain: the engine decides from the model
-    engine.prompt_ids(questions[todo[0][0]])  # settings the model cannot take fail here, before any sampling
-    bar = tqdm(total=count, desc=label, unit="question", disable=not progress)
+
+
+def _sample_windows(run: store.RunStore, engine: rollout.Engine, questions: list, todo: list[range], bar) -> None:
+    """Sample the windows ``todo`` into ``run``: each once claimed, skipped when another writer
+    finished it meanwhile; the windows another writer holds are waited for at the end (sampled
+    here only if it died before finishing them)."""
     start, counted = time.perf_counter(), set()
 
     def sample(window: range) -> None:
@@ -129,22 +160,40 @@ def rollout_to_store(model: str, task: str, out: str | Path, settings: rollout.R
                 bar.update()
             bar.set_postfix(tok_s=f"{engine.stats['generated_tokens'] / max(time.perf_counter() - start, 1e-9):.0f}")
 
-    for w in todo:
-        while True:
-            try:
-                sample(w)
-                break
-            except torch.cuda.OutOfMemoryError:
-                if settings.max_batch_rows <= settings.n_continuations:
-                    raise
-            # out of the handler, so the failed attempt's frames (and its caches) can be freed
-            gc.collect()
-            torch.cuda.empty_cache()
-            settings = rollout.RolloutConfig(**{**settings.as_dict(), "max_batch_rows": settings.max_batch_rows // 2})
-            engine.config = settings
-            bar.write(f"CUDA out of memory: sampling the window again with max_batch_rows={settings.max_batch_rows}")
-    bar.close()
-    return run.path
+    def finished_elsewhere(window: range) -> bool:
+        if not set(window) <= run.done():
+            return False
+        bar.update(len(set(window) - counted))
+        counted.update(window)
+        return True
+
+    def take(window: range, wait: bool) -> bool:
+        with run.claim(window.start, wait=wait) as mine:
+            if mine and not finished_elsewhere(window):
+                _sample_window(engine, window, sample, bar)
+        return mine
+
+    held = [w for w in todo if not take(w, wait=False)]
+    if held:
+        bar.write(f"waiting for another writer of {run.path}, which holds {len(held)} window(s) of this run")
+    for w in held:
+        take(w, wait=True)
+
+
+def _sample_window(engine: rollout.Engine, window: range, sample, bar) -> None:
+    """``sample(window)``, again with half the batch rows each time CUDA runs out of memory."""
+    while True:
+        try:
+            sample(window)
+            return
+        except torch.cuda.OutOfMemoryError:
+            if engine.config.max_batch_rows <= engine.config.n_continuations:
+                raise
+        # out of the handler, so the failed attempt's frames (and its caches) can be freed
+        gc.collect()
+        torch.cuda.empty_cache()
+        engine.config = replace(engine.config, max_batch_rows=engine.config.max_batch_rows // 2)
+        bar.write(f"CUDA out of memory: sampling the window again with max_batch_rows={engine.config.max_batch_rows}")
 
 
 # ---------------------------------------------------------------------------- the grid's cells
@@ -160,11 +209,12 @@ def checkout() -> Path | None:
 
 
 def default_runs_dir() -> Path:
-    """``$SIAUTIL_RUNS``, else ``data/runs`` of the checkout this runs in, else the user cache."""
+    """``$SIAUTIL_RUNS``, else ``runs/`` of the checkout this runs in (ignored by git, apart from
+    the data the project ships), else the user cache."""
     if os.environ.get("SIAUTIL_RUNS"):
         return Path(os.environ["SIAUTIL_RUNS"])
     root = checkout()
-    return root / "data" / "runs" if root else models.cache_dir() / "runs"
+    return root / "runs" if root else models.cache_dir() / "runs"
 
 
 def stored_dir() -> Path | None:
@@ -239,7 +289,7 @@ def sweep(base: Cell, runs_dir: str | Path | None = None, progress: bool = True,
 def records(profile: str, chosen: list[Cell] | None = None, runs_dir: str | Path | None = None,
             run_missing: bool = True, progress: bool = True) -> pd.DataFrame:
     """The records of ``chosen`` cells (default: every cell of the profile), concatenated, with
-    ``model``, ``dataset``, ``regime`` and ``shuffled`` columns. A cell with questions missing
+    ``model``, ``dataset``, ``regime`` and ``shuffle`` columns. A cell with questions missing
     is sampled first when ``run_missing``, visibly (a line naming the cell and how many
     questions, then a progress bar; ``siautil grid --profile PROFILE`` samples them all ahead);
     otherwise it is left out, as are cells whose data is unavailable."""
@@ -303,27 +353,34 @@ def cost(profile: str, device: str | None = None, mean_trace: int = 300) -> pd.D
     """A rough cost of a profile: generated tokens per cell and hours on ``device``
     (``grid.estimate`` is the old name).
 
-    Per question: ``N`` traces of ``mean_trace`` tokens, and from each of their checkpoints
-    (``t = T`` included) ``M`` continuations. Under ``stop="eos"`` a continuation from ``t``
-    is another draw of the rest of a generation: about ``mean_trace - t`` tokens plus a tail of
-    20 (capped by its budget); under ``stop="answer"`` it ends at the answer, assumed to come
-    within half the remaining budget. A cell without a limit runs its task's whole test split
-    (:attr:`siautil.tasks.Task.size`).
+    Per question: ``N`` traces of ``mean_trace`` tokens or the cell's budget, whichever is
+    shorter (and its model's context, where its configuration can be read here), and from each
+    of their checkpoints (``t = T`` included) ``M`` continuations. Under ``stop="eos"`` a
+    continuation from ``t`` is another draw of the rest of a generation: about ``T - t`` tokens
+    plus a tail of 20, capped by what the budget leaves it; under ``stop="answer"`` it ends at
+    the answer, assumed to come within half the remaining budget. A cell without a limit runs
+    its task's whole test split (:attr:`siautil.tasks.Task.size`).
     """
     device = device or models.default_device()
+    contexts: dict[str, int | None] = {}
     rows = []
     for cell in grid.cells(profile):
         s = cell.settings
+        if cell.model not in contexts:
+            contexts[cell.model] = models.context_length(cell.model)
+        budget = min(s.max_new_tokens, contexts[cell.model] or s.max_new_tokens)
+        trace = min(mean_trace, budget)
         n_q = cell.limit or tasks.get(cell.task).size or UNKNOWN_SIZE
-        ts = rollout.checkpoints(mean_trace, s.stride)
+        ts = rollout.checkpoints(trace, s.stride)
         share = 1.0 if s.stop == "eos" else 0.5
-        cont = sum(min((s.max_new_tokens - t) * share, mean_trace - t + 20) for t in ts)
-        tokens = n_q * s.n_traces * (mean_trace + s.n_continuations * cont)
-        rows.append(dict(cell=cell.name, questions=n_q, checkpoints_per_trace=len(ts), tokens=int(tokens),
-                         hours=tokens / THROUGHPUT["cuda" if device.startswith("cuda") else "cpu"] / 3600))
+        cont = sum(min((budget - t) * share, trace - t + 20) for t in ts)
+        tokens = n_q * s.n_traces * (trace + s.n_continuations * cont)
+        rows.append(dict(cell=cell.name, questions=n_q, trace_tokens=trace, checkpoints_per_trace=len(ts),
+                         tokens=int(tokens), hours=tokens / THROUGHPUT["cuda" if device.startswith("cuda") else "cpu"] / 3600))
     df = pd.DataFrame(rows)
-    return pd.concat([df, pd.DataFrame([dict(cell="total", questions=df["questions"].sum(), tokens=df["tokens"].sum(),
-                                             hours=df["hours"].sum())])], ignore_index=True)
+    df = pd.concat([df, pd.DataFrame([dict(cell="total", questions=df["questions"].sum(), tokens=df["tokens"].sum(),
+                                           hours=df["hours"].sum())])], ignore_index=True)
+    return df.astype({"trace_tokens": "Int64", "checkpoints_per_trace": "Int64"})
 
 
 #: most worker processes the local grid starts by itself (each holds its own copy of a model)

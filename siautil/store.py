@@ -16,6 +16,16 @@ with one missing is sampled again whole, so raising a run's ``limit`` can rewrit
 window's questions, with records of the same distribution). A different configuration pointed
 at the same directory is refused.
 
+One configuration writes a directory at a time. A writer holds a shared lock on
+``.locks/writers`` for as long as it has the store open, and the configuration is compared or
+written under the exclusive lock ``.locks/config``, so a second writer with other settings is
+refused even before the first has written a record (an empty store takes new settings only
+when no writer holds it), and every write checks ``config.json`` once more. Writers of the same
+configuration share the work: each claims a window (``.locks/window-<first question>``) before
+sampling it (:meth:`RunStore.claim`), so no window is sampled twice. The locks are ``flock``
+locks, which the system releases when their process dies, however it died; a store at a URL
+has none (one writer per store there: the grid's tasks write disjoint shards).
+
 A file is sound when its bytes match the checksum written beside it, or, where there is none
 or it belongs to another write (stores written before the checksums, a writer stopped between
 the two renames, two writers racing), when it reads whole as Parquet with its page checksums
@@ -31,6 +41,7 @@ visible whole or not at all, so nothing is renamed there.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -40,9 +51,15 @@ import socket
 import time
 import uuid
 import warnings
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one writer per store is then the user's to keep
+    fcntl = None
 
 import pandas as pd
 import pyarrow as pa
@@ -52,6 +69,8 @@ from .errors import SiautilError
 
 CONFIG = "config.json"
 RECORDS = "records"
+#: the directory of a store's lock files (:class:`RunStore`)
+LOCKS = ".locks"
 #: the suffix of the checksum file written beside each record file
 CHECKSUM = ".sha256"
 #: configuration keys that describe the machine, not the experiment: they may differ on resume
@@ -133,15 +152,40 @@ def _stale(path: Path, now: float) -> bool:
     return (here and not _alive(int(m["pid"]))) or age > STALE_AFTER
 
 
+#: what to do about an error of the filesystem, by its errno
+OS_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space",
+    errno.EDQUOT: "the disk quota is used up: free some space",
+    errno.EACCES: "no permission to write there: choose a directory you can write",
+    errno.EPERM: "no permission to write there: choose a directory you can write",
+    errno.EROFS: "the filesystem is read-only: choose a directory you can write",
+    errno.ENOTDIR: "part of that path is a file: give a directory",
+    errno.EEXIST: "it is a file: give a directory (a new one, or a run directory)",
+}
+
+
+def _os_error(path, error: OSError) -> "RunStoreError":
+    """One line for a filesystem error while writing a store: the path, what went wrong, what to
+    do, and that the finished questions are safe (every file is written whole or not at all)."""
+    advice = OS_ADVICE.get(error.errno, "fix that")
+    return RunStoreError(f"cannot write {path}: {error.strerror or error}; {advice}, then run the same command "
+                         "again (the questions already written are kept, and it resumes)")
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all: a temporary file of this writer's own in the
-    same directory, flushed to disk, renamed over ``path``."""
+    same directory, flushed to disk, renamed over ``path``. A write that fails (a full disk, say)
+    removes its temporary file and raises :class:`RunStoreError` naming ``path``."""
     for attempt in range(3):
         tmp = path.with_name(_tmp_name(path.name))
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise _os_error(path, e) from None
         try:
             os.replace(tmp, path)
             break
@@ -150,6 +194,9 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             # filesystem whose clock is far off): the bytes are still here, write them again
             if attempt == 2:
                 raise
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise _os_error(path, e) from None
     try:  # the rename itself survives a power cut once the directory is flushed
         fd = os.open(path.parent, os.O_RDONLY)
     except OSError:
@@ -221,14 +268,32 @@ def repair_hint(path: str | os.PathLike, config: dict | None = None) -> str:
 class RunStore:
     """A run directory (a local path or an fsspec URL). ``RunStore.open(path, config)`` creates
     it or checks that it holds the same configuration (a directory with no records yet takes
-    the new one), removes dead writers' temporary files and names damaged record files;
-    ``done()`` lists finished questions whose files are sound; ``write(index, records)`` adds one."""
+    the new one when no other writer holds it), removes dead writers' temporary files, names
+    damaged record files, and holds the directory for writing until :meth:`close` (or the end
+    of a ``with`` block, or of the process); ``done()`` lists finished questions whose files are
+    sound; ``claim(first)`` takes a window to sample; ``write(index, records)`` adds one."""
 
     def __init__(self, path: str | os.PathLike, config: dict):
         self.fs, self._root, self.path = _url_to_fs(path)
         self.local = _is_local(self.fs)
-        self.config = config
+        self.config = json.loads(json.dumps(config))  # normalise tuples etc. as JSON would store them
         self._sound: dict[str, tuple[tuple, str | None]] = {}  # file -> (its size and time, why damaged)
+        self._writer = None  # the open lock file whose shared lock says a writer holds the store
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let the directory go: another configuration may take it once no writer holds it."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __del__(self) -> None:
+        self.close()
 
     # ---- the filesystem, local or not
     def _join(self, *parts: str) -> str:
@@ -263,47 +328,116 @@ class RunStore:
         rel = inner[len(self._root.rstrip("/")) + 1:]
         return str(self.path / rel) if self.local else f"{self.path}/{rel}"
 
+    # ---- locks (local stores; see the module's docstring)
+    def _lock_file(self, name: str):
+        directory = Path(self._root) / LOCKS
+        try:
+            directory.mkdir(exist_ok=True)
+            return open(directory / name, "a+b")
+        except OSError as e:
+            raise _os_error(directory / name, e) from None
+
+    @contextmanager
+    def _config_lock(self) -> Iterator[None]:
+        if not self.local or fcntl is None:
+            yield
+            return
+        with self._lock_file("config") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+    def _hold(self, alone: bool = False) -> bool:
+        """Hold the store as one of its writers; with ``alone``, only if no other writer holds it
+        (then ``False``, holding nothing). Always ``True`` where there are no locks."""
+        if not self.local or fcntl is None:
+            return True
+        f = self._lock_file("writers")
+        if alone:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                return False
+        fcntl.flock(f, fcntl.LOCK_SH)  # from exclusive: a writer of the same settings may join now
+        self.close()
+        self._writer = f
+        return True
+
+    @contextmanager
+    def claim(self, first: int, wait: bool = False) -> Iterator[bool]:
+        """Claim the window of questions starting at ``first`` for sampling: ``True`` when this
+        writer has it until the block ends; ``False`` when another writer has it now (with
+        ``wait``, this waits for it instead: that writer finished the window, or died). Where
+        there are no locks, always ``True``."""
+        if not self.local or fcntl is None:
+            yield True
+            return
+        with self._lock_file(f"window-{first:06d}") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+
     @classmethod
     def open(cls, path: str | os.PathLike, config: dict[str, Any]) -> "RunStore":
-        run = cls(path, json.loads(json.dumps(config)))  # normalise tuples etc. as JSON would store them
+        run = cls(path, config)
         config, fs = run.config, run.fs
-        fs.makedirs(run._join(RECORDS), exist_ok=True)
+        try:
+            fs.makedirs(run._join(RECORDS), exist_ok=True)
+        except OSError as e:
+            raise _os_error(run.path, e) from None
         if run.local:
             run._remove_stale_temporaries()
-        stored_text = run._get(run._join(CONFIG)) if run._record_files() else None
-        if stored_text is None:
-            # no finished work yet: a run that failed at once takes the new settings
-            run._put(run._join(CONFIG), (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
-        else:
-            try:
-                stored = json.loads(stored_text)
-            except json.JSONDecodeError as e:
-                raise RunStoreError(f"{run._display(run._join(CONFIG))} is not valid JSON ({e.msg}); "
-                                    "move the directory aside") from None
-            diff = _diff(_comparable(stored), _comparable(config))
-            old = stored.get("protocol", 1)
-            if diff and "protocol" in config and old != config["protocol"]:
-                why = LEGACY.split(": ")[0] if old == 1 else f"written under protocol {old}"
-                raise RunStoreError(
-                    f"{run.path} was {why}; it stays readable (store.load_records), but new records cannot "
-                    f"join it (siautil.runs.PROTOCOL says what changed). Move it aside to keep it "
-                    f"(mv {run.path} {run.path}.protocol{old}) and run again to sample under protocol {config['protocol']}.")
-            if diff:
-                raise RunStoreError(
-                    f"{run.path} holds a run with a different configuration:\n  " + "\n  ".join(diff)
-                    + "\nUse another output directory, or delete this one to start over."
-                )
-            before, now = stored.get("machine"), config.get("machine")
-            if before and now and before != now:
-                changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
-                                    if before.get(k) != now.get(k))
-                warnings.warn(f"{run.path} was begun on another machine or thread count ({changed}): the questions "
-                              "sampled now agree with its others in distribution, not bit for bit",
-                              MachineChangedWarning, stacklevel=2)
-            for index, why in run.damaged().items():
-                warnings.warn(f"{run._display(run._file(index))} is damaged ({why}): it is not counted as done "
-                              "and its window is sampled again", DamagedRecordWarning, stacklevel=2)
+        with run._config_lock():
+            stored_text = run._get(run._join(CONFIG))
+            if stored_text is not None and not run._record_files():
+                stored = _parse_config(run, stored_text)
+                if _diff(_comparable(stored), _comparable(config)):
+                    # no finished work yet: a run that failed at once takes the new settings, but
+                    # not one whose writer is still at work (loading its model, say)
+                    if not run._hold(alone=True):
+                        raise RunStoreError(
+                            f"{run.path} is being written now by another writer with other settings:\n  "
+                            + "\n  ".join(_diff(_comparable(stored), _comparable(config)))
+                            + "\nWait for it to finish and use another output directory, or stop it first.")
+                    stored_text = None
+            if stored_text is None:
+                run._hold()
+                run._put(run._join(CONFIG), (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+                return run
+            run._check_config(_parse_config(run, stored_text))
+            run._hold()
+        for index, why in run.damaged().items():
+            warnings.warn(f"{run._display(run._file(index))} is damaged ({why}): it is not counted as done "
+                          "and its window is sampled again", DamagedRecordWarning, stacklevel=2)
         return run
+
+    def _check_config(self, stored: dict) -> None:
+        """Refuse to write this store's records under ``stored``, the configuration it holds,
+        unless it is this writer's own (warn where only the machine differs)."""
+        config = self.config
+        diff = _diff(_comparable(stored), _comparable(config))
+        old = stored.get("protocol", 1)
+        if diff and "protocol" in config and old != config["protocol"]:
+            why = LEGACY.split(": ")[0] if old == 1 else f"written under protocol {old}"
+            raise RunStoreError(
+                f"{self.path} was {why}; it stays readable (store.load_records), but new records cannot "
+                f"join it (siautil.runs.PROTOCOL says what changed). Move it aside to keep it "
+                f"(mv {self.path} {self.path}.protocol{old}) and run again to sample under protocol {config['protocol']}.")
+        if diff:
+            raise RunStoreError(
+                f"{self.path} holds a run with a different configuration:\n  " + "\n  ".join(diff)
+                + "\nUse another output directory, or delete this one to start over."
+            )
+        before, now = stored.get("machine"), config.get("machine")
+        if before and now and before != now:
+            changed = ", ".join(f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+                                if before.get(k) != now.get(k))
+            warnings.warn(f"{self.path} was begun on another machine or thread count ({changed}): the questions "
+                          "sampled now agree with its others in distribution, not bit for bit",
+                          MachineChangedWarning, stacklevel=3)
 
     def _remove_stale_temporaries(self) -> None:
         """Remove what writers killed mid-write left (``kill -9``, a lost node), never a live
@@ -356,6 +490,14 @@ class RunStore:
 
     def _write_bytes(self, index: int, data: bytes) -> str | Path:
         inner = self._file(index)
+        if self.config:  # every write: the directory still holds this writer's configuration
+            text = self._get(self._join(CONFIG))
+            stored = _parse_config(self, text) if text is not None else {}
+            diff = _diff(_comparable(stored), _comparable(self.config))
+            if diff:
+                raise RunStoreError(f"{self._display(self._join(CONFIG))} no longer holds this run's settings "
+                                    f"({'; '.join(diff)}): nothing more is written there. The questions written "
+                                    "are kept; use another output directory for this run.")
         # the file first: a writer stopped between the two leaves a checksum of another write,
         # which only sends the check to the full read
         self._put(inner, data)
@@ -378,11 +520,26 @@ class RunStore:
         return _read_records(data)
 
 
+def _parse_config(run: RunStore, text: bytes) -> dict:
+    """A store's configuration from the bytes of its ``config.json``; :class:`RunStoreError`
+    naming the file when they are not a configuration (cut short by a copy or a full disk)."""
+    try:
+        config = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        why = f"{e.msg} at character {e.pos}" if isinstance(e, json.JSONDecodeError) else "not text"
+        raise RunStoreError(f"{run._display(run._join(CONFIG))} is not valid JSON ({why}; {len(text)} bytes: cut "
+                            "short?); copy the run directory again from where it came from, or move it aside and "
+                            "sample the run again") from None
+    if not isinstance(config, dict):
+        raise RunStoreError(f"{run._display(run._join(CONFIG))} holds no run configuration; move the directory aside")
+    return config
+
+
 def _try_config(run: RunStore) -> dict:
     text = run._get(run._join(CONFIG))
     try:
-        return json.loads(text) if text else {}
-    except json.JSONDecodeError:
+        return _parse_config(run, text) if text else {}
+    except RunStoreError:
         return {}
 
 
@@ -391,7 +548,7 @@ def read_config(path: str | os.PathLike) -> dict:
     text = run._get(run._join(CONFIG))
     if text is None:
         raise RunStoreError(f"{path} is not a run directory (no {CONFIG})")
-    return json.loads(text)
+    return _parse_config(run, text)
 
 
 def run_id(config: dict) -> str:
@@ -481,18 +638,18 @@ def merge(sources: Iterable[str | os.PathLike], out: str | os.PathLike) -> Path 
             raise RunStoreError(f"{s} is not a shard of the same run as {sources[0]}:\n  " + "\n  ".join(diff))
     config = dict(configs[0])
     config.pop("shard", None)
-    target = RunStore.open(out, config)
-    have = target.done()
-    for s, c in zip(sources, configs):
-        shard = RunStore(s, c)
-        for idx, inner in shard._record_files().items():
-            if idx in have:
-                continue
-            data = shard._get(inner)
-            why = "it vanished" if data is None else _damage(data, shard._get(inner + CHECKSUM))
-            if why is not None:
-                raise RunStoreError(f"{shard._display(inner)} is damaged ({why}); sample it again in its shard "
-                                    f"(`{repair_hint(shard.path, c)}`, with the shard's --shard), then merge")
-            target._write_bytes(idx, data)
-            have.add(idx)
+    with RunStore.open(out, config) as target:
+        have = target.done()
+        for s, c in zip(sources, configs):
+            shard = RunStore(s, c)
+            for idx, inner in shard._record_files().items():
+                if idx in have:
+                    continue
+                data = shard._get(inner)
+                why = "it vanished" if data is None else _damage(data, shard._get(inner + CHECKSUM))
+                if why is not None:
+                    raise RunStoreError(f"{shard._display(inner)} is damaged ({why}); sample it again in its shard "
+                                        f"(`{repair_hint(shard.path, c)}`, with the shard's --shard), then merge")
+                target._write_bytes(idx, data)
+                have.add(idx)
     return target.path

@@ -420,7 +420,8 @@ def accuracy_by_temperature(temperatures=(1.0, 1.25, 1.5, 1.75), regimes=REGIMES
     task, tok, n = ToyTask(), char_tokenizer(add_bos=True), ToyTrainingConfig().memorised
     table = {}
     for regime in regimes:
-        model = LlamaForCausalLM.from_pretrained(models.toy_weights(regime, root, seed)).eval()
+        with models.text_progress():  # a chapter keeps no widget (siautil.offline)
+            model = LlamaForCausalLM.from_pretrained(models.toy_weights(regime, root, seed)).eval()
         table[regime] = {t: np.mean([evaluate(model, tok, task, n=n, temperature=t, seed=k)["accuracy"]
                                      for k in range(samples)]) for t in temperatures}
     return pd.DataFrame(table).T.rename_axis(index="regime", columns="temperature")

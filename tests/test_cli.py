@@ -11,13 +11,17 @@ from siautil import cli, errors, rollout, runs, store
 
 def _settings(*flags):
     args = cli.build_parser().parse_args(["rollout", "--model", "m", "--task", "toy", "--out", "o", *flags])
-    return rollout.RolloutConfig(**{name: getattr(args, name) for name in cli._setting_names()})
+    values = {name: getattr(args, name) for name in cli._setting_names()}
+    if values["max_new_tokens"] is None:  # the model's own default (runs.default_budget)
+        values["max_new_tokens"] = rollout.RolloutConfig().max_new_tokens
+    return rollout.RolloutConfig(**values)
 
 
 def test_every_setting_has_a_flag_with_its_default():
     names = {f.name for f in dataclasses.fields(rollout.RolloutConfig)}
     assert set(cli._setting_names()) == names  # stop_at_answer (an InitVar) is not a field
     assert _settings() == rollout.RolloutConfig()
+    assert set(cli.FLAG_DEFAULTS) <= names
     assert set(cli.SETTING_HELP) <= names and set(cli.SETTING_ALIASES) <= names
 
 
@@ -70,3 +74,51 @@ def test_the_module_exits_2(tmp_path):
     out = subprocess.run([sys.executable, "-m", "siautil.cli", "rollout", "--model", "nope", "--task", "toy",
                           "--out", str(tmp_path / "r")], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error: unknown model 'nope'")
+
+
+#: the command line in a process that takes Ctrl-C as a terminal's foreground job does (a shell
+#: starts background jobs with SIGINT ignored, and a child keeps what is ignored)
+CTRL_C = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "from siautil.cli import main; sys.exit(main())")
+
+
+def _interrupt(argv, first_file, timeout=240):
+    """Run the command line, press Ctrl-C once ``first_file()`` finds what it wrote, and return
+    ``(exit status, stderr)``."""
+    import os
+    import signal
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    deadline = time.monotonic() + timeout
+    while first_file() is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_rollout_ends_in_one_line_that_says_what_is_kept_and_how_to_resume(tmp_path):
+    out = tmp_path / "run"
+    code, err = _interrupt(["rollout", "--model", "toy-sft", "--task", "toy", "--out", str(out), "--window", "1",
+                            "--max-new-tokens", "52", "--stride", "4"],
+                           lambda: next((out / store.RECORDS).glob("q*.parquet"), None) if out.exists() else None)
+    assert code == cli.INTERRUPTED_EXIT, err
+    assert err.rstrip().splitlines()[-1] == (f"interrupted: the questions finished are kept in {out}; "
+                                             "run the same command again to resume")
+    assert "Traceback" not in err and "leaked" not in err
+    assert store.RunStore(out, {}).done()  # what was finished is there to resume from
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_a_grid_in_worker_processes_leaves_no_traceback_or_leaked_semaphore(tmp_path):
+    cell = tmp_path / "default" / "toy-base__toy" / store.RECORDS
+    code, err = _interrupt(["grid", "--profile", "default", "--no-book", "--runs-dir", str(tmp_path), "--workers", "2"],
+                           lambda: next(cell.glob("q*.parquet"), None) if cell.exists() else None)
+    assert code == cli.INTERRUPTED_EXIT, err
+    assert err.rstrip().splitlines()[-1] == (f"interrupted: the questions finished are kept under {tmp_path}/default; "
+                                             "run the same command again to resume")
+    assert "Traceback" not in err and "leaked semaphore" not in err

@@ -108,3 +108,62 @@ def test_marked_trace_marks_each_checkpoint_in_place_and_escapes():
     body = html[html.index(">") + 1: html.rindex("<")]
     marks = [body.index("[t=0]"), body.index("a&lt;b"), body.index("[t=4]"), body.index(" c")]
     assert marks == sorted(marks)
+
+
+def _signature_inputs():
+    traj = E.estimate(_oracle_traj())
+    gain, _ = D.cumulative_gain(traj, n_resamples=10)
+    return gain, D.auc_by_position(traj, normalised=True), D.entropy_curve(traj)
+
+
+def test_an_outcome_has_one_colour_in_every_figure_and_no_other_group_takes_it():
+    from matplotlib.colors import to_hex
+
+    traj = E.estimate(_oracle_traj())
+    gain, auc, curve = _signature_inputs()
+    figures = [plots.figure_1(traj, n_resamples=10)[0], plots.signatures(gain, auc, curve, by="model"),
+               plots.figure_2(traj)]
+    outcome_colours = set(plots.OUTCOME_COLOURS.values())
+    seen = set()
+    for fig in figures:
+        for ax in fig.axes:
+            for line in ax.lines:
+                label, colour = line.get_label(), to_hex(line.get_color()).upper()
+                kind = next((k for k in ("incorrect", "correct") if k in label), None)
+                if kind:
+                    assert colour == plots.OUTCOME_COLOURS[kind].upper(), (label, colour)
+                    seen.add(kind)
+                elif not label.startswith("_"):  # a named group that is no outcome
+                    assert colour not in {c.upper() for c in outcome_colours}, (label, colour)
+    assert seen == {"correct", "incorrect"}
+
+
+def test_legends_cover_no_curve():
+    traj = E.estimate(_oracle_traj())
+    gain, auc, curve = _signature_inputs()
+    figures = [plots.figure_1(traj, n_resamples=10)[0], plots.signatures(gain, auc, curve, by="model"),
+               plots.figure_2(traj), plots.budget(D.budget_curve(_oracle_traj(), strides=(None, 8), n_resamples=10))]
+    for fig in figures:
+        fig.canvas.draw()
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert legends
+        for legend in legends:
+            box = legend.get_window_extent()
+            for ax in fig.axes:
+                for line in ax.lines:
+                    points = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+                    x, y = points[np.isfinite(points).all(axis=1)].T
+                    inside = (box.x0 <= x) & (x <= box.x1) & (box.y0 <= y) & (y <= box.y1)
+                    assert not inside.any(), f"a legend of {fig.axes[0].get_title()!r} covers {line.get_label()!r}"
+
+
+def test_one_trace_is_not_one_traces():
+    assert plots.plural(1, "trace") == "1 trace" and plots.plural(3, "trace") == "3 traces"
+    traj = E.estimate(_oracle_traj(cells=(("a", "toy"),)))
+    first = traj[traj["correct"]].iloc[0]
+    one = traj[(traj["trace"] == first["trace"]) & (traj["question_id"] == first["question_id"])]
+    gain, counts = D.cumulative_gain(pd.concat([one, traj[~traj["correct"]]]), n_resamples=10)
+    fig = plots.gain_panels(gain, counts)
+    labels = [label for ax in fig.axes if ax.get_legend() for label in _labels(ax)]
+    assert any(label.endswith("(1 trace)") for label in labels), labels
+    assert not any("(1 traces)" in label for label in labels)

@@ -22,6 +22,22 @@ def test_cost_has_a_total_and_takes_sizes_from_the_tasks():
     assert runs.cost("default", device="cpu")["questions"].iloc[:-1].tolist() == [c.limit for c in grid.cells("default")]
 
 
+def test_cost_counts_each_cell_s_own_budget_and_context(monkeypatch):
+    est = runs.cost("default", device="cpu").iloc[:-1]
+    assert (est["tokens"] > 0).all() and (est["hours"] > 0).all()
+    for cell, row in zip(grid.cells("default"), est.itertuples()):
+        assert row.trace_tokens <= cell.settings.max_new_tokens
+    # a budget past the toy model's 256-token context: never assumed to write more than it can hold
+    monkeypatch.setattr(grid, "cells", lambda profile: [replace(CELL, settings=replace(CELL.settings, max_new_tokens=600))])
+    row = runs.cost("default", device="cpu").iloc[0]
+    assert row["trace_tokens"] <= 256 and row["tokens"] > 0
+
+
+def test_the_default_budget_fits_the_model_s_context():
+    assert runs.default_budget("toy-sft") == 128  # half its 256 tokens
+    assert runs.default_budget("gpt2-not-here/none") == rollout.RolloutConfig().max_new_tokens  # context unknown
+
+
 def test_a_chapter_samples_a_missing_cell_visibly(tmp_path, capsys):
     df = runs.records("default", [CELL], runs_dir=tmp_path)
     out = capsys.readouterr()
@@ -60,6 +76,13 @@ def test_runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAUTIL_RUNS", str(tmp_path))
     assert runs.default_runs_dir() == tmp_path
     assert runs.run_dir(CELL.shuffled(), "default") == tmp_path / "default" / "toy-sft__toy__shuffled"
+    monkeypatch.delenv("SIAUTIL_RUNS")
+    checkout = runs.checkout()
+    assert runs.default_runs_dir() == checkout / "runs"  # beside the shipped data/, not in it
+    import subprocess
+
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(checkout / "runs" / "default")], cwd=checkout)
+    assert ignored.returncode == 0, "runs/ must be ignored by git"
 
 
 def test_settings_the_model_cannot_take_fail_first_and_the_empty_store_takes_new_ones(tmp_path):

@@ -5,6 +5,7 @@ one question leaving one whole file."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from siautil import estimators, rollout, runs, store
+from siautil import estimators, models, rollout, runs, store
 
 
 @pytest.fixture(scope="module")
@@ -324,3 +325,164 @@ def test_a_run_resumed_with_another_thread_count_says_its_records_agree_only_in_
     n = config["machine"]["threads"]
     with pytest.warns(store.MachineChangedWarning, match=f"threads {n} -> {n + 1}.*in distribution, not bit for bit"):
         store.RunStore.open(out, other)
+
+
+# ------------------------------------------------- one configuration at a time, shared work, faults named
+
+def test_a_writer_with_other_settings_is_refused_while_the_first_holds_even_an_empty_store(tmp_path):
+    first = store.RunStore.open(tmp_path / "r", dict(model="m", task="toy", protocol=3, seed=0))
+    with pytest.raises(store.RunStoreError, match=r"being written now by another writer with other settings:"
+                                                  r"\n  seed: 0 \(stored\) vs 1 \(now\)"):
+        store.RunStore.open(tmp_path / "r", dict(model="m", task="toy", protocol=3, seed=1))
+    with store.RunStore.open(tmp_path / "r", dict(model="m", task="toy", protocol=3, seed=0)):
+        pass  # the same settings join
+    first.close()
+    # no writer and no records: the store takes the new settings, as one whose run failed at once
+    with store.RunStore.open(tmp_path / "r", dict(model="m", task="toy", protocol=3, seed=1)):
+        assert store.read_config(tmp_path / "r")["seed"] == 1
+
+
+def test_every_write_checks_the_directory_still_holds_its_settings(tmp_path):
+    rows = [dict(question_id="a", question_index=0, trace=0, t=0, T=1, answers=["1"], gold="1", correct=True)]
+    with store.RunStore.open(tmp_path / "r", dict(model="m", task="toy", protocol=3, seed=0)) as run:
+        run.write(0, rows)
+        (tmp_path / "r" / store.CONFIG).write_text(json.dumps(dict(model="m", task="toy", protocol=3, seed=7)))
+        with pytest.raises(store.RunStoreError, match=r"config\.json no longer holds this run's settings \(seed: 7 "
+                                                      r"\(stored\) vs 0 \(now\)\)"):
+            run.write(1, rows)
+    assert store.RunStore(tmp_path / "r", {}).done() == {0}
+
+
+def _rollout_command(out, seed):
+    return [sys.executable, "-m", "siautil.cli", "rollout", "--model", "toy-sft", "--task", "toy", "--out", str(out),
+            "--limit", "6", "--window", "1", "--n-traces", "2", "--n-continuations", "3", "--stride", "8",
+            "--max-new-tokens", "52", "--temperature", "2.0", "--top-p", "1.0", "--seed", str(seed)]
+
+
+@pytest.mark.slow
+def test_two_writers_with_different_settings_one_is_refused_and_the_records_are_the_config_s(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "both"
+    procs = [subprocess.Popen(_rollout_command(out, seed), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for seed in (0, 1)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    assert refused.startswith("error: ") and "seed: " in refused and "Traceback" not in refused
+    seed = store.read_config(out)["seed"]
+    # the records are those of the settings config.json names, every one: sampled alone, they are the same
+    alone = tmp_path / "alone"
+    subprocess.run(_rollout_command(alone, seed), env=env, check=True, capture_output=True)
+    pd.testing.assert_frame_equal(_records(out), _records(alone))
+    assert set(store.load_records(out)["run"]) == {store.run_id(store.read_config(out))}
+
+
+def test_two_writers_with_the_same_settings_share_the_work_and_sample_nothing_twice(tmp_path, monkeypatch):
+    import threading
+
+    writes, lock = [], threading.Lock()
+    real = store.RunStore._write_bytes
+
+    def counted(self, index, data):
+        with lock:
+            writes.append((threading.current_thread().name, index))
+        return real(self, index, data)
+
+    monkeypatch.setattr(store.RunStore, "_write_bytes", counted)
+    settings = _replace(TOY, window=1)
+    errors = []
+
+    def writer(loaded):
+        try:
+            runs.rollout_to_store("toy-sft", "toy", tmp_path / "shared", settings, limit=8, progress=False,
+                                  loaded=loaded)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    # loaded here, one after the other: transformers' loading is not thread-safe
+    models_ = [models.load("toy-sft") for _ in range(2)]
+    threads = [threading.Thread(target=writer, args=(m,), name=f"writer{k}") for k, m in enumerate(models_)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors
+    indices = [i for _, i in writes]
+    assert sorted(indices) == list(range(8)), f"some question was sampled twice or not at all: {writes}"
+    assert store.RunStore(tmp_path / "shared", {}).done() == set(range(8))
+
+
+def test_out_naming_a_file_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from siautil import cli
+
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    assert cli.main(["rollout", "--model", "toy-sft", "--task", "toy", "--out", str(target), "--limit", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and str(target) in err and "give a directory" in err
+    assert target.read_text() == "mine"
+
+
+@pytest.mark.parametrize("code, advice", [(28, "the disk is full"), (13, "no permission to write there")])
+def test_a_write_that_fails_names_the_file_leaves_no_temporary_and_the_rerun_resumes(tmp_path, monkeypatch, capsys,
+                                                                                     code, advice):
+    import builtins
+    import errno
+
+    from siautil import cli
+
+    assert code in (errno.ENOSPC, errno.EACCES)
+    real_open, budget = builtins.open, {"writes": 2}
+
+    class Failing:
+        """A file that takes part of what is written, then fails as the disk or the system would."""
+
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise OSError(code, os.strerror(code))
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    def open_(path, mode="r", *a, **k):
+        f = real_open(path, mode, *a, **k)
+        if "w" in mode and ".parquet.tmp-" in str(path):
+            budget["writes"] -= 1
+            if budget["writes"] < 0:
+                return Failing(f)
+        return f
+
+    monkeypatch.setattr(store, "open", open_, raising=False)
+    out = tmp_path / "run"
+    argv = ["rollout", "--model", "toy-sft", "--task", "toy", "--out", str(out), "--limit", "3", "--window", "1",
+            "--n-traces", "2", "--n-continuations", "2", "--stride", "16", "--max-new-tokens", "52"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    line = err.rstrip().splitlines()[-1]  # the progress bars before it are the run's
+    assert "Traceback" not in err and line.startswith("error: cannot write ") and advice in line
+    err = line
+    failed = int(re.search(r"records/q(\d+)\.parquet: ", err)[1])
+    assert failed >= 1 and "run the same command again" in err
+    assert not list(out.rglob("*.tmp-*")), "a temporary file was left behind"
+    assert store.RunStore(out, {}).done() == set(range(failed))  # the questions written before are kept
+    monkeypatch.setattr(store, "open", real_open, raising=False)
+    assert cli.main(argv) == 0
+    assert store.RunStore(out, {}).done() == {0, 1, 2}
+
+
+def test_a_truncated_config_is_named_when_loading(tmp_path):
+    out = _toy_run(tmp_path / "run")
+    config = out / store.CONFIG
+    config.write_bytes(config.read_bytes()[:40])
+    with pytest.raises(store.RunStoreError, match=rf"{config} is not valid JSON \(.*40 bytes: cut short\?\)"):
+        store.load_records(out)

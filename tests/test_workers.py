@@ -39,3 +39,49 @@ def test_a_dead_worker_and_a_failing_job_are_reported_plainly():
         dead = pool.submit(os._exit, 1)
         cf.wait([dead])
         assert "a worker process died" in workers.failure("job 2", dead.exception())
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting for its reaper has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+DRIVER = """
+import sys, time
+from siautil import workers
+with workers.pool(2) as pool:
+    jobs = [pool.submit(time.sleep, 300) for _ in range(2)]
+    while len(pool._processes) < 2 or not all(j.running() for j in jobs):
+        time.sleep(0.1)
+    print(*[p.pid for p in pool._processes.values()], flush=True)
+    time.sleep(300)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process states from /proc")
+def test_workers_end_within_seconds_when_their_driver_is_killed():
+    import signal
+    import subprocess
+    import sys
+
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in driver.stdout.readline().split()]
+        assert len(pids) == 2 and all(_running(p) for p in pids)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while any(_running(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        alive = [p for p in pids if _running(p)]
+        for p in alive:  # leave nothing behind even when the test fails
+            os.kill(p, signal.SIGKILL)
+        assert not alive, f"workers {alive} outlived their driver by 5 s"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
