@@ -60,7 +60,7 @@ n_resamples = 500
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import diagnostics, grid, paper, plots, runs
+from siautil import diagnostics, grid, paper, plots, runs, tables
 
 original = runs.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
 shuffled = {kind: runs.records(profile, grid.select(profile, model, dataset, precision, limit, shuffle=kind),
@@ -80,7 +80,7 @@ print(f"{len(cells)} cells have shuffled-prefix runs")
 t2 = pd.concat({kind: diagnostics.on_each_checkpoint_set(diagnostics.shuffle_table, original, shuffled=frame,
                                                           n_resamples=n_resamples)
                 for kind, frame in shuffled.items()}, names=["shuffle"]).reset_index(level=0)
-paper.beside_table2(t2).round(3)
+tables.show(paper.beside_table2(t2), ["shuffle", "checkpoints", "model", "dataset", "mean_original", "ci_low_original", "ci_high_original", "mean_shuffled", "ci_low_shuffled", "ci_high_shuffled", "questions_shuffled", "original (quoted from the paper)", "shuffled (quoted from the paper)"])
 
 # %% [markdown]
 # ## Null answers under each shuffle
@@ -92,7 +92,7 @@ paper.beside_table2(t2).round(3)
 # %%
 null = pd.concat({kind: diagnostics.null_share(frame) for kind, frame in
                   (("none", original), *shuffled.items())}, names=["shown"]).reset_index(level=0)
-null.pivot_table(index=["model", "dataset", "shown"], columns="t", values="null").round(2)
+tables.show(null.pivot_table(index=["model", "dataset", "shown"], columns="t", values="null"), digits=2)
 
 # %% [markdown]
 # What the two shuffles say, before each trace's answer:

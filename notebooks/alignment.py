@@ -72,13 +72,13 @@ n_resamples = 2000      # bootstrap resamples
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import coefficient, diagnostics, estimators, grid, informativeness, paper, plots, runs
+from siautil import coefficient, diagnostics, estimators, grid, informativeness, paper, plots, runs, tables
 
 cells = grid.select(profile, model, dataset, precision, limit)
 records = runs.records(profile, cells, runs_dir=runs_dir)
 steps = runs.records(profile, grid.select(profile, model, dataset, precision, limit, shuffle="steps"), runs_dir=runs_dir)
 print(f"{len(records):,} checkpoint records from {records.groupby(['model', 'dataset']).ngroups} cells")
-runs.summary(records)
+tables.show(runs.summary(records), ["model", "dataset", "precision", "questions", "traces", "accuracy"])
 
 # %% [markdown]
 # ## Table 1, on every checkpoint and before the answer
@@ -86,7 +86,7 @@ runs.summary(records)
 # %%
 table = paper.beside_paper(diagnostics.on_each_checkpoint_set(diagnostics.alignment, records, alpha=alpha,
                                                               n_resamples=n_resamples))
-table.round(3)
+tables.show(table, ["checkpoints", "model", "dataset", "regime", "trace_mean", "mean", "ci_low", "ci_high", "questions", "traces", "defined", "quoted from the paper"])
 
 # %%
 before = table[table["checkpoints"] == "before answer"].assign(label=lambda t: t["model"] + " · " + t["dataset"])
@@ -106,7 +106,7 @@ plt.show()
 
 # %%
 outcomes = coefficient.by_outcome(records, alpha=alpha, n_resamples=n_resamples, checkpoints="before answer")
-outcomes.drop(columns=["run", "shuffle"], errors="ignore").round(3)
+tables.show(outcomes, ["model", "dataset", "outcome", "traces", "share", "paper", "paper_low", "paper_high", "decoupled", "decoupled_low", "decoupled_high", "paper_implied_by_mix"])
 
 # %% [markdown]
 # ## The gold answer's probability along the traces
@@ -121,7 +121,7 @@ fig = plots.martingale(curve.assign(model=curve["model"] + " · " + curve["datas
 plt.show()
 martingale = informativeness.martingale_summary(curve)
 print(informativeness.martingale_check(martingale))
-martingale.drop(columns=["shuffle", "run"]).round(3)
+tables.show(martingale, ["model", "dataset", "p_0", "accuracy", "change", "change_low", "change_high", "holds_0"])
 
 # %% [markdown]
 # ## What the written steps determine
@@ -135,7 +135,7 @@ martingale.drop(columns=["shuffle", "run"]).round(3)
 
 # %%
 determined = informativeness.measures(records, steps, n_resamples=n_resamples)
-determined.drop(columns=["run", "shuffle"], errors="ignore").round(3)
+tables.show(determined, ["model", "dataset", "accuracy", "chance", "D_start", "D_start_low", "D_start_high", "D_before", "D_before_low", "D_before_high", "R", "R_low", "R_high", "step_drop", "step_drop_low", "step_drop_high"])
 
 # %%
 for sentence in informativeness.describe(determined):
@@ -153,7 +153,7 @@ for sentence in informativeness.describe(determined):
 # %%
 sens = diagnostics.surprisal_sensitivity(records, alphas=(0.05, 0.1, 0.5, 1.0, 2.0), n_resamples=200,
                                          checkpoints="before answer")
-sens.pivot_table(index=["model", "dataset"], columns="alpha", values="mean").round(3)
+tables.show(sens.pivot_table(index=["model", "dataset"], columns="alpha", values="mean"))
 
 # %% [markdown]
 # ## SmolLM2-135M-Instruct on real benchmarks
@@ -175,7 +175,7 @@ pilot = runs.stored("pilot")
 if pilot is None:
     print("this checkout has no data/stored/pilot (a pip or Colab install has none): clone the repository for it")
 else:
-    display(diagnostics.trace_summary(pilot).drop(columns=["model", "shuffle", "run"]).round(3))
+    display(tables.show(diagnostics.trace_summary(pilot), ["dataset", "questions", "traces", "accuracy", "finished", "answered", "mean_T", "coefficient defined"]))
 
 # %% [markdown]
 # **The stored run.** The larger run the published book reads was sampled once and committed
@@ -193,15 +193,15 @@ stored = runs.stored("smollm2-arc")
 if stored is None:
     print("this checkout has no data/stored/smollm2-arc (a pip or Colab install has none): clone the repository for it")
 else:
-    display(runs.summary(stored).merge(stored.groupby("dataset")["run"].first(), on="dataset"))
+    display(tables.show(runs.summary(stored).merge(stored.groupby("dataset")["run"].first(), on="dataset")))
     flexible = estimators.reextract(stored, "flexible-extract")
     reading = pd.concat({mode: informativeness.accuracy(recs, n_resamples=n_resamples)
                          for mode, recs in (("strict-match", stored), ("flexible-extract", flexible))},
                         names=["extraction"]).reset_index(level=0)
-    display(reading[["extraction", "dataset", "answered", "accuracy", "accuracy_low", "accuracy_high",
-                     "accuracy_answered", "accuracy_answered_low", "accuracy_answered_high", "chance"]].round(3))
+    display(tables.show(reading, ["extraction", "dataset", "answered", "accuracy", "accuracy_low", "accuracy_high",
+                                  "accuracy_answered", "accuracy_answered_low", "accuracy_answered_high", "chance"]))
     letters = diagnostics.answer_distribution(stored, modes=("strict-match", "flexible-extract"))
-    display(letters.drop(columns=["model", "shuffle", "run"]).round(2))
+    display(tables.show(letters, ["dataset", "answer", "strict-match", "flexible-extract", "gold"], digits=2))
 
 # %% [markdown]
 # Its Table 1 rows on both checkpoint sets, with 95% intervals over questions, its coefficient
@@ -210,14 +210,15 @@ else:
 
 # %%
 if stored is not None:
-    display(paper.beside_paper(diagnostics.on_each_checkpoint_set(diagnostics.alignment, stored, alpha=alpha,
-                                                                  n_resamples=n_resamples)).round(3))
-    display(coefficient.by_outcome(stored, alpha=alpha, n_resamples=n_resamples, checkpoints="before answer")
-            .drop(columns=["run", "shuffle"], errors="ignore").round(3))
+    display(tables.show(paper.beside_paper(diagnostics.on_each_checkpoint_set(diagnostics.alignment, stored, alpha=alpha,
+                                                                              n_resamples=n_resamples)),
+                        ["checkpoints", "model", "dataset", "regime", "trace_mean", "mean", "ci_low", "ci_high", "questions", "traces", "defined", "quoted from the paper"]))
+    display(tables.show(coefficient.by_outcome(stored, alpha=alpha, n_resamples=n_resamples, checkpoints="before answer"),
+                        ["model", "dataset", "outcome", "traces", "share", "paper", "paper_low", "paper_high", "decoupled", "decoupled_low", "decoupled_high", "paper_implied_by_mix"]))
     stored_martingale = informativeness.martingale_summary(informativeness.martingale(stored, n_resamples=n_resamples))
     print(informativeness.martingale_check(stored_martingale))
-    display(stored_martingale.drop(columns=["shuffle", "run"]).round(3))
+    display(tables.show(stored_martingale, ["model", "dataset", "p_0", "accuracy", "change", "change_low", "change_high", "holds_0"]))
     stored_determined = informativeness.measures(stored, n_resamples=n_resamples)
-    display(stored_determined.drop(columns=["run", "shuffle"], errors="ignore").round(3))
+    display(tables.show(stored_determined, ["model", "dataset", "accuracy", "chance", "D_start", "D_start_low", "D_start_high", "D_before", "D_before_low", "D_before_high", "R", "R_low", "R_high", "step_drop", "step_drop_low", "step_drop_high"]))
     for sentence in informativeness.describe(stored_determined):
         print("-", sentence)

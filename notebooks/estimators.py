@@ -64,7 +64,7 @@ seed = 0
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import coefficient, diagnostics, estimators, informativeness, oracle, plots
+from siautil import coefficient, diagnostics, estimators, informativeness, oracle, plots, tables
 
 worlds = {name: make(steps=steps) for name, make in oracle.SETTINGS.items()}
 runs = {name: oracle.sample_run(cfg, n_questions=n_questions, n_traces=n_traces,
@@ -118,7 +118,7 @@ curves = pd.concat([informativeness.martingale(run.assign(model=name), n_resampl
                     for name, run in runs.items()], ignore_index=True)
 fig = plots.martingale(curves)
 plt.show()
-informativeness.martingale_summary(curves).round(3)
+tables.show(informativeness.martingale_summary(curves), ["model", "p_0", "accuracy", "change", "change_low", "change_high", "holds_0"])
 
 # %% [markdown]
 # So no measure of the paper's kind can show prefixes making the gold answer more likely *on
@@ -178,7 +178,7 @@ validation = informativeness.validate(ms=budgets, n_questions=validation_questio
 shown = ["setting", "m", "accuracy", "chance", "D_start", "D_start_low", "D_start_high", "D_before", "D_before_low",
          "D_before_high", "D_before_exact", "R", "R_low", "R_high", "R_exact", "step_drop", "step_drop_low",
          "step_drop_high", "step_drop_exact", "paper_correct", "paper_incorrect"]
-validation[shown].round(3)
+tables.show(validation, shown)
 
 # %% [markdown]
 # What each measure can and cannot tell apart, read from the table above:

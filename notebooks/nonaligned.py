@@ -52,7 +52,7 @@ n_resamples = 1000
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import diagnostics, estimators, grid, plots, runs
+from siautil import diagnostics, estimators, grid, plots, runs, tables
 
 records = runs.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
 every = {c: estimators.estimate(records, checkpoints=c) for c in estimators.CHECKPOINTS}
@@ -72,7 +72,7 @@ for name, traj in base.items():
     fig, counts = plots.figure_1(traj, n_resamples=n_resamples)
     fig.suptitle(f"Figure 4, {name} checkpoints")
     plt.show()
-    display(counts.round(3), diagnostics.information_gain(traj).round(4))
+    display(tables.show(counts), tables.show(diagnostics.information_gain(traj), digits=4))
 
 # %% [markdown]
 # ## Figure 5: AUC of entropy for correctness, base models beside the others
@@ -95,4 +95,4 @@ for name, traj in every.items():
     summaries[name] = auc.groupby(["model", "dataset"]).agg(
         mean_auc=("auc", "mean"), first_t=("t", "first"), first_auc=("auc", "first"),
         last_t=("t", "last"), last_auc=("auc", "last"))
-pd.concat(summaries, names=["checkpoints"]).round(3)
+tables.show(pd.concat(summaries, names=["checkpoints"]))

@@ -69,7 +69,7 @@ n_resamples = 1000
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import diagnostics, estimators, grid, plots, runs
+from siautil import diagnostics, estimators, grid, plots, runs, tables
 
 records = runs.records(profile, grid.select(profile, model, dataset, precision, limit), runs_dir=runs_dir)
 records = records[records["regime"].isin(regimes)] if model is None else records
@@ -87,15 +87,15 @@ for name, traj in trajectories.items():
     fig, counts = plots.figure_1(traj, n_resamples=n_resamples)
     fig.suptitle(f"Figure 1, {name} checkpoints")
     plt.show()
-    display(counts.round(3))
+    display(tables.show(counts))
 
 # %% [markdown]
 # The average information gain per step, $\hat g$ between consecutive checkpoints
 # (Definition 10), as mean ± standard error over questions, for correct and incorrect traces:
 
 # %%
-pd.concat({name: diagnostics.information_gain(traj) for name, traj in trajectories.items()},
-          names=["checkpoints"]).droplevel(1).round(4)
+tables.show(pd.concat({name: diagnostics.information_gain(traj) for name, traj in trajectories.items()},
+                      names=["checkpoints"]).droplevel(1), digits=4)
 
 # %% [markdown]
 # ## Figure 2: early separability, AUC of entropy for correctness
@@ -113,7 +113,7 @@ for name, traj in trajectories.items():
 # %%
 auc = pd.concat({name: diagnostics.auc_by_position(traj) for name, traj in trajectories.items()},
                 names=["checkpoints"]).droplevel(1).reset_index()
-auc[["checkpoints", "model", "dataset", "t", "auc", "ci_low", "ci_high", "n_correct", "n_incorrect", "reason"]].round(3)
+tables.show(auc, ["checkpoints", "model", "dataset", "t", "auc", "ci_low", "ci_high", "n_correct", "n_incorrect", "reason"])
 
 # %% [markdown]
 # ## Figure 3: saturation of the mean entropy
@@ -126,7 +126,7 @@ for name, traj in trajectories.items():
     fig = plots.curves(curve, "label", r"mean $\hat H_t$ (nats)", f"Mean entropy trajectory, {name} checkpoints")
     plt.show()
     curves.append(diagnostics.saturation(curve).assign(checkpoints=name))
-pd.concat(curves, ignore_index=True).round(3)
+tables.show(pd.concat(curves, ignore_index=True), ["checkpoints", "model", "dataset", "plateau_pos", "plateau_level", "rebound"])
 
 # %% [markdown]
 # ## What saturation buys: early stopping
@@ -143,4 +143,4 @@ pd.concat(curves, ignore_index=True).round(3)
 traj = trajectories["all"]
 stopping = pd.concat({key: diagnostics.early_stopping(g) for key, g in traj.groupby(["model", "dataset"])},
                      names=["model", "dataset"])
-stopping.droplevel(-1).round(3)
+tables.show(stopping.droplevel(-1))

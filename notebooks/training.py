@@ -75,7 +75,7 @@ n_resamples = 1000        # bootstrap resamples (within each model)
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siautil import coefficient, diagnostics, estimators, grid, informativeness, models, plots, regimes, runs, toy
+from siautil import coefficient, diagnostics, estimators, grid, informativeness, models, plots, regimes, runs, tables, toy
 
 cells = grid.select(toy_profile, shuffle=None)
 shown = {kind: runs.published(toy_profile, [c for c in cells if c.settings.shuffle == kind], runs_dir=runs_dir)
@@ -101,7 +101,7 @@ cfg = toy.ToyTrainingConfig()
 print(f"base corpus: correct {cfg.p_correct}, slipped {cfg.p_slip}, unfaithful {cfg.p_unfaithful}; "
       f"the runs ask, and the uninformative regime memorised, the first {cfg.memorised} test questions; "
       f"held out: those from index {cfg.held_out_from} on")
-training.round(3)
+tables.show(training, ["regime", "seed", "parent", "seconds", "updates", "learned", "accuracy", "step accuracy", "faithfulness", "accuracy (runs' questions)"])
 
 # %% [markdown]
 # A model whose training did not meet its threshold is not the regime it stands for; the
@@ -122,7 +122,7 @@ print(f"{original['model'].nunique()} models in the experiment")
 
 # %%
 print(f"the toy models' sampling setting: temperature {grid.TOY.temperature}, top-p {grid.TOY.top_p}")
-toy.accuracy_by_temperature().round(3)
+tables.show(toy.accuracy_by_temperature())
 
 # %% [markdown]
 # ## The gold answer's probability along the traces
@@ -138,7 +138,7 @@ fig = plots.martingale(curve[curve["model"].isin([models.toy_name(r) for r in to
 plt.show()
 martingale = informativeness.martingale_summary(curve)
 print(informativeness.martingale_check(martingale))
-martingale.drop(columns=["dataset", "shuffle", "run"]).round(3)
+tables.show(martingale, ["model", "p_0", "accuracy", "change", "change_low", "change_high", "holds_0"])
 
 # %% [markdown]
 # ## Per model
@@ -150,7 +150,7 @@ martingale.drop(columns=["dataset", "shuffle", "run"]).round(3)
 per_model = regimes.per_model(original, tokens, steps, n_resamples=n_resamples, training=training)
 competence = ["model", "accuracy", "accuracy_low", "accuracy_high", "chance", "accuracy_t1", "step_accuracy",
               "faithfulness", "answer_on_steps"]
-per_model[competence].round(3)
+tables.show(per_model, competence)
 
 # %% [markdown]
 # What the steps determine, before each trace's answer: $D$ at the empty prefix (the null check:
@@ -160,7 +160,7 @@ per_model[competence].round(3)
 # %%
 determined = ["model", "D_start", "D_start_low", "D_start_high", "D_before", "D_before_low", "D_before_high",
               "D_before_questions", "R", "R_low", "R_high", "step_drop", "step_drop_low", "step_drop_high", "step_null"]
-display(per_model[determined].round(3))
+display(tables.show(per_model, determined))
 fig = plots.determination(per_model)
 plt.show()
 
@@ -175,7 +175,7 @@ coefficients = ["model", "paper_all", "paper", "paper_low", "paper_high", "paper
                 "decoupled", "decoupled_low",
                 "decoupled_high", "paper_correct", "paper_incorrect", "paper_tokens", "tokens_null", "gain_correct",
                 "gain_incorrect", "mid_trace_auc"]
-per_model[coefficients].round(3)
+tables.show(per_model, coefficients)
 
 # %% [markdown]
 # The coefficient of each outcome apart, before the answer (traces that end right, those that
@@ -183,8 +183,8 @@ per_model[coefficients].round(3)
 # own mean:
 
 # %%
-coefficient.by_outcome(original, n_resamples=n_resamples, checkpoints="before answer").drop(
-    columns=["dataset", "shuffle", "run"]).round(3)
+tables.show(coefficient.by_outcome(original, n_resamples=n_resamples, checkpoints="before answer"),
+            ["model", "outcome", "traces", "share", "paper", "paper_low", "paper_high", "decoupled", "paper_implied_by_mix"])
 
 # %% [markdown]
 # ## Per regime
@@ -192,7 +192,9 @@ coefficient.by_outcome(original, n_resamples=n_resamples, checkpoints="before an
 # Each measure's mean over a regime's seeds, and its smallest and largest seed:
 
 # %%
-regimes.by_regime(per_model).round(3)
+summary = regimes.by_regime(per_model)
+tables.show(summary, ["regime", "seeds"] + [f"{c} · {s}" for c in ("accuracy", "D_before", "R", "step_drop", "paper_all", "paper")
+                                           for s in ("mean", "min", "max")])
 
 # %% [markdown]
 # ## What it says
@@ -215,4 +217,4 @@ auc = diagnostics.auc_by_position(traj, normalised=True)
 curve = diagnostics.entropy_curve(traj, n_resamples=n_resamples)
 fig = plots.signatures(gain, auc, curve, by="model", measure="gain")
 plt.show()
-diagnostics.saturation(curve).round(3)
+tables.show(diagnostics.saturation(curve), ["model", "plateau_pos", "plateau_level", "rebound"])

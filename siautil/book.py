@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from . import paths
 from .errors import SiautilError
 
 #: Cell tag papermill gives the cell it injects; the book hides that cell.
@@ -49,12 +50,13 @@ class ChapterError(SiautilError, RuntimeError):
 
 
 def project_root(start: Path | None = None) -> Path:
-    """The nearest directory at or above ``start`` holding ``_toc.yml``."""
-    here = Path(start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        if (d / "_toc.yml").exists():
-            return d
-    raise ChapterError(f"no _toc.yml found at or above {here}: run this from the siautil checkout")
+    """The checkout at or above ``start`` (:func:`siautil.paths.checkout`), or an error that says
+    where to run from."""
+    root = paths.checkout(start)
+    if root is None:
+        raise ChapterError(f"no _toc.yml with notebooks/ beside it at or above {Path(start or Path.cwd()).resolve()}: "
+                           "run this from the siautil checkout")
+    return root
 
 
 def chapters(root: Path) -> list[str]:

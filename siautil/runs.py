@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import grid, models, rollout, store, tasks
+from . import grid, models, paths, rollout, store, tasks
 from . import workers as workers_mod
 from .grid import Cell
 
@@ -199,21 +199,12 @@ def _sample_window(engine: rollout.Engine, window: range, sample, bar) -> None:
 # ---------------------------------------------------------------------------- the grid's cells
 
 
-def checkout() -> Path | None:
-    """The project checkout this runs in (the working directory or a folder above it), if any."""
-    here = Path.cwd().resolve()
-    for d in (here, *here.parents):
-        if (d / "_toc.yml").exists() and (d / "siautil").is_dir():
-            return d
-    return None
-
-
 def default_runs_dir() -> Path:
     """``$SIAUTIL_RUNS``, else ``runs/`` of the checkout this runs in (ignored by git, apart from
     the data the project ships), else the user cache."""
     if os.environ.get("SIAUTIL_RUNS"):
         return Path(os.environ["SIAUTIL_RUNS"])
-    root = checkout()
+    root = paths.checkout()
     return root / "runs" if root else models.cache_dir() / "runs"
 
 
@@ -221,7 +212,7 @@ def stored_dir() -> Path | None:
     """``data/stored`` of the checkout: runs committed with the project (the ``pilot`` and
     ``smollm2-arc`` profiles), which the published book reads and ``make book`` never samples.
     ``None`` outside a checkout."""
-    root = checkout()
+    root = paths.checkout()
     return root / "data" / "stored" if root else None
 
 

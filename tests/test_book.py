@@ -299,7 +299,7 @@ def test_the_colab_cell_installs_siautil_from_this_checkout_into_a_fresh_environ
                "import ipywidgets, matplotlib, pandas\n"
                "print(siautil.__file__)\n"
                "print(models.smollm2_path())\n"
-               "print(runs.checkout())\n"
+               "from siautil import paths\nprint(paths.checkout())\n"
                "lm, tok = models.load('toy-sft')\n"
                "print(len(tasks.get('arc-easy').load(limit=2)))\n")
     # -P: the clone (the working folder) is not on the path, so siautil comes from the environment

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from siautil import grid, rollout, runs, store, tasks
+from siautil import grid, paths, rollout, runs, store, tasks
 
 
 #: a toy cell small enough to sample in a second
@@ -77,7 +77,7 @@ def test_runs_dir(tmp_path, monkeypatch):
     assert runs.default_runs_dir() == tmp_path
     assert runs.run_dir(CELL.shuffled(), "default") == tmp_path / "default" / "toy-sft__toy__shuffled"
     monkeypatch.delenv("SIAUTIL_RUNS")
-    checkout = runs.checkout()
+    checkout = paths.checkout()
     assert runs.default_runs_dir() == checkout / "runs"  # beside the shipped data/, not in it
     import subprocess
 

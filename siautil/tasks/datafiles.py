@@ -13,6 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from .. import paths
 from ..errors import SiautilError
 
 #: Environment variable naming the directory with the benchmark files in their official formats.
@@ -33,12 +34,16 @@ class DataError(SiautilError, ValueError):
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
     """The directory to read benchmark files from: ``explicit``, else ``$SIAUTIL_DATA_DIR``,
-    else the checkout's ``data/`` when it holds the files; ``None`` when there is none (an
-    install without the folder)."""
+    else the ``data/`` of the checkout the package sits in, else that of the checkout the
+    process works in, when it holds the files; ``None`` when there is none."""
     chosen = explicit or os.environ.get(DATA_ENV)
     if chosen:
         return Path(chosen).expanduser()
-    return CHECKOUT_DATA if (CHECKOUT_DATA / MANIFEST).is_file() else None
+    if (CHECKOUT_DATA / MANIFEST).is_file():
+        return CHECKOUT_DATA
+    # an install from a clone, used inside it (Colab works in its clone)
+    root = paths.checkout()
+    return root / "data" if root is not None and (root / "data" / MANIFEST).is_file() else None
 
 
 def sha256(path: Path) -> str:
