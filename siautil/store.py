@@ -65,6 +65,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import schema
 from .errors import SiautilError
 
 CONFIG = "config.json"
@@ -120,7 +121,7 @@ def _is_local(fs) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
-#: a temporary file's name: ``.<name>.tmp-<pid>[-<host>-<random>]`` (the bare pid: before #17)
+#: a temporary file's name: ``.<name>.tmp-<pid>-<host>-<random>``, unique across hosts and writers
 TMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)(?:-(?P<host>.+)-[0-9a-f]{8})?$")
 
 
@@ -250,19 +251,13 @@ def _read_records(data: bytes) -> pa.Table:
     return pq.read_table(pa.BufferReader(data))
 
 
-def repair_hint(path: str | os.PathLike, config: dict | None = None) -> str:
-    """The command that samples a store's damaged or missing files again: the grid's, when the
-    store is a cell of a profile's runs directory, else ``siautil rollout`` into it."""
-    text = os.fspath(path).rstrip("/")
-    parent, _, cell = text.rpartition("/")
-    runs_dir, _, profile = parent.rpartition("/")
-    from .grid import PROFILES  # only on the way to an error
-
-    if profile in PROFILES:
-        return f"siautil grid --profile {profile} --runs-dir {runs_dir or '.'} --no-book"
+def rerun_hint(path: str | os.PathLike, config: dict | None = None) -> str:
+    """The command that samples a store's damaged or missing files again: ``siautil rollout``
+    into it with the settings its configuration records (a profile's run says its grid command
+    where it is read, :func:`siautil.runs.records`)."""
     config = config or {}
     return (f"siautil rollout --model {config.get('model', 'MODEL')} --task {config.get('task', 'TASK')} "
-            f"--out {text} with the other settings its {CONFIG} records")
+            f"--out {os.fspath(path).rstrip('/')} with the other settings its {CONFIG} records")
 
 
 class RunStore:
@@ -424,7 +419,7 @@ class RunStore:
             why = LEGACY.split(": ")[0] if old == 1 else f"written under protocol {old}"
             raise RunStoreError(
                 f"{self.path} was {why}; it stays readable (store.load_records), but new records cannot "
-                f"join it (siautil.runs.PROTOCOL says what changed). Move it aside to keep it "
+                f"join it (siautil.config.PROTOCOL says what changed). Move it aside to keep it "
                 f"(mv {self.path} {self.path}.protocol{old}) and run again to sample under protocol {config['protocol']}.")
         if diff:
             raise RunStoreError(
@@ -482,7 +477,10 @@ class RunStore:
         """Write one question's records atomically, then their checksum beside them."""
         if not records:
             raise RunStoreError(f"question {index} produced no records")
-        table = pa.Table.from_pylist(records)
+        try:
+            table = schema.table(records)
+        except ValueError as e:
+            raise RunStoreError(f"question {index}: {e}") from None
         table = table.replace_schema_metadata({PROTOCOL_KEY: str(self.config.get("protocol", 1))})
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd", write_page_checksum=True)
@@ -516,7 +514,7 @@ class RunStore:
             config = self.config or _try_config(self)
             raise RunStoreError(
                 f"{self._display(inner)} is damaged ({why}). Resuming the run samples it again: "
-                f"`{repair_hint(self.path, config)}` (the command that wrote it, with the same arguments).")
+                f"`{rerun_hint(self.path, config)}` (the command that wrote it, with the same arguments).")
         return _read_records(data)
 
 
@@ -558,7 +556,7 @@ def run_id(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-#: Why a store written before protocol 2 is kept apart (see :data:`siautil.runs.PROTOCOL`).
+#: Why a store written before protocol 2 is kept apart (see :data:`siautil.config.PROTOCOL`).
 LEGACY = ("written under protocol 1: every generation stopped at its first answer and each trace's "
           "t = T record was filled in from its own answer without sampling; its records have no "
           "continuation text or answer-holding flags. Diagnostics keep it apart (column `run`); "
@@ -649,7 +647,7 @@ def merge(sources: Iterable[str | os.PathLike], out: str | os.PathLike) -> Path 
                 why = "it vanished" if data is None else _damage(data, shard._get(inner + CHECKSUM))
                 if why is not None:
                     raise RunStoreError(f"{shard._display(inner)} is damaged ({why}); sample it again in its shard "
-                                        f"(`{repair_hint(shard.path, c)}`, with the shard's --shard), then merge")
+                                        f"(`{rerun_hint(shard.path, c)}`, with the shard's --shard), then merge")
                 target._write_bytes(idx, data)
                 have.add(idx)
     return target.path

@@ -1,11 +1,13 @@
-"""Model builders for tests, benchmarks and the toy trainer: tiny random-weight models of every
-architecture family in the registry, with a character-level tokenizer. Nothing here downloads."""
+"""Builders for tests and benchmarks: tiny random-weight models of every architecture family in
+the registry, with the toy models' character-level tokenizer, and records that follow the
+schema. Nothing here downloads."""
 
 from __future__ import annotations
 
 import torch
 
-from .models import REGISTRY, ModelError
+from .models import REGISTRY, LoadedModel, ModelError
+from .toy import char_tokenizer
 
 def tiny_config(family: str, vocab_size: int = 64):
     """A small random-weight config of an architecture family in the registry."""
@@ -25,32 +27,25 @@ def tiny_config(family: str, vocab_size: int = 64):
     raise ModelError(f"no tiny config for family {family!r}; families: llama, qwen2, gemma2, olmo3")
 
 
+def record(**fields) -> dict:
+    """One record of :data:`siautil.schema.RECORD_SCHEMA`, a correct trace's checkpoint by default,
+    with ``fields`` replacing the defaults."""
+    base = dict(model="m", dataset="toy", question_id="q", question_index=0, trace=0, t=0, T=3,
+                answers=["1", None], gold="1", correct=True, trace_answer="1", finish="eos",
+                continuation_tokens=[3, 2], trace_text="abc", prefix_chars=0, prefix_text="",
+                continuations=["abc", "ab"], deterministic=False)
+    unknown = set(fields) - set(base)
+    if unknown:
+        raise KeyError(f"not record fields: {sorted(unknown)}")
+    return base | fields
+
+
 FAMILIES = sorted({s.family for s in REGISTRY.values()})
 
 
-def char_tokenizer(extra_chars: str = "", add_bos: bool = False):
-    """A character-level tokenizer (digits, letters, punctuation, space, newline) built with
-    ``tokenizers``: small enough for tiny models, real enough for the whole engine. With
-    ``add_bos`` it starts every encoding with BOS, as Llama's tokenizers do (the toy models are
-    trained on BOS-prefixed text, so the engine's prompts must start with it too)."""
-    import string
-
-    from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    chars = list(dict.fromkeys(string.digits + string.ascii_letters + string.punctuation + " \n" + extra_chars))
-    vocab = {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>"] + chars)}
-    tok = Tokenizer(tok_models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    if add_bos:
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", unk_token="<unk>")
-
-
-def tiny_model(family: str = "llama", seed: int = 0, eos_bias: float = 0.0, **overrides):
-    """A random-weight model of ``family`` with :func:`char_tokenizer`, for tests and benchmarks.
+def tiny_model(family: str = "llama", seed: int = 0, eos_bias: float = 0.0, **overrides) -> LoadedModel:
+    """A random-weight model of ``family`` with :func:`siautil.toy.char_tokenizer`, for tests
+    and benchmarks, as :func:`siautil.models.load` returns a model (fp32, plain prompts).
 
     ``eos_bias`` is added to the end-of-sequence logit, so continuations end at varied lengths
     as real ones do (about ``1 / (1 + V e^-bias)`` per step).
@@ -73,5 +68,4 @@ def tiny_model(family: str = "llama", seed: int = 0, eos_bias: float = 0.0, **ov
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.eval()
-    model.siautil_name = f"tiny-{family}"
-    return model, tokenizer
+    return LoadedModel(model, tokenizer, f"tiny-{family}", "fp32", f"random {family}, seed {seed}", chat=False)

@@ -29,15 +29,12 @@ TOY = {
                            stop="answer", seed=2),
 }
 KEYS = ("question_id", "question_index", "trace", "t", "T", "answers", "gold", "correct", "trace_answer", "finish",
-        "continuation_tokens", "trace_text", "prefix_chars", "prefix_text", "continuations", "holds_answer",
-        "deterministic")
+        "continuation_tokens", "trace_text", "prefix_chars", "prefix_text", "continuations", "deterministic")
 
 
 def _tiny():
-    try:
-        from siautil.testing import tiny_model
-    except ImportError:  # before the restructuring
-        from siautil.models import tiny_model
+    from siautil.testing import tiny_model
+
     return tiny_model("llama", seed=0, eos_bias=1.0)
 
 
@@ -45,19 +42,19 @@ def records() -> dict:
     from siautil import models, oracle, rollout, tasks
 
     torch.set_num_threads(1)
-    model, tok = _tiny()
+    loaded = _tiny()
     task = tasks.get("gsm8k")
     out = {}
     for name, kw in SETTINGS.items():
-        engine = rollout.Engine(model, tok, task, rollout.RolloutConfig(prompt_style="plain", **kw))
+        engine = rollout.Engine(loaded, task, rollout.RolloutConfig(prompt_style="plain", **kw))
         rows = []
         for i, (qid, text, gold) in enumerate(QUESTIONS):
             rows += [{k: r[k] for k in KEYS} for r in engine.run_question(tasks.Question(qid, text, gold), i)]
         out[name] = rows
-    model, tok = models.load("toy-sft", "fp32")  # the reference is fp32 on every machine
+    loaded = models.load("toy-sft", "fp32")  # the reference is fp32 on every machine
     task = tasks.get("toy")
     for name, kw in TOY.items():
-        engine = rollout.Engine(model, tok, task, rollout.RolloutConfig(**kw))
+        engine = rollout.Engine(loaded, task, rollout.RolloutConfig(**kw))
         out[name] = [{k: r[k] for k in KEYS} for i, q in enumerate(task.load(limit=2)) for r in engine.run_question(q, i)]
     run = oracle.sample_run(oracle.aligned(), n_questions=3, n_traces=2, n_continuations=4, seed=7)
     out["oracle"] = json.loads(json.dumps(run.to_dict(orient="records")))

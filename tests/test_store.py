@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -18,13 +19,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from siautil import estimators, models, rollout, runs, store
+from siautil import config, estimators, grid, models, rollout, runs, store, testing
+from siautil.config import RunConfig
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory, tiny):
     d = tmp_path_factory.mktemp("tiny")
-    model, tok = tiny("llama", seed=0)
+    lm = tiny("llama", seed=0)
+    model, tok = lm.model, lm.tokenizer
     model.save_pretrained(d)
     tok.save_pretrained(d)
     return d
@@ -46,10 +49,10 @@ SINGLE = rollout.RolloutConfig(**{**SETTINGS.as_dict(), "window": 1})
 
 def test_resume_skips_finished_questions(tmp_path, tiny_dir, data):
     out = tmp_path / "run"
-    runs.rollout_to_store(str(tiny_dir), "gsm8k", out, SINGLE, limit=3, data_dir=data, progress=False)
+    runs.sample(RunConfig(str(tiny_dir), "gsm8k", SINGLE, limit=3), out, data_dir=data, progress=False)
     files = sorted((out / "records").iterdir())
     mtimes = [f.stat().st_mtime_ns for f in files]
-    runs.rollout_to_store(str(tiny_dir), "gsm8k", out, SINGLE, limit=5, data_dir=data, progress=False)
+    runs.sample(RunConfig(str(tiny_dir), "gsm8k", SINGLE, limit=5), out, data_dir=data, progress=False)
     assert [f.stat().st_mtime_ns for f in files] == mtimes  # not rewritten
     assert store.RunStore(out, {}).done() == {0, 1, 2, 3, 4}
     df = store.load_records(out)
@@ -62,17 +65,17 @@ def test_resume_skips_finished_questions(tmp_path, tiny_dir, data):
 
 def test_other_configuration_is_refused(tmp_path, tiny_dir, data):
     out = tmp_path / "run"
-    runs.rollout_to_store(str(tiny_dir), "gsm8k", out, SETTINGS, limit=1, data_dir=data, progress=False)
+    runs.sample(RunConfig(str(tiny_dir), "gsm8k", SETTINGS, limit=1), out, data_dir=data, progress=False)
     other = rollout.RolloutConfig(**{**SETTINGS.as_dict(), "temperature": 1.0})
     with pytest.raises(store.RunStoreError, match=r"different configuration:\n  temperature: 0.7 \(stored\) vs 1.0"):
-        runs.rollout_to_store(str(tiny_dir), "gsm8k", out, other, limit=1, data_dir=data, progress=False)
+        runs.sample(RunConfig(str(tiny_dir), "gsm8k", other, limit=1), out, data_dir=data, progress=False)
     assert store.RunStore(out, {}).done() == {0}  # finished work untouched
 
 
 def test_shards_merge_to_the_unsharded_run(tmp_path, tiny_dir, data):
-    whole = runs.rollout_to_store(str(tiny_dir), "gsm8k", tmp_path / "whole", SINGLE, limit=4, data_dir=data,
+    whole = runs.sample(RunConfig(str(tiny_dir), "gsm8k", SINGLE, limit=4), tmp_path / "whole", data_dir=data,
                                   progress=False)
-    parts = [runs.rollout_to_store(str(tiny_dir), "gsm8k", tmp_path / f"s{i}", SINGLE, limit=4, data_dir=data,
+    parts = [runs.sample(RunConfig(str(tiny_dir), "gsm8k", SINGLE, limit=4), tmp_path / f"s{i}", data_dir=data,
                                    shard=f"{i}/2", progress=False) for i in range(2)]
     assert store.RunStore(parts[0], {}).done() == {0, 2}
     merged = store.merge(parts, tmp_path / "merged")
@@ -86,7 +89,7 @@ def test_a_store_written_before_the_protocol_loads_and_says_so(tmp_path):
     (path / store.CONFIG).write_text(json.dumps(old))
     rows = [dict(model="toy-sft", dataset="toy", question_id="a", question_index=0, trace=0, t=t, T=8,
                  answers=["1", "2"], gold="1", correct=True) for t in (0, 4, 8)]
-    store.RunStore(path, old).write(0, rows)
+    pq.write_table(pa.Table.from_pylist(rows), path / store.RECORDS / "q000000.parquet")  # as protocol 1 wrote it
     with pytest.warns(UserWarning, match="protocol 1.*filled in.*without sampling"):
         recs = store.load_records(path)
     assert set(recs["protocol"]) == {1}
@@ -98,7 +101,7 @@ def test_a_store_written_before_the_protocol_loads_and_says_so(tmp_path):
         with pytest.raises(estimators.RecordsError, match="protocol 1"):
             estimators.estimate(store.load_records(path), extraction="strict-match")
     # sampling into it is refused with the way to keep it and start afresh
-    new = runs.run_config("toy-sft", "toy", rollout.RolloutConfig(), "fp32", None, None, 0)
+    new = RunConfig("toy-sft", "toy", precision="fp32").stored("siautil/assets/toy/sft")
     with pytest.raises(store.RunStoreError, match="protocol 1.*stays readable.*mv .*protocol1"):
         store.RunStore.open(path, new)
     assert (path / store.RECORDS / "q000000.parquet").exists()
@@ -117,7 +120,7 @@ def test_bare_record_files_keep_their_runs_apart(tmp_path, tiny_store):
         (tmp_path / d).mkdir()
         shutil.copy(one, tmp_path / d / "r.parquet")
     both = store.load_records([tmp_path / "x" / "r.parquet", tmp_path / "y" / "r.parquet"])
-    assert both["run"].nunique() == 2 and set(both["protocol"]) == {runs.PROTOCOL}
+    assert both["run"].nunique() == 2 and set(both["protocol"]) == {config.PROTOCOL}
     # a file that already carries a run label keeps it
     table = pq.read_table(one)
     labelled = table.append_column("run", pa.array(["abc"] * table.num_rows)).append_column(
@@ -130,7 +133,7 @@ def test_bare_record_files_keep_their_runs_apart(tmp_path, tiny_store):
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_dir, data):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     args = [sys.executable, "-m", "siautil.cli", "rollout", "--model", str(tiny_dir), "--task", "gsm8k",
-            "--data-dir", str(data), "--limit", "8", "--traces", "2", "--continuations", "3", "--stride", "6",
+            "--data-dir", str(data), "--limit", "8", "--n-traces", "2", "--n-continuations", "3", "--stride", "6",
             "--max-new-tokens", "40", "--window", "2"]
     ref = tmp_path / "ref"
     subprocess.run(args + ["--out", str(ref)], check=True, env=env, capture_output=True)
@@ -151,7 +154,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path, tiny_dir, data):
 
 def test_a_store_of_an_earlier_protocol_is_kept_apart_with_the_command_that_moves_it(tmp_path):
     old = store.RunStore.open(tmp_path / "r", dict(model="m", task="toy", protocol=2, temperature=0.7))
-    old.write(0, [dict(question_id="a", trace=0, t=0, T=1, answers=["1"], gold="1", correct=True)])
+    old.write(0, [testing.record(question_id="a")])
     with pytest.raises(store.RunStoreError, match=r"protocol 2; it stays readable.*mv .*r\.protocol2.*protocol 3"):
         store.RunStore.open(tmp_path / "r", dict(model="m", task="toy", protocol=3, temperature=0.7, window=8))
     assert old.done() == {0}
@@ -160,15 +163,11 @@ def test_a_store_of_an_earlier_protocol_is_kept_apart_with_the_command_that_move
 # ------------------------------------------------- damaged files, dead writers' files, racing writers
 
 #: a toy cell of three windows of one question, small enough to sample in seconds
-from dataclasses import replace as _replace  # noqa: E402
-
-from siautil import grid  # noqa: E402
-
-TOY = _replace(grid.TOY, n_traces=2, n_continuations=3, stride=8, window=1)
+TOY = replace(grid.TOY, n_traces=2, n_continuations=3, stride=8, window=1)
 
 
 def _toy_run(out, **kw):
-    return runs.rollout_to_store("toy-sft", "toy", out, TOY, limit=3, progress=False, **kw)
+    return runs.sample(RunConfig("toy-sft", "toy", TOY, limit=3), out, progress=False, **kw)
 
 
 def _records(path):
@@ -223,7 +222,7 @@ def test_a_changed_file_fails_its_checksum_and_a_store_without_checksums_is_chec
 
 
 def test_a_grid_cell_names_the_grid_command_that_repairs_it(tmp_path):
-    cell = grid.Cell("toy-sft", "toy", TOY, limit=1)
+    cell = RunConfig("toy-sft", "toy", TOY, limit=1)
     path = runs.ensure(cell, "default", tmp_path, progress=False)
     (path / store.RECORDS / "q000000.parquet").write_bytes(b"")
     with pytest.raises(store.RunStoreError, match=f"siautil grid --profile default --runs-dir {tmp_path} --no-book"):
@@ -243,7 +242,7 @@ def test_a_damaged_bare_file_and_a_damaged_shard_are_named(tmp_path):
 def test_dead_writers_temporaries_are_removed_on_open_and_live_ones_kept(tmp_path):
     config = dict(model="m", task="toy", protocol=3)
     run = store.RunStore.open(tmp_path / "r", config)
-    rows = [dict(question_id="a", question_index=0, trace=0, t=0, T=1, answers=["1"], gold="1", correct=True)]
+    rows = [testing.record(question_id="a")]
     run.write(0, rows)
     records = tmp_path / "r" / store.RECORDS
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -265,12 +264,11 @@ def test_dead_writers_temporaries_are_removed_on_open_and_live_ones_kept(tmp_pat
 
 WRITER = """
 import sys
-from siautil import store
+from siautil import store, testing
 run = store.RunStore(sys.argv[1], dict(model="m", task="toy", protocol=3))
 tag = sys.argv[2]
 for i in range(int(sys.argv[3])):
-    run.write(0, [dict(question_id=tag, question_index=0, trace=k, t=i, T=1, answers=[tag] * 50, gold="1",
-                       correct=True) for k in range(200)])
+    run.write(0, [testing.record(question_id=tag, trace=k, t=i, answers=[tag] * 50) for k in range(200)])
 """
 
 
@@ -343,7 +341,7 @@ def test_a_writer_with_other_settings_is_refused_while_the_first_holds_even_an_e
 
 
 def test_every_write_checks_the_directory_still_holds_its_settings(tmp_path):
-    rows = [dict(question_id="a", question_index=0, trace=0, t=0, T=1, answers=["1"], gold="1", correct=True)]
+    rows = [testing.record(question_id="a")]
     with store.RunStore.open(tmp_path / "r", dict(model="m", task="toy", protocol=3, seed=0)) as run:
         run.write(0, rows)
         (tmp_path / "r" / store.CONFIG).write_text(json.dumps(dict(model="m", task="toy", protocol=3, seed=7)))
@@ -390,12 +388,12 @@ def test_two_writers_with_the_same_settings_share_the_work_and_sample_nothing_tw
         return real(self, index, data)
 
     monkeypatch.setattr(store.RunStore, "_write_bytes", counted)
-    settings = _replace(TOY, window=1)
+    settings = replace(TOY, window=1)
     errors = []
 
     def writer(loaded):
         try:
-            runs.rollout_to_store("toy-sft", "toy", tmp_path / "shared", settings, limit=8, progress=False,
+            runs.sample(RunConfig("toy-sft", "toy", settings, limit=8), tmp_path / "shared", progress=False,
                                   loaded=loaded)
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)

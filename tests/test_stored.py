@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from siautil import grid, models, runs, store
+from siautil import grid, models, paths, runs, store
 
 PROFILE = "smollm2-arc"
 
@@ -22,18 +22,18 @@ def test_a_stored_run_holds_every_question_and_trace_of_its_cells(profile):
     records = _stored(profile)
     for cell in grid.cells(profile):
         got = records[(records["model"] == cell.model) & (records["dataset"] == cell.task)
-                      & (records["shuffle"] == cell.settings.shuffle)]
+                      & (records["shuffle"] == cell.sampling.shuffle)]
         assert got["question_index"].nunique() == cell.limit, cell.name
         per_question = got.drop_duplicates(["question_index", "trace"]).groupby("question_index").size()
-        assert (per_question == cell.settings.n_traces).all(), cell.name
-        config = store.read_config(runs.run_dir(cell, profile, runs.stored_dir()))
+        assert (per_question == cell.sampling.n_traces).all(), cell.name
+        config = store.read_config(paths.run_dir(cell, profile, paths.stored_dir()))
         assert {k: config[k] for k in ("n_traces", "n_continuations", "stride", "max_new_tokens")} == \
-            {k: getattr(cell.settings, k) for k in ("n_traces", "n_continuations", "stride", "max_new_tokens")}
+            {k: getattr(cell.sampling, k) for k in ("n_traces", "n_continuations", "stride", "max_new_tokens")}
 
 
 def test_outside_a_checkout_there_is_no_stored_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert runs.stored_dir() is None and runs.stored(PROFILE) is None
+    assert paths.stored_dir() is None and runs.stored(PROFILE) is None
 
 
 def _why_not_replayable(config: dict) -> str | None:
@@ -58,7 +58,7 @@ def test_a_window_of_the_stored_run_samples_again_identically(tmp_path, profile)
     # the first cell this machine can replay (a profile's cells may have been sampled on several)
     reasons = {}
     for cell in grid.cells(profile):
-        path = runs.run_dir(cell, profile, runs.stored_dir())
+        path = paths.run_dir(cell, profile, paths.stored_dir())
         reasons[cell.name] = _why_not_replayable(store.read_config(path))
         if reasons[cell.name] is None:
             break
@@ -68,10 +68,9 @@ def test_a_window_of_the_stored_run_samples_again_identically(tmp_path, profile)
     # the cheapest window (fewest generated tokens) keeps the test short
     traces = stored.drop_duplicates(["question_index", "trace"]).groupby("question_index")["T"].sum()
     tokens = stored["continuation_tokens"].map(sum).groupby(stored["question_index"]).sum() + traces
-    windows = runs.windows(cell.limit, cell.settings.window)
+    windows = runs.windows(cell.limit, cell.sampling.window)
     j = min(range(len(windows)), key=lambda k: tokens[list(windows[k])].sum())
-    again = runs.rollout_to_store(cell.model, cell.task, tmp_path / "again", cell.settings, limit=cell.limit,
-                                  shard=f"{j}/{len(windows)}", precision=cell.precision, progress=False)
+    again = runs.sample(cell, tmp_path / "again", shard=f"{j}/{len(windows)}", progress=False)
     got = store.load_records(again)
     expected = stored[stored["question_index"].isin(list(windows[j]))].reset_index(drop=True)
     assert sorted(got["question_index"].unique()) == list(windows[j])
@@ -94,6 +93,6 @@ def test_a_chapter_reads_the_stored_run_first_and_samples_only_without_one(tmp_p
     pd.testing.assert_frame_equal(runs.published("pilot"), stored)
     from test_runs import CELL
 
-    monkeypatch.setattr(runs, "stored_dir", lambda: tmp_path / "no-stored-runs")
+    monkeypatch.setattr(paths, "stored_dir", lambda: tmp_path / "no-stored-runs")
     sampled = runs.published("default", [CELL], runs_dir=tmp_path, progress=False)
-    assert (runs.run_dir(CELL, "default", tmp_path) / store.CONFIG).exists() and len(sampled)
+    assert (paths.run_dir(CELL, "default", tmp_path) / store.CONFIG).exists() and len(sampled)
