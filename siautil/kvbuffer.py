@@ -66,8 +66,8 @@ class SlotLayer(DynamicLayer):
         # zeroed, not empty: positions past a row's length are masked, but uninitialised memory
         # may hold NaN, and NaN survives masking (0 * NaN)
         # keys are stored transposed, (B, H, D, capacity): a decoding step multiplies each row's
-        # few query heads with its own keys, and in bf16 that product is 2.5x faster (one
-        # thread, 64 rows of 200 positions) when the keys' positions are the contiguous axis
+        # few query heads with its own keys, a product that runs faster with the keys'
+        # positions on the contiguous axis (benchmarks/rollout_throughput.py)
         self._k = keys.new_zeros((slots, keys.shape[1], keys.shape[3], capacity))
         self._v = values.new_zeros((slots, values.shape[1], capacity, values.shape[3]))
         self.step = step
@@ -229,11 +229,9 @@ def slot_attention(module, query, key, value, attention_mask, scaling=None, drop
     source's keys are multiplied once with the queries of all its rows, each row's own keys
     with its own query; one masked softmax over the row gives exactly the attention over
     its whole sequence; the values are read the same way. The sources in use are copied
-    into one zero-padded batch per layer and step, so all groups take one product (a step
-    of SmolLM2 had about nine groups of six rows: per group, the indexing around a small
-    product cost several times the product). The padding adds exact zeros; on this project's
-    CPU at one thread the stored runs replayed bit for bit across that change
-    (``tests/test_stored.py``), which another BLAS or a GPU need not reproduce."""
+    into one zero-padded batch per layer and step, so all groups take one product (with many
+    small groups, the indexing around each small product costs more than the product). The
+    padding adds exact zeros, which leave the sums unchanged."""
     cache = _ACTIVE.get()
     if cache is None:
         raise RuntimeError(f"{ATTENTION} attention runs only inside kvbuffer.attending(model, cache)")

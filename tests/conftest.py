@@ -1,8 +1,8 @@
 """Shared set-up for the whole suite: one torch thread, and the tiny random-weight models built
 once per session.
 
-``tiny(family="llama", seed=0, eos_bias=0.0, **overrides)`` returns the ``(model, tokenizer)``
-of :func:`siautil.testing.tiny_model` with those arguments, built the first time they are asked
+``tiny(family="llama", seed=0, eos_bias=0.0, **overrides)`` returns the loaded model
+(:class:`siautil.models.LoadedModel`) of :func:`siautil.testing.tiny_model` with those arguments, built the first time they are asked
 for and shared from then on. A shared model must not be changed: a test that changes a model
 (its ``generation_config``, its weights, a layer's config) builds its own with
 ``testing.tiny_model``. At the end of the session every shared model is compared with how it was
@@ -19,7 +19,8 @@ import functools
 import pytest
 import torch
 
-from siautil import rollout, runs, store, tasks, testing
+from siautil import rollout, store, tasks, testing
+from siautil.config import RunConfig
 
 torch.set_num_threads(1)
 
@@ -55,9 +56,9 @@ def tiny():
 
     @functools.lru_cache(maxsize=None)
     def build(family, seed, eos_bias, overrides):
-        model, tok = testing.tiny_model(family, seed=seed, eos_bias=eos_bias, **dict(overrides))
-        built[(family, seed, eos_bias, overrides)] = (model, _state(model))
-        return model, tok
+        loaded = testing.tiny_model(family, seed=seed, eos_bias=eos_bias, **dict(overrides))
+        built[(family, seed, eos_bias, overrides)] = (loaded.model, _state(loaded.model))
+        return loaded
 
     def get(family="llama", seed=0, eos_bias=0.0, **overrides):
         return build(family, seed, float(eos_bias), tuple(sorted(overrides.items())))
@@ -74,11 +75,11 @@ def tiny_store(tiny, tmp_path):
     tiny Llama on two GSM8K-style questions (2 traces, 4 continuations, stride 4, 16 new tokens,
     and ``settings``)."""
     def write(name, **kw):
-        model, tok = tiny("llama", seed=4, eos_bias=2.0)
+        loaded = tiny("llama", seed=4, eos_bias=2.0)
         settings = rollout.RolloutConfig(n_traces=2, n_continuations=4, stride=4, max_new_tokens=16, **kw)
         path = tmp_path / name
-        run = store.RunStore.open(path, runs.run_config("tiny", "gsm8k", settings, "fp32", None, None, 0))
-        eng = rollout.Engine(model, tok, tasks.get("gsm8k"), settings, chat=False)
+        run = store.RunStore.open(path, RunConfig("tiny", "gsm8k", settings, precision="fp32").stored(loaded.weights))
+        eng = rollout.Engine(loaded, tasks.get("gsm8k"), settings)
         questions = [tasks.Question(id="q1", text="Tom has 12 apples and buys 1 more. How many?", gold="13"),
                      tasks.Question(id="q2", text="2 + 2?", gold="4")]
         for k, q in enumerate(questions):

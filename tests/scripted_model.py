@@ -8,7 +8,7 @@ directory is on ``sys.path`` (see ``conftest.py``).
 import torch
 from transformers import LlamaForCausalLM
 
-from siautil import rollout, tasks, testing
+from siautil import models, rollout, tasks, testing
 
 TASK = tasks.get("gsm8k")
 Q = tasks.Question(id="q1", text="Tom has 12 apples and buys 1 more. How many?", gold="13")
@@ -46,10 +46,9 @@ def scripted(max_new_tokens=80, stride=8, **kw):
     tok = testing.char_tokenizer()
     torch.manual_seed(0)
     model = ScriptedLM(testing.tiny_config("llama", vocab_size=len(tok))).eval()
-    model.siautil_name = "scripted"
     settings = rollout.RolloutConfig(n_traces=1, n_continuations=3, stride=stride, max_new_tokens=max_new_tokens,
                                      top_k=1, temperature=1.0, top_p=1.0, **kw)
-    engine = rollout.Engine(model, tok, TASK, settings, chat=False)
+    engine = rollout.Engine(models.LoadedModel(model, tok, "scripted", chat=False), TASK, settings)
     model.script = tok(SCRIPT, add_special_tokens=False)["input_ids"]
     model.prompt_len = len(engine.prompt_ids(Q))
     return engine

@@ -22,9 +22,10 @@ def test_flags_name_a_flip_and_a_halving():
 
 def test_every_choice_applies_to_a_real_run():
     task = tasks.get("toy")
-    lm, tok = models.load("toy-sft", "fp32")
+    lm = models.load("toy-sft", "fp32")
+    tok = lm.tokenizer
     cfg = rollout.RolloutConfig(n_traces=4, n_continuations=8, stride=8, max_new_tokens=52, temperature=2.5, top_p=1.0)
-    eng = rollout.Engine(lm, tok, task, cfg, chat=False)
+    eng = rollout.Engine(lm, task, cfg)
     recs = pd.DataFrame([r for k, q in enumerate(task.load(limit=6)) for r in eng.run_question(q, k)])
     tab = choices.table(recs)
     assert set(tab["choice"]) == set(choices.CHOICES)

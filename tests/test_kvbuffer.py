@@ -16,10 +16,11 @@ def test_slot_cache_gives_the_full_forward_logits(tiny, family):
     # third another source, a fourth a private copy of a prefix; mid-decoding the third slot
     # is taken over by a new source, as the engine does when a row finishes. Every step must
     # equal a full forward of each row.
-    model, tok = tiny(family, seed=1)
-    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(), chat=False)
+    lm = tiny(family, seed=1)
+    model, tok = lm.model, lm.tokenizer
+    eng = rollout.Engine(lm, TASK, rollout.RolloutConfig())
     seqs = [tok("Tom has 3 apples")["input_ids"], tok("He buys 4")["input_ids"], tok("So 7")["input_ids"]]
-    kvs = [eng._prefill(s)[0] for s in seqs]
+    kvs = [eng.runner.prefill(s)[0] for s in seqs]
     cache = kvbuffer.SlotCache(kvs[0], slots=4, capacity=2, limit=64)  # too small: must grow
     src = [cache.add_source(kv) for kv in kvs[:2]]
     cache.put(0, src[0], len(seqs[0]))
@@ -58,10 +59,10 @@ def test_attention_that_bypasses_the_interface_is_refused():
     # only the newest token; the engine must say so instead of sampling garbage
     import copy
 
-    model, tok = testing.tiny_model("llama", seed=2)  # its own: the test changes a layer's config
+    lm = testing.tiny_model("llama", seed=2)  # its own: the test changes a layer's config
+    model, tok = lm.model, lm.tokenizer
     model.model.layers[0].self_attn.config = copy.deepcopy(model.config)
-    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(n_traces=1, n_continuations=2, max_new_tokens=8),
-                         chat=False)
+    eng = rollout.Engine(lm, TASK, rollout.RolloutConfig(n_traces=1, n_continuations=2, max_new_tokens=8))
     with pytest.raises(RuntimeError, match="1 of 2 attention layers"):
-        eng.sample_continuations(tok("Q: 1")["input_ids"], [], 2, 8, torch.Generator().manual_seed(0))
+        rollout.generate(lm, [tok("Q: 1")["input_ids"]], 2, 8, eng.config)
     assert model.config._attn_implementation == "sdpa"

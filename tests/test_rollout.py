@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from siautil import models, rollout, tasks, testing
+from siautil import decode, estimators, models, rollout, tasks, testing
 from siautil.sampling import SamplingChain
 
 from scripted_model import Q as SCRIPT_Q
@@ -48,16 +48,18 @@ def _chi2(counts, law, n):
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_engine_samples_the_exact_distribution_and_a_wrong_temperature_is_caught(tiny, precision):
     # in bf16 too: the law is the bf16 model's own (its full forward's logits)
-    model, tok = tiny("llama", seed=3, eos_bias=1.0)
+    lm = tiny("llama", seed=3, eos_bias=1.0)
+    model, tok = lm.model, lm.tokenizer
     if precision == "bf16":
-        model, tok = testing.tiny_model("llama", seed=3, eos_bias=1.0)
+        lm = testing.tiny_model("llama", seed=3, eos_bias=1.0)
+        model, tok = lm.model, lm.tokenizer
         model.to(torch.bfloat16)
-    settings = rollout.RolloutConfig(temperature=0.8, top_p=0.9, top_k=12, max_new_tokens=2, stop_at_answer=False)
-    eng = rollout.Engine(model, tok, TASK, settings, chat=False)
+    settings = rollout.RolloutConfig(temperature=0.8, top_p=0.9, top_k=12, max_new_tokens=2, stop="eos")
+    eng = rollout.Engine(lm, TASK, settings)
     prompt = tok("Q: 3 + 4 =")["input_ids"]
     prefix = tok(" 7")["input_ids"]
     n = 6000
-    conts = eng.sample_continuations(prompt, prefix, n, 2, torch.Generator().manual_seed(0))
+    (conts,) = rollout.generate(lm, [prompt + prefix], n, 2, settings, seed="0")
     counts = {}
     for c in conts:
         counts[tuple(c[:2])] = counts.get(tuple(c[:2]), 0) + 1
@@ -74,14 +76,15 @@ def test_engine_continuations_equal_greedy_generate(tiny, family):
     # are refilled as rows end (3 slots, 2 traces x several checkpoints), each must equal
     # generate's greedy continuation of its own prefix. Larger initial weights give peaked
     # logits, so greedy choices are not near-ties.
-    model, tok = tiny(family, seed=11, eos_bias=1.0, initializer_range=0.5)
+    lm = tiny(family, seed=11, eos_bias=1.0, initializer_range=0.5)
+    model, tok = lm.model, lm.tokenizer
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=1, stride=6, max_new_tokens=30, top_k=1,
-                                stop_at_answer=False, max_batch_rows=3)
-    eng = rollout.Engine(model, tok, TASK, cfg, chat=False)
+                                stop="eos", max_batch_rows=3)
+    eng = rollout.Engine(lm, TASK, cfg)
     prompt = tok("Q: 3 + 4 =")["input_ids"]
     g = torch.Generator().manual_seed(0)
     traces = [torch.randint(4, len(tok), (n,), generator=g).tolist() for n in (17, 11)]
-    cps = eng.continue_traces(prompt, eng.prepare_traces(prompt, traces), g)
+    cps = eng.continue_traces(prompt, traces, seed="0")
     lengths = set()
     for cp in cps:
         i, t, (cont,) = cp.trace, cp.t, [r.tokens for r in cp.continuations]
@@ -96,9 +99,10 @@ def test_engine_continuations_equal_greedy_generate(tiny, family):
 
 @pytest.mark.parametrize("family", testing.FAMILIES)
 def test_every_architecture_runs_the_whole_engine(tiny, family):
-    model, tok = tiny(family, seed=2, eos_bias=0.5)
+    lm = tiny(family, seed=2, eos_bias=0.5)
+    model, tok = lm.model, lm.tokenizer
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=3, stride=7, max_new_tokens=40)
-    recs = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
+    recs = rollout.Engine(lm, TASK, cfg).run_question(Q, 0)
     for trace in (0, 1):
         ts = [r["t"] for r in recs if r["trace"] == trace]
         T = [r["T"] for r in recs if r["trace"] == trace][0]
@@ -108,12 +112,13 @@ def test_every_architecture_runs_the_whole_engine(tiny, family):
 
 
 def test_same_seed_same_records_and_seed_matters(tiny):
-    model, tok = tiny("qwen2", seed=4, eos_bias=0.5)
+    lm = tiny("qwen2", seed=4, eos_bias=0.5)
+    model, tok = lm.model, lm.tokenizer
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=4, stride=5, max_new_tokens=30, seed=11)
-    a = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
-    b = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
+    a = rollout.Engine(lm, TASK, cfg).run_question(Q, 0)
+    b = rollout.Engine(lm, TASK, cfg).run_question(Q, 0)
     assert a == b
-    c = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**{**cfg.as_dict(), "seed": 12}), chat=False).run_question(Q, 0)
+    c = rollout.Engine(lm, TASK, rollout.RolloutConfig(**{**cfg.as_dict(), "seed": 12})).run_question(Q, 0)
     assert a != c
 
 
@@ -121,12 +126,13 @@ def test_each_row_draws_from_its_own_stream_whatever_the_batch(tiny):
     # other batch sizes and windows put rows beside other rows: with per-row streams they draw
     # the same tokens (fp32 logits differ with the batch only in the last bits, too little to
     # move a draw here), so the records are the same; a shared generator would change them all
-    model, tok = tiny("llama", seed=5, eos_bias=0.5)
+    lm = tiny("llama", seed=5, eos_bias=0.5)
+    model, tok = lm.model, lm.tokenizer
     base = dict(n_traces=2, n_continuations=4, stride=5, max_new_tokens=30)
     qs = [(0, Q), (1, tasks.Question("q2", "Anna has 9 books and gives away 2. How many?", "7"))]
 
     def records(**kw):
-        eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(**base, **kw), chat=False)
+        eng = rollout.Engine(lm, TASK, rollout.RolloutConfig(**base, **kw))
         return {k: rs for w in range(0, 2, kw.get("window", 8)) for k, rs in eng.run_window(qs[w: w + kw.get("window", 8)])}
 
     small, large, single = records(max_batch_rows=4), records(max_batch_rows=256), records(window=1)
@@ -134,20 +140,11 @@ def test_each_row_draws_from_its_own_stream_whatever_the_batch(tiny):
     assert records(seed=1) != small
 
 
-def test_continuations_stop_once_the_answer_is_written(tiny):
-    model, tok = tiny("llama", seed=6)
-    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(max_new_tokens=50, stop="answer"), chat=False)
-    row = rollout._Row(budget=50, tail="so the answer is 12")
-    logits = torch.zeros(len(tok))
-    assert not eng._accept(row, tok.convert_tokens_to_ids("."), logits)
-    assert eng._accept(row, tok.convert_tokens_to_ids("\n"), logits) and row.finish is rollout.Finish.ANSWER
-    assert row.finish == "answer"  # stored as its string value
-
-
 def test_a_token_shuffle_shows_the_continuations_the_prefix_permuted(tiny):
-    model, tok = tiny("llama", seed=7, eos_bias=0.3)
+    lm = tiny("llama", seed=7, eos_bias=0.3)
+    model, tok = lm.model, lm.tokenizer
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=2, stride=5, max_new_tokens=25, shuffle="tokens")
-    recs = rollout.Engine(model, tok, TASK, cfg, chat=False).run_question(Q, 0)
+    recs = rollout.Engine(lm, TASK, cfg).run_question(Q, 0)
     assert [r["t"] for r in recs if r["trace"] == 0] == sorted(set(range(0, recs[0]["T"] + 1, 5)) | {recs[0]["T"]})
     moved = 0
     for r in recs:
@@ -160,11 +157,12 @@ def test_a_token_shuffle_shows_the_continuations_the_prefix_permuted(tiny):
 def test_a_steps_shuffle_keeps_the_format_and_changes_what_the_steps_say():
     from siautil.tasks.toy import STEP
 
-    lm, tok = models.load("toy-sft", "fp32")
+    lm = models.load("toy-sft", "fp32")
+    tok = lm.tokenizer
     task = tasks.get("toy")
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=4, stride=8, max_new_tokens=52, temperature=1.0,
                                 top_p=1.0, shuffle="steps")
-    recs = [r for k, q in enumerate(task.load(limit=3)) for r in rollout.Engine(lm, tok, task, cfg).run_question(q, k)]
+    recs = [r for k, q in enumerate(task.load(limit=3)) for r in rollout.Engine(lm, task, cfg).run_question(q, k)]
     changed = 0
     for r in recs:
         written = r["trace_text"][:r["prefix_chars"]]
@@ -179,8 +177,9 @@ def test_a_steps_shuffle_keeps_the_format_and_changes_what_the_steps_say():
 
 
 def test_context_overflow_names_the_question(tiny):
-    model, tok = tiny("llama", max_position_embeddings=64)
-    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(max_new_tokens=50), chat=False)
+    lm = tiny("llama", max_position_embeddings=64)
+    model, tok = lm.model, lm.tokenizer
+    eng = rollout.Engine(lm, TASK, rollout.RolloutConfig(max_new_tokens=50))
     with pytest.raises(ValueError, match="question q1.*context of 64"):
         eng.run_question(Q)
 
@@ -196,10 +195,14 @@ def test_stop_rule_eos_runs_past_the_first_answer():
     last = recs[recs.t == T].iloc[0]
     assert not last["deterministic"] and sum(last["continuation_tokens"]) == 0  # sampled: EOS at once
     assert list(last["answers"]) == ["13"] * 3
-    # the flag: no answer before "12." is written, one from there on
-    cut = SCRIPT.index("12.") + 3
-    for _, r in recs.iterrows():
-        assert r["holds_answer"] == (r["prefix_chars"] >= cut), (r["t"], r["prefix_text"])
+    # where the prefixes stand with the answer, read from their text: none before "12" is
+    # written, one from there on ("written", or "growing" where it ends in "13." that may
+    # still become 13.5)
+    states = pd.Series(estimators.answer_states(recs), index=recs.index)
+    start = SCRIPT.index("12")
+    assert (states[recs["prefix_chars"] <= start] == "none").all()
+    after = states[recs["prefix_chars"] >= start + 4]
+    assert len(after) and after.isin(["written", "growing"]).all() and (after == "written").any()
     assert recs["prefix_text"].tolist() == [SCRIPT[:c] for c in recs["prefix_chars"]]
     early = recs[recs.t == 0].iloc[0]
     assert [early["prefix_text"] + c for c in early["continuations"]] == [SCRIPT] * 3
@@ -212,19 +215,19 @@ def test_stop_rule_answer_stops_at_the_first_and_still_samples_t_equals_T():
     T = recs["T"].iloc[0]
     assert recs["t"].tolist() == rollout.checkpoints(T, 8)
     last = recs[recs.t == T].iloc[0]
-    assert not last["deterministic"] and last["holds_answer"]
+    assert not last["deterministic"] and estimators.answer_states(recs[recs.t == T])[0] == "written"
     assert list(last["continuations"]) == ["Wait, "] * 3 and list(last["answers"]) == ["12"] * 3
 
 
 def test_a_trace_stopped_at_its_answer_keeps_keys_and_logits_for_t_equals_T():
     eng = scripted(stop="answer")
     prompt = eng.prompt_ids(SCRIPT_Q)
-    (trace,) = eng.sample_traces(prompt, eng.stream_seed(SCRIPT_Q))
+    (trace,) = eng._sample_traces(prompt, eng.stream_seed(SCRIPT_Q))
     T = len(trace.tokens)
-    assert trace.finish is rollout.Finish.ANSWER and T in trace.logits
+    assert trace.finish is decode.Finish.ANSWER and T in trace.logits
     assert trace.kv[0][0].shape[-2] == len(prompt) + T  # the last token was encoded too
     with torch.no_grad():  # and the logits at T are those of a full forward pass
-        full = eng.model(torch.tensor([prompt + trace.tokens])).logits[0, -1]
+        full = eng.loaded.model(torch.tensor([prompt + trace.tokens])).logits[0, -1]
     torch.testing.assert_close(trace.logits[T], full, atol=1e-4, rtol=0)
 
 
@@ -239,10 +242,11 @@ def test_a_checkpoint_with_no_budget_left_is_deterministic():
 
 
 def test_the_runs_top_k_is_its_own_whatever_the_model_says():
-    model, tok = testing.tiny_model("llama", seed=1)  # its own: the test changes its generation_config
+    lm = testing.tiny_model("llama", seed=1)  # its own: the test changes its generation_config
+    model, tok = lm.model, lm.tokenizer
     model.generation_config.top_k = 20
     model.generation_config.temperature = 0.3
-    eng = rollout.Engine(model, tok, TASK, rollout.RolloutConfig(temperature=0.9, top_p=0.8), chat=False)
+    eng = rollout.Engine(lm, TASK, rollout.RolloutConfig(temperature=0.9, top_p=0.8))
     assert (eng.chain.top_k, eng.chain.temperature, eng.chain.top_p) == (0, 0.9, 0.8)
     assert rollout.RolloutConfig(top_k=None).top_k == 0
 
@@ -254,7 +258,6 @@ def test_settings_outside_the_protocol_are_refused_with_the_valid_ones():
         rollout.RolloutConfig(extraction="regex")
     with pytest.raises(ValueError, match="repetition_penalty must be 1.0"):
         rollout.RolloutConfig(repetition_penalty=1.1)
-    assert rollout.RolloutConfig(stop_at_answer=True).stop == "answer"  # the old keyword
     # the precision, the one run setting outside RolloutConfig: test_models.py
 
 
@@ -262,11 +265,12 @@ def _toy_answers(window, temperature, n_questions=12):
     """Answer counts per (question, checkpoint position) of toy-sft on the toy task."""
     from siautil import models
 
-    lm, tok = models.load("toy-sft", "fp32")
+    lm = models.load("toy-sft", "fp32")
+    tok = lm.tokenizer
     task = tasks.get("toy")
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=16, stride=8, max_new_tokens=52,
                                 temperature=temperature, top_p=1.0, window=window)
-    eng = rollout.Engine(lm, tok, task, cfg)
+    eng = rollout.Engine(lm, task, cfg)
     qs = list(enumerate(task.load(limit=n_questions)))
     recs = [r for w in range(0, n_questions, window) for _, rs in eng.run_window(qs[w: w + window]) for r in rs]
     df = pd.DataFrame(recs).explode("answers")
@@ -312,13 +316,15 @@ class _EosFrom(torch.nn.Module):
 
 
 def test_a_question_with_long_traces_does_not_hold_the_window_back():
-    model, tok = testing.tiny_model("llama", seed=3)
+    lm = testing.tiny_model("llama", seed=3)
+    model, tok = lm.model, lm.tokenizer
     long_q = tasks.Question("long", "1+1?", "2")
     short_q = tasks.Question("short", "What is one plus one, written as a number? " * 3, "2")
     cfg = rollout.RolloutConfig(n_traces=2, n_continuations=2, stride=10, max_new_tokens=90, window=2)
-    eng = rollout.Engine(_EosFrom(model, 0, tok.eos_token_id), tok, TASK, cfg, chat=False)
+    wrapped = _EosFrom(model, 0, tok.eos_token_id)
+    eng = rollout.Engine(models.LoadedModel(wrapped, tok, "eos-from", chat=False), TASK, cfg)
     start = len(eng.prompt_ids(short_q)) + 3  # the short question's rows end almost at once
-    eng.model.start = start
+    wrapped.start = start
     assert len(eng.prompt_ids(long_q)) < start - 40
     finished = []
     for k, recs in eng.run_window([(0, long_q), (1, short_q)]):

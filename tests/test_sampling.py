@@ -32,7 +32,7 @@ def test_fast_sampler_is_transformers_chain(chain):
 
 
 def test_chain_follows_generate_defaults():
-    model, _ = testing.tiny_model("llama")  # its own: the test changes its generation_config
+    model = testing.tiny_model("llama").model  # its own: the test changes its generation_config
     model.generation_config.top_k = None
     assert SamplingChain.for_model(model, 0.7, 0.95).top_k == 50
     model.generation_config.top_k = 20
