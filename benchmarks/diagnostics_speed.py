@@ -1,6 +1,6 @@
 """Time every diagnostic over a large run (default one million checkpoint records).
 
-    .venv/bin/python benchmarks/diagnostics_speed.py [--records 1000000] [--continuations 16]
+    .venv/bin/python benchmarks/diagnostics_speed.py [--records 1000000] [--n-continuations 16]
 
 Records come from the oracle reasoner (T = 40 tokens, stride 4: 11 checkpoints per trace,
 4 traces per question); generating them is not timed.
@@ -17,15 +17,15 @@ from siautil import oracle
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--records", type=int, default=1_000_000)
-    ap.add_argument("--continuations", type=int, default=16)
+    ap.add_argument("--n-continuations", type=int, default=16)
     args = ap.parse_args()
     per_question = 4 * 11
     start = time.perf_counter()
     run = oracle.sample_run(oracle.aligned(), n_questions=max(1, args.records // per_question), n_traces=4,
-                            n_continuations=args.continuations, stride=4, seed=0)
+                            n_continuations=args.n_continuations, stride=4, seed=0)
     # the run store hands records over with Arrow-backed answer lists, as here
     run = E.arrow_records(run)
-    print(f"generated {len(run):,} records x {args.continuations} answers in {time.perf_counter() - start:.1f} s (not timed below)")
+    print(f"generated {len(run):,} records x {args.n_continuations} answers in {time.perf_counter() - start:.1f} s (not timed below)")
     total = 0.0
     t0 = time.perf_counter()
     traj = E.estimate(run)

@@ -13,12 +13,13 @@ from dataclasses import replace
 import torch
 
 from siautil import cluster, grid, runs
+from siautil.config import RunConfig
 
 torch.set_num_threads(1)
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # read by ray.init: no network
 
 S = replace(grid.TOY, n_traces=2, n_continuations=3, stride=8, window=1)
-CELLS = [grid.Cell(f"toy-{r}", "toy", S, limit=12) for r in ("base", "sft", "rl")]
+CELLS = [RunConfig(f"toy-{r}", "toy", S, limit=12) for r in ("base", "sft", "rl")]
 root = tempfile.mkdtemp()
 t = time.perf_counter()
 for c in CELLS:
@@ -35,11 +36,11 @@ print(f"ray.init (local cluster, 2 CPUs): {init:.1f} s", flush=True)
 for k, name in ((2, "cold workers"), (2, "warm workers"), (1, "warm workers")):
     shutil.rmtree(f"{root}/ray", ignore_errors=True)
     t = time.perf_counter()
-    cluster.run_grid("default", f"{root}/ray", shards_per_cell=k, chosen=CELLS, progress=False)
+    cluster.run_ray("default", f"{root}/ray", shards_per_cell=k, chosen=CELLS, progress=False)
     print(f"ray grid, {len(CELLS) * k} tasks, {name}: {time.perf_counter() - t:.1f} s", flush=True)
 # a grid already complete: every task opens its store, loads its questions and finds nothing to do
 t = time.perf_counter()
-cluster.run_grid("default", f"{root}/ray", shards_per_cell=4, chosen=CELLS, progress=False)
+cluster.run_ray("default", f"{root}/ray", shards_per_cell=4, chosen=CELLS, progress=False)
 print(f"ray grid already complete, {len(CELLS) * 4} no-op tasks: {time.perf_counter() - t:.2f} s", flush=True)
 t = time.perf_counter()
 for c in CELLS:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/rollout_throughput.py                 # all three workloads, CPU
     .venv/bin/python benchmarks/rollout_throughput.py --workload smollm2 --precision bf16
-    .venv/bin/python benchmarks/rollout_throughput.py --device cuda   # a Qwen2.5-3B-shaped model, 4-bit
+    .venv/bin/python benchmarks/rollout_throughput.py --device cuda   # a Qwen2.5-3B-shaped model, bf16 (--precision nf4)
 
 The workload: fixed traces (a few hundred tokens each), checkpoints every ``stride`` tokens,
 ``M`` continuations per checkpoint. *Realistic*: continuations end at EOS at varied lengths
@@ -39,16 +39,16 @@ import torch
 def build(args):
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-    from siautil import testing
+    from siautil import toy
 
-    tok = testing.char_tokenizer()
+    tok = toy.char_tokenizer()
     torch.manual_seed(0)
     if args.device == "cuda":
         cfg = Qwen2Config(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
                           num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=32768,
                           tie_word_embeddings=True, eos_token_id=2, bos_token_id=1, pad_token_id=0)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
-        if args.quantize == "4bit":
+        if args.precision == "nf4":
             from transformers import BitsAndBytesConfig
             import tempfile
             with tempfile.TemporaryDirectory() as d:
@@ -107,26 +107,27 @@ def workload(args, model, tok):
     g = torch.Generator().manual_seed(1)
     prompt = tok("Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer:")["input_ids"]
     vocab = len(tok)
-    traces = [torch.randint(4, vocab, (args.trace_len,), generator=g).tolist() for _ in range(args.traces)]
+    traces = [torch.randint(4, vocab, (args.trace_len,), generator=g).tolist() for _ in range(args.n_traces)]
     return prompt, traces
 
 
 def run_one(args) -> dict:
-    from siautil import rollout, tasks
+    from siautil import models, rollout, tasks
 
     torch.set_num_threads(args.threads)
     model, tok = build(args)
+    loaded = models.LoadedModel(model, tok, "benchmark", args.precision, chat=False)
     prompt, traces = workload(args, model, tok)
     budget = args.fixed_len if args.workload == "fixed" else args.max_new_tokens
     settings = rollout.RolloutConfig(n_traces=len(traces), n_continuations=args.m, stride=args.stride,
                                      max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95, top_k=50,
-                                     max_batch_rows=args.batch_rows, stop_at_answer=args.workload != "fixed")
-    engine = rollout.Engine(model, tok, tasks.get("gsm8k"), settings, chat=False)
+                                     max_batch_rows=args.batch_rows,
+                                     stop="answer" if args.workload != "fixed" else "eos")
+    engine = rollout.Engine(loaded, tasks.get("gsm8k"), settings)
     checkpoints = [(i, t) for i, tr in enumerate(traces) for t in rollout.checkpoints(len(tr), args.stride)]
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    gen = torch.Generator(device=args.device).manual_seed(0)
     sync()
     start = time.perf_counter()
     tokens = 0
@@ -143,9 +144,8 @@ def run_one(args) -> dict:
             for row in new.tolist():  # tokens before EOS, as the engine counts them
                 tokens += row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
     else:
-        rows = engine.prepare_traces(prompt, traces)
-        cps = engine.continue_traces(prompt, rows, gen,
-                                               max_continuation_tokens=budget if args.workload == "fixed" else None)
+        cps = engine.continue_traces(prompt, traces, seed="0",
+                                     max_continuation_tokens=budget if args.workload == "fixed" else None)
         tokens = sum(len(r.tokens) for cp in cps for r in cp.continuations)
     sync()
     wall = time.perf_counter() - start
@@ -165,7 +165,8 @@ def run_smollm2(args) -> dict:
     from siautil import grid, models, rollout, tasks
 
     torch.set_num_threads(args.threads)
-    lm, tok = models.load("smollm2-135m-instruct", args.precision, device=args.device)
+    loaded = models.load("smollm2-135m-instruct", args.precision, device=args.device)
+    lm, tok = loaded.model, loaded.tokenizer
     settings = replace(grid.SMOL, window=args.window, max_batch_rows=args.batch_rows)
     work = [(name, tasks.get(name).load(limit=args.questions)) for name in ("gsm8k", "arc-easy")]
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
@@ -177,7 +178,7 @@ def run_smollm2(args) -> dict:
     if args.method == "engine":
         saved = []
         for name, questions in work:
-            engine = rollout.Engine(lm, tok, tasks.get(name), settings)
+            engine = rollout.Engine(loaded, tasks.get(name), settings)
             for w in range(0, len(questions), settings.window):
                 window = [(k, questions[k]) for k in range(w, min(w + settings.window, len(questions)))]
                 for k, recs in engine.run_window(window):
@@ -242,8 +243,7 @@ def flops_per_token(model) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--quantize", default="4bit")
-    ap.add_argument("--traces", type=int, default=4)
+    ap.add_argument("--n-traces", type=int, default=4)
     ap.add_argument("--trace-len", type=int, default=300)
     ap.add_argument("--stride", type=int, default=30)
     ap.add_argument("--m", type=int, default=16)
@@ -254,12 +254,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workload", choices=["realistic", "fixed", "smollm2", "both", "all"], default="all",
                     help="both: realistic and fixed; all: both and smollm2")
-    ap.add_argument("--precision", default="fp32", help="smollm2 workload: fp32 or bf16 (both methods)")
+    ap.add_argument("--precision", default=None, choices=["fp32", "bf16", "nf4"],
+                    help="weights of both methods (default: bf16 on cuda, fp32 on a CPU; nf4 on cuda only)")
     ap.add_argument("--questions", type=int, default=4, help="smollm2 workload: questions per dataset")
     ap.add_argument("--window", type=int, default=8, help="smollm2 workload: questions in flight")
     ap.add_argument("--traces-file", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--method", choices=["generate", "engine"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.precision = args.precision or ("bf16" if args.device == "cuda" else "fp32")
     if args.method:
         print(json.dumps(run_smollm2(args) if args.workload == "smollm2" else run_one(args)))
         return
@@ -295,8 +297,7 @@ def roofline(args, engine: dict) -> None:
     from siautil import models
 
     torch.set_num_threads(args.threads)
-    lm, _ = models.load("smollm2-135m-instruct", "fp32", device=args.device)
-    per_token = flops_per_token(lm)
+    per_token = flops_per_token(models.load("smollm2-135m-instruct", "fp32", device=args.device).model)
     print()
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         g = matmul_gflops(dtype, args.device)

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from . import paths
+from . import paths, workers
 from .errors import SiautilError
 
 #: Cell tag papermill gives the cell it injects; the book hides that cell.
@@ -319,11 +319,10 @@ def _execute_timed(name: str, parameters: Mapping[str, Any], root: Path, threads
 
 
 def default_jobs() -> int:
-    """Chapters executed at once by default: one per core, at most 4 (a chapter's kernel
-    mostly waits on one thread of pandas, matplotlib or a small model)."""
-    from .workers import MAX_PROCESSES, cores
-
-    return max(1, min(cores(), MAX_PROCESSES))
+    """Chapters executed at once by default: one per core, at most
+    :data:`siautil.workers.MAX_PROCESSES` (a chapter's kernel mostly waits on one thread of
+    pandas, matplotlib or a small model)."""
+    return max(1, min(workers.cores(), workers.MAX_PROCESSES))
 
 
 def build(names: Sequence[str] | None = None, parameters: Mapping[str, Any] | None = None,
@@ -356,8 +355,6 @@ def build(names: Sequence[str] | None = None, parameters: Mapping[str, Any] | No
                 errors.append(str(e))
     else:
         import concurrent.futures as cf
-
-        from . import workers
 
         threads = max(1, workers.cores() // jobs)
         print(f"[book] executing {len(todo)} chapters, {jobs} at once", flush=True)

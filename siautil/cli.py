@@ -32,18 +32,17 @@ def _book(args: argparse.Namespace) -> int:
 
 
 def _rollout(args: argparse.Namespace) -> int:
-    from . import rollout, runs
+    from . import config, rollout, runs
 
     values = {name: getattr(args, name) for name in _setting_names()}
     if values["max_new_tokens"] is None:
-        values["max_new_tokens"] = runs.default_budget(args.model)
+        values["max_new_tokens"] = config.default_budget(args.model)
         if values["max_new_tokens"] < rollout.RolloutConfig().max_new_tokens:
             print(f"max_new_tokens {values['max_new_tokens']}: half the context of {args.model} "
                   "(--max-new-tokens sets it)", flush=True)
-    settings = rollout.RolloutConfig(**values)
-    path = runs.rollout_to_store(args.model, args.task, args.out, settings, limit=args.limit, shard=args.shard,
-                                 precision=args.precision, quantize=args.quantize, device=args.device,
-                                 split=args.split, sample=args.sample, data_dir=args.data_dir)
+    run = config.RunConfig(args.model, args.task, rollout.RolloutConfig(**values), precision=args.precision,
+                           split=args.split, sample=args.sample, limit=args.limit)
+    path = runs.sample(run, args.out, shard=args.shard, device=args.device, data_dir=args.data_dir)
     if path is not None:  # None: this shard had nothing to do, and said so
         print(f"records in {path}")
     return 0
@@ -58,10 +57,10 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _grid(args: argparse.Namespace) -> int:
-    from . import runs
+    from . import grid, models, paths, runs, workers
 
     if args.estimate:
-        print(runs.cost(args.profile, args.device).to_string(index=False))
+        print(grid.cost(args.profile, args.device).to_string(index=False))
         return 0
     ray_options = {k: v for k, v in dict(address=args.address, shards_per_cell=args.shards_per_cell,
                                          cpus=args.cpus_per_task, gpus=args.gpus_per_task,
@@ -77,15 +76,28 @@ def _grid(args: argparse.Namespace) -> int:
         flags = ", ".join("--" + {"cpus": "cpus-per-task", "gpus": "gpus-per-task"}.get(k, k).replace("_", "-")
                           for k in ray_options)
         raise ValueError(f"{flags}: only with --executor ray")
-    elif "://" not in (args.runs_dir or "").removeprefix("file://"):  # run_grid refuses other URLs
-        workers, threads = runs.local_workers(args.profile, args.workers, args.shard)
-        if workers > 1:
+    elif not paths.is_url(args.runs_dir):  # sample_grid refuses a URL without Ray
+        import torch
+
+        serial = args.profile.startswith("paper") or models.default_device().startswith("cuda")
+        processes, threads = workers.local_workers(args.workers, args.shard, serial, torch.get_num_threads())
+        if processes > 1:
             from . import cluster
 
-            sampler = cluster.local_sampler(workers, threads)
+            sampler = cluster.local_sampler(processes, threads)
+    runs.sample_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, sampler=sampler)
+    if args.no_book or (args.shard and not args.shard.startswith("0/")):
+        return 0
+    if paths.is_url(args.runs_dir):
+        print(f"the book reads local run stores: copy {args.runs_dir} to a local directory and run "
+              f"`siautil grid --profile {args.profile} --runs-dir DIR` there to build it", flush=True)
+        return 0
+    from . import book
 
-    runs.run_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, book=not args.no_book, sampler=sampler,
-                  jobs=args.jobs)
+    params = {"profile": args.profile}
+    if args.runs_dir:
+        params["runs_dir"] = str(paths.local(args.runs_dir).resolve())
+    book.build(parameters=params, parameters_if_declared=True, jobs=args.jobs)
     return 0
 
 
@@ -99,7 +111,7 @@ def _toy(args: argparse.Namespace) -> int:
     report = toy.train(regimes, out=Path(args.out) if args.out else toy.ASSETS, seeds=seeds)
     for (seed, regime), r in report.items():
         print(f"seed {seed} {regime}: {r['seconds']} s, held-out accuracy {r['accuracy']:.3f}, "
-              f"step accuracy {r['step accuracy']:.3f}, faithfulness {r['faithfulness']:.3f}")
+              f"step accuracy {r['step_accuracy']:.3f}, faithfulness {r['faithfulness']:.3f}")
     return 0
 
 
@@ -126,8 +138,6 @@ SETTING_HELP = {
 #: Flags whose default is not the setting's: the budget's depends on the model (``runs.default_budget``),
 #: so that a run with the defaults fits a model of short context.
 FLAG_DEFAULTS = {"max_new_tokens": (None, "600, or half the model's context where that is shorter")}
-#: The spellings the flags had before they were derived from the settings.
-SETTING_ALIASES = {"n_traces": ["--traces"], "n_continuations": ["--continuations"]}
 
 
 def _setting_choices() -> dict[str, tuple[str, ...]]:
@@ -170,7 +180,7 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
     """One flag per sampling setting, its type and default taken from ``RolloutConfig``."""
     choices = _setting_choices()
     for f, kind, optional in _settings():
-        flags = ["--" + f.name.replace("_", "-"), *SETTING_ALIASES.get(f.name, [])]
+        flags = ["--" + f.name.replace("_", "-")]
         help_text = SETTING_HELP.get(f.name, "")
         if kind is bool:
             parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
@@ -183,7 +193,7 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import grid, models
+    from . import grid, models, workers
 
     parser = argparse.ArgumentParser(prog="siautil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,7 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(r)
     r.add_argument("--precision", choices=models.PRECISIONS, default=None,
                    help="weights: fp32, bf16 or 4-bit nf4; default: the model's own (toy: fp32), else bf16 on CUDA and on CPUs with native bf16, fp32 otherwise")
-    r.add_argument("--quantize", choices=["4bit"], default=None, help="the old spelling of --precision nf4")
     r.add_argument("--device", default=None)
     r.set_defaults(func=_rollout)
 
@@ -229,10 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local: on this machine (--workers); ray: every (cell, shard) a task of a Ray cluster "
                         "(pip install 'siautil[ray]'), retried when its worker dies")
-    g.add_argument("--jobs", type=int, metavar="N", help="chapters executed at once, each in its own kernel (default: one per core, at most 4)")
+    g.add_argument("--jobs", type=int, metavar="N", help=f"chapters executed at once, each in its own kernel (default: one per core, at most {workers.MAX_PROCESSES})")
     g.add_argument("--workers", type=int, metavar="N",
                    help="local executor: sample in N processes of this machine, each cell cut into N shards "
-                        "(default: one per core, at most 4, on a CPU; 1 on a GPU, with --shard, and for the "
+                        f"(default: one per core, at most {workers.MAX_PROCESSES}, on a CPU; 1 on a GPU, with --shard, and for the "
                         "paper's large models)")
     ray_flags = g.add_argument_group("with --executor ray")
     ray_flags.add_argument("--address", help="Ray cluster to join: auto (the one this machine belongs to) or "
@@ -263,9 +272,9 @@ def _kept(args: argparse.Namespace) -> str:
     if args.command == "rollout":
         return f"the questions finished are kept in {args.out}; {again}"
     if args.command == "grid":
-        from . import runs
+        from . import paths
 
-        where = args.runs_dir or runs.default_runs_dir()
+        where = args.runs_dir or paths.default_runs_dir()
         return f"the questions finished are kept under {where}/{args.profile}; {again}"
     if args.command == "book":
         return f"the chapters executed before keep their pages; {again}"

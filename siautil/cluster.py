@@ -1,10 +1,10 @@
 """The grid across processes: on a Ray cluster (``siautil grid --profile P --executor ray``), or
 in worker processes of this machine (``--workers N``, :func:`run_local`).
 
-:func:`run_grid` turns every (cell, shard) of a profile into one Ray task. A task samples its
-shard of the cell's windows into the cell's run store with :func:`siautil.runs.ensure` (or, for
-a runs directory at an fsspec URL, :func:`siautil.runs.rollout_to_store` into
-``URL/PROFILE/CELL``), exactly as ``siautil grid --shard k/K`` does on one machine, so the stores
+:func:`run_ray` turns every (cell, shard) of a profile into one Ray task. A task samples its
+shard of the cell's windows into the cell's run store (:func:`siautil.runs.sample` into
+:func:`siautil.paths.run_dir`, a local path or ``URL/PROFILE/CELL``), exactly as
+``siautil grid --shard k/K`` does on one machine, so the stores
 are those of a local run and ``runs.records``, the chapters and ``siautil merge`` read them
 unchanged. A task asks for one GPU on a cluster that has GPUs, else one CPU (``cpus``,
 ``gpus`` override), and is run again when its worker dies (``max_retries``): it resumes from
@@ -22,12 +22,12 @@ this executor is asked for.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from . import grid, runs, store, tasks, workers
+from . import grid, paths, runs, store, workers
+from .config import RunConfig
 from .errors import SiautilError
 
 #: what a driver passes on to the workers it starts (their data, the hub's cache and mode)
@@ -51,45 +51,22 @@ def import_ray():
     return ray
 
 
-def cell_dir(cell: grid.Cell, profile: str, runs_dir: str) -> str:
-    """Where ``cell`` keeps its store under ``runs_dir`` (a local path, as
-    :func:`siautil.runs.run_dir`, or an fsspec URL)."""
-    if _is_url(runs_dir):
-        return f"{runs_dir.rstrip('/')}/{profile}/{cell.name}"
-    return str(runs.run_dir(cell, profile, runs_dir))
-
-
-def _is_url(runs_dir: str) -> bool:
-    return "://" in runs_dir and not runs_dir.startswith("file://")
-
-
 def _local(runs_dir: str | os.PathLike | None) -> str:
     """The runs directory as every worker reads it: an absolute path (workers start elsewhere)
     or the URL as given."""
-    text = os.fspath(runs_dir) if runs_dir is not None else str(runs.default_runs_dir())
-    if _is_url(text):
-        return text
-    return str(Path(text.removeprefix("file://")).resolve())
+    text = os.fspath(runs_dir) if runs_dir is not None else str(paths.default_runs_dir())
+    return text if paths.is_url(text) else str(paths.local(text).resolve())
 
 
-def run_shard(cell: grid.Cell, profile: str, runs_dir: str, shard: str, threads: int) -> str:
+def run_shard(cell: RunConfig, profile: str, runs_dir: str, shard: str, threads: int) -> str:
     """One task (of Ray, or of a local worker process): shard ``shard`` of ``cell`` sampled into
     its store (resuming). ``threads`` is the torch thread count, the task's CPUs, so a task
     decodes as a local run with as many threads does (the last bits of the logits depend on it)."""
     import torch
 
     torch.set_num_threads(max(1, threads))
-    if _is_url(runs_dir):
-        runs.rollout_to_store(cell.model, cell.task, cell_dir(cell, profile, runs_dir), cell.settings,
-                              limit=cell.limit, split=cell.split, precision=cell.precision, shard=shard,
-                              progress=False)
-    else:
-        runs.ensure(cell, profile, runs_dir, shard=shard, progress=False)
+    runs.sample(cell, paths.run_dir(cell, profile, runs_dir), shard=shard, progress=False)
     return f"{cell.name} {shard}"
-
-
-def _questions(cell: grid.Cell) -> int:
-    return len(tasks.get(cell.task).load(cell.split)[: cell.limit])
 
 
 def _done(run: store.RunStore, n: int) -> int:
@@ -112,9 +89,9 @@ def resources(ray, cpus: float | None = None, gpus: float | None = None) -> dict
     return out
 
 
-def run_grid(profile: str, runs_dir: str | os.PathLike | None = None, shards_per_cell: int = 1,
+def run_ray(profile: str, runs_dir: str | os.PathLike | None = None, shards_per_cell: int = 1,
              address: str | None = None, cpus: float | None = None, gpus: float | None = None,
-             max_retries: int = 3, progress: bool = True, chosen: list[grid.Cell] | None = None) -> pd.DataFrame:
+             max_retries: int = 3, progress: bool = True, chosen: list[RunConfig] | None = None) -> pd.DataFrame:
     """Sample every cell of ``profile`` (or the ``chosen`` cells) on a Ray cluster, each cell in
     ``shards_per_cell`` tasks; returns one row per cell: questions, done, complete.
 
@@ -148,17 +125,17 @@ def run_grid(profile: str, runs_dir: str | os.PathLike | None = None, shards_per
 
 def run_local(profile: str, runs_dir: str | os.PathLike | None = None, processes: int = 2, threads: int = 1,
               shards_per_cell: int | None = None, progress: bool = True,
-              chosen: list[grid.Cell] | None = None) -> pd.DataFrame:
+              chosen: list[RunConfig] | None = None) -> pd.DataFrame:
     """Sample every cell of ``profile`` (or the ``chosen`` cells) in ``processes`` worker
     processes of this machine (:func:`siautil.workers.pool`), each with ``threads`` torch
-    threads; returns the table of :func:`run_grid`.
+    threads; returns the table of :func:`run_ray`.
 
     Each cell is cut into ``shards_per_cell`` tasks (default: one per process) of whole
     windows, as ``--shard`` cuts it between machines, so the stores and records are those a
     serial run with as many threads writes; cells of very different sizes still keep every
     worker busy. A small model decodes at a few dozen rows a step, too few to keep more than
-    one core busy, so on a CPU two processes of one thread sample a grid faster than one process
-    of two threads (the default book on 2 cores: 290 s against 495 s, measured once)."""
+    one core busy, so on a CPU processes of one thread use the cores better than one process
+    of many (``benchmarks/ray_overhead.py`` measures it)."""
     import concurrent.futures as cf
 
     if processes < 1 or threads < 1:
@@ -172,7 +149,7 @@ def run_local(profile: str, runs_dir: str | os.PathLike | None = None, processes
                       result=lambda future: future.result())
 
 
-def _drive(profile: str, runs_dir: str, chosen: list[grid.Cell] | None, shards_per_cell: int, progress: bool,
+def _drive(profile: str, runs_dir: str, chosen: list[RunConfig] | None, shards_per_cell: int, progress: bool,
            desc: str, start, wait, result) -> pd.DataFrame:
     """Run a task per (cell, shard) with ``start(cell, shard)``, shard by shard across the cells,
     and show one progress bar over the grid's questions, read from the stores, until
@@ -180,11 +157,11 @@ def _drive(profile: str, runs_dir: str, chosen: list[grid.Cell] | None, shards_p
     cells = grid.cells(profile) if chosen is None else list(chosen)
     skipped = [c for c in cells if not runs.data_available(c)]
     for c in skipped:
-        print(f"skipped {c.name}: benchmark files not available (set ${tasks.DATA_ENV})", flush=True)
+        print(runs.skipped(c), flush=True)
     cells = [c for c in cells if c not in skipped]
     # one store object per cell for the whole run: it remembers which files it has checked
-    stores = {c.name: store.RunStore(cell_dir(c, profile, runs_dir), {}) for c in cells}
-    sizes = {c.name: _questions(c) for c in cells}
+    stores = {c.name: store.RunStore(paths.run_dir(c, profile, runs_dir), {}) for c in cells}
+    sizes = {c.name: len(runs.questions(c)) for c in cells}
     pending = {start(c, f"{k}/{shards_per_cell}"): (c, k) for k in range(shards_per_cell) for c in cells}
     failed = []
     with tqdm(total=sum(sizes.values()), desc=desc, unit="question", disable=not progress) as bar:
@@ -218,17 +195,17 @@ def _drive(profile: str, runs_dir: str, chosen: list[grid.Cell] | None, shards_p
 
 
 def sampler(**options):
-    """What :func:`siautil.runs.run_grid` calls to sample a profile's cells on Ray:
-    :func:`run_grid` with ``options`` (``address``, ``shards_per_cell``, ``cpus``, ``gpus``,
+    """What :func:`siautil.runs.sample_grid` calls to sample a profile's cells on Ray:
+    :func:`run_ray` with ``options`` (``address``, ``shards_per_cell``, ``cpus``, ``gpus``,
     ``max_retries``). Ray itself is imported when it is called."""
     def sample(profile: str, runs_dir, progress: bool) -> pd.DataFrame:
-        return run_grid(profile, runs_dir, progress=progress, **options)
+        return run_ray(profile, runs_dir, progress=progress, **options)
 
     return sample
 
 
 def local_sampler(processes: int, threads: int = 1):
-    """What :func:`siautil.runs.run_grid` calls to sample a profile's cells in ``processes``
+    """What :func:`siautil.runs.sample_grid` calls to sample a profile's cells in ``processes``
     worker processes of this machine (:func:`run_local`)."""
     def sample(profile: str, runs_dir, progress: bool) -> pd.DataFrame:
         return run_local(profile, runs_dir, processes=processes, threads=threads, progress=progress)

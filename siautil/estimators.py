@@ -6,7 +6,7 @@ gold answer ``y*``. A run's records are a DataFrame with at least the columns
 
     question_id, trace, t, T, answers (list of str | None), gold (str), correct (bool)
 
-(:data:`RECORD_COLUMNS`), the shape the run store writes. Everything here is vectorised over
+(:data:`siautil.schema.ANALYSED`; a run store's records, :mod:`siautil.schema`, have them). Everything here is vectorised over
 records: answers are dictionary-encoded once with pyarrow and counted with numpy.
 """
 
@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 from .infotheory import row_entropy, xlogx
 
 from .errors import SiautilError
+from .schema import ANALYSED
 
-RECORD_COLUMNS = ("question_id", "trace", "t", "T", "answers", "gold", "correct")
 
 #: Default pseudo-count of the gold-surprisal smoothing: ``p̂ = (hits + α) / (M + 2α)``.
 #: ``α = 1/2`` is the Jeffreys (Krichevsky–Trofimov) estimator of a binary probability
@@ -39,9 +39,9 @@ def check_records(records: pd.DataFrame) -> pd.DataFrame:
     """Validate the record columns; an empty run or a missing column gets a clear error."""
     if not isinstance(records, pd.DataFrame):
         raise RecordsError(f"records must be a pandas DataFrame, got {type(records).__name__}")
-    missing = [c for c in RECORD_COLUMNS if c not in records.columns]
+    missing = [c for c in ANALYSED if c not in records.columns]
     if missing:
-        raise RecordsError(f"records lack the columns {missing}; a run's records have {list(RECORD_COLUMNS)}")
+        raise RecordsError(f"records lack the columns {missing}; a run's records have {list(ANALYSED)}")
     if records.empty:
         raise RecordsError("the run has no records: nothing was sampled (or every question was filtered out)")
     return records
@@ -71,7 +71,7 @@ class AnswerCounts:
 
 def _as_arrow_lists(answers) -> pa.Array:
     """Answers as an Arrow ``list<string>`` array: zero-copy for Arrow-backed columns (as read
-    from the run store with ``dtype_backend="pyarrow"``), converted from Python lists otherwise."""
+    from the run store by :func:`siautil.store.load_records`), converted from Python lists otherwise."""
     if isinstance(answers, pd.Series) and isinstance(answers.dtype, pd.ArrowDtype):
         arr = answers.array.__arrow_array__()
         arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from . import paths
 from .errors import SiautilError
 from .tasks.base import use_chat
 
@@ -36,6 +37,21 @@ class ModelSpec:
     gguf_file: str | None = None
     note: str = ""
     precision: str | None = None  # the model's own default (the toy models: fp32, as trained)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to sample from (:func:`load`): the Hugging Face model and its tokenizer,
+    the name runs record, the precision its weights are in, what weights they are
+    (:func:`weights`), and whether its prompts go through the chat template (``None``: the
+    tokenizer decides, :func:`siautil.tasks.base.use_chat`)."""
+
+    model: object
+    tokenizer: object
+    name: str
+    precision: str = "fp32"
+    weights: str = ""
+    chat: bool | None = None
 
 
 REGISTRY: dict[str, ModelSpec] = {}
@@ -107,6 +123,13 @@ TOY_SEEDS = (0, 1, 2)
 #: that is missing says how to train it: ``siautil toy train --regime R --seed K``).
 TOY_SHIPPED = {regime: TOY_SEEDS for regime in TOY_REGIMES}
 TOY_REBUILD = "siautil toy train"
+
+
+def regime(name: str) -> str:
+    """The training regime of a registry model (the paper's Table 1 column; ``"?"`` for a model
+    outside the registry)."""
+    spec = REGISTRY.get(name)
+    return spec.regime if spec else "?"
 
 
 def toy_name(regime: str, seed: int = 0) -> str:
@@ -197,14 +220,9 @@ def resolve(name: str) -> tuple[str, str | None, ModelSpec | None]:
     )
 
 
-def cache_dir() -> Path:
-    """Where converted models are kept (``$SIAUTIL_CACHE``, default ``~/.cache/siautil``)."""
-    return Path(os.environ.get("SIAUTIL_CACHE", Path.home() / ".cache" / "siautil"))
-
-
 def _gguf_copy(src: Path) -> Path:
     """Where the safetensors copy of the GGUF file ``src`` is kept."""
-    return cache_dir() / "gguf" / f"{src.stem}-{src.stat().st_size}"
+    return paths.cache_dir() / "gguf" / f"{src.stem}-{src.stat().st_size}"
 
 
 def _converted_gguf(path: str, gguf: str) -> Path | None:
@@ -244,23 +262,20 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def quantization_config(quantize: str | None, device: str):
-    """The bitsandbytes config for ``"4bit"`` (NF4, bf16 compute) or ``"8bit"``; ``None`` otherwise."""
-    if quantize in (None, "none", ""):
+def quantization_config(precision: str, device: str):
+    """The bitsandbytes config of ``nf4`` (4-bit NormalFloat, bf16 compute); ``None`` for the
+    other precisions."""
+    if precision != "nf4":
         return None
-    if quantize not in ("4bit", "8bit"):
-        raise ModelError(f"quantize must be None, '4bit' or '8bit', got {quantize!r}")
     try:
         import bitsandbytes  # noqa: F401
     except Exception as e:  # noqa: BLE001 - any import failure means the same to the user
-        raise ModelError(f"{quantize} needs bitsandbytes, which failed to import ({e}); "
+        raise ModelError(f"nf4 needs bitsandbytes, which failed to import ({e}); "
                          "pip install bitsandbytes, or use precision='bf16'") from None
     from transformers import BitsAndBytesConfig
 
-    if quantize == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                  bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=False)
-    return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=False)
 
 
 #: The weights a run samples from: ``fp32``; ``bf16`` (the paper's released checkpoints,
@@ -269,28 +284,14 @@ def quantization_config(quantize: str | None, device: str):
 PRECISIONS = ("fp32", "bf16", "nf4")
 
 
-def resolve_precision(precision: str | None = None, quantize: str | None = None,
-                      dtype: torch.dtype | str | None = None, device: str | None = None,
-                      model: str | None = None) -> str:
-    """One ``precision`` from the new setting or the old ``quantize``/``dtype`` keywords
-    (``quantize="4bit"`` is ``nf4``; ``dtype=torch.bfloat16`` is ``bf16``); the default is
-    the registry entry's own (``model``: the toy models are fp32), else :func:`default_precision`.
-    Unknown values are refused with the valid ones."""
+def resolve_precision(precision: str | None = None, device: str | None = None, model: str | None = None) -> str:
+    """``precision`` if given (one of :data:`PRECISIONS`, else refused with the valid ones); by
+    default the registry entry's own (``model``: the toy models are fp32), else
+    :func:`default_precision`."""
     if precision is not None:
         if precision not in PRECISIONS:
             raise ModelError(f"unknown precision {precision!r}; valid precisions: {', '.join(PRECISIONS)}")
         return precision
-    if quantize not in (None, "none", ""):
-        if quantize != "4bit":
-            raise ModelError(f"quantize must be None or '4bit' (precision 'nf4'), got {quantize!r}; "
-                             f"or pass precision= one of {', '.join(PRECISIONS)}")
-        return "nf4"
-    if dtype is not None:
-        name = str(dtype).replace("torch.", "")
-        known = {"float32": "fp32", "fp32": "fp32", "bfloat16": "bf16", "bf16": "bf16"}
-        if name not in known:
-            raise ModelError(f"dtype {dtype!r} is not supported; valid precisions: {', '.join(PRECISIONS)}")
-        return known[name]
     spec = REGISTRY.get(model) if model else None
     if spec is not None and spec.precision is not None:
         return spec.precision
@@ -366,23 +367,21 @@ def text_progress() -> Iterator[None]:
         hf_logging.set_tqdm_hook(previous)
 
 
-def load(name: str, precision: str | None = None, device: str | None = None, *, quantize: str | None = None,
-         dtype: torch.dtype | str | None = None):
+def load(name: str, precision: str | None = None, device: str | None = None) -> LoadedModel:
     """Load a causal LM and its tokenizer, ready for sampling (eval mode, no gradients).
 
     ``name`` is a registry name (:data:`REGISTRY`), a hub id, or a local directory or ``.gguf``
-    file. ``precision`` is one of :data:`PRECISIONS` (default: :func:`resolve_precision`); the
-    old keywords ``quantize="4bit"`` and ``dtype=`` still work (:func:`resolve_precision`).
+    file. ``precision`` is one of :data:`PRECISIONS` (default: :func:`resolve_precision`).
     ``nf4`` is meant for CUDA GPUs; on CPU it runs (bitsandbytes' CPU kernels) for checking, not speed.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path, gguf, spec = resolve(name)
     device = device or default_device()
-    precision = resolve_precision(precision, quantize, dtype, device, model=name)
+    precision = resolve_precision(precision, device, model=name)
     check_precision(name, precision)
     dtype = torch.float32 if precision == "fp32" else torch.bfloat16
-    qconf = quantization_config("4bit" if precision == "nf4" else None, device)
+    qconf = quantization_config(precision, device)
     kwargs = dict(dtype=dtype)
     if gguf:
         kwargs["gguf_file"] = gguf
@@ -409,11 +408,8 @@ def load(name: str, precision: str | None = None, device: str | None = None, *, 
     model.requires_grad_(False)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.siautil_name = spec.name if spec else name
-    model.siautil_precision = precision
-    model.siautil_weights = weights(name)
-    model.siautil_chat = spec.chat if spec else None  # the engine decides chat or plain from this
-    return model, tokenizer
+    return LoadedModel(model, tokenizer, spec.name if spec else name, precision, weights(name),
+                       spec.chat if spec else None)
 
 
 def is_chat(name: str, tokenizer) -> bool:

@@ -33,6 +33,21 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def local_workers(requested: int | None, shard: str | None, serial: bool, threads: int) -> tuple[int, int]:
+    """``(processes, torch threads each)`` for the local grid: ``requested``, else one process per
+    core (at most :data:`MAX_PROCESSES`) sharing the cores, or one process with every thread
+    (``threads``) where the work is ``serial`` (a GPU, or models of billions of parameters: one
+    copy per process) or ``--shard`` has already cut the machine's share."""
+    n = cores()
+    if requested is None:
+        requested = 1 if (serial or shard) else max(1, min(n, MAX_PROCESSES))
+    elif requested < 1:
+        raise ValueError(f"--workers {requested}: give at least 1")
+    elif requested > 1 and shard:
+        raise ValueError("--shard cuts the grid between machines; on one machine use --workers alone")
+    return requested, max(1, n // requested) if requested > 1 else threads
+
+
 def _exit_with_parent() -> None:
     """Wait until the parent process is gone, then end this one at once (its sentinel, a pipe
     the parent holds open, becomes readable when the parent dies, however it died)."""

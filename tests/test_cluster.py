@@ -16,11 +16,12 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from siautil import cli, cluster, grid, runs, store
+from siautil import cli, cluster, grid, paths, runs, store, workers
+from siautil.config import RunConfig
 
 #: windows of one question, so a task writes often and a kill lands between two of its questions
 SETTINGS = replace(grid.TOY, n_traces=2, n_continuations=3, stride=8, window=1)
-CELLS = [grid.Cell("toy-sft", "toy", SETTINGS, limit=8), grid.Cell("toy-rl", "toy", SETTINGS, limit=3)]
+CELLS = [RunConfig("toy-sft", "toy", SETTINGS, limit=8), RunConfig("toy-rl", "toy", SETTINGS, limit=3)]
 PROFILE = "default"
 
 
@@ -31,16 +32,16 @@ def test_asking_for_ray_without_it_says_how_to_install(monkeypatch, capsys):
 
 
 def test_local_workers_by_default_one_per_core_and_serial_where_a_process_each_would_not_pay(monkeypatch):
-    monkeypatch.setattr(runs.workers_mod, "cores", lambda: 2)
-    monkeypatch.setattr(runs.models, "default_device", lambda: "cpu")
-    assert runs.local_workers("default") == (2, 1)
-    assert runs.local_workers("default", shard="0/2")[0] == 1
-    assert runs.local_workers("paper")[0] == 1  # a copy of a multi-billion model per process
-    assert runs.local_workers("default", workers=3) == (3, 1)
-    monkeypatch.setattr(runs.workers_mod, "cores", lambda: 16)
-    assert runs.local_workers("default") == (runs.MAX_LOCAL_WORKERS, 16 // runs.MAX_LOCAL_WORKERS)
-    monkeypatch.setattr(runs.models, "default_device", lambda: "cuda")
-    assert runs.local_workers("default")[0] == 1
+    monkeypatch.setattr(workers, "cores", lambda: 2)
+    assert workers.local_workers(None, None, serial=False, threads=2) == (2, 1)
+    assert workers.local_workers(None, "0/2", serial=False, threads=2) == (1, 2)  # the shard is the machine's share
+    assert workers.local_workers(None, None, serial=True, threads=2) == (1, 2)  # a GPU, or a multi-billion model
+    assert workers.local_workers(3, None, serial=False, threads=2) == (3, 1)
+    monkeypatch.setattr(workers, "cores", lambda: 16)
+    assert workers.local_workers(None, None, serial=False, threads=16) == (workers.MAX_PROCESSES,
+                                                                           16 // workers.MAX_PROCESSES)
+    with pytest.raises(ValueError, match="--workers 0: give at least 1"):
+        workers.local_workers(0, None, serial=False, threads=2)
 
 
 def test_workers_are_the_local_executor_s_and_not_with_a_shard(capsys):
@@ -56,7 +57,7 @@ def test_a_grid_in_local_worker_processes_equals_a_local_serial_run(serial, tmp_
     assert table[["cell", "questions", "done", "complete"]].values.tolist() == [
         ["toy-sft__toy", 8, 8, True], ["toy-rl__toy", 3, 3, True]]
     pd.testing.assert_frame_equal(_records(tmp_path), serial)
-    assert store.read_config(runs.run_dir(CELLS[0], PROFILE, tmp_path))["machine"]["threads"] == 1
+    assert store.read_config(paths.run_dir(CELLS[0], PROFILE, tmp_path))["machine"]["threads"] == 1
 
 
 def test_ray_options_need_the_ray_executor_and_shards_and_urls_are_its_own(capsys):
@@ -124,11 +125,11 @@ def _wait_for(predicate, what, seconds=120):
 
 
 def test_a_ray_grid_equals_a_local_serial_run(cluster_address, serial, tmp_path):
-    table = cluster.run_grid(PROFILE, tmp_path, shards_per_cell=2, chosen=CELLS, progress=False)
+    table = cluster.run_ray(PROFILE, tmp_path, shards_per_cell=2, chosen=CELLS, progress=False)
     assert table[["cell", "questions", "done", "complete"]].values.tolist() == [
         ["toy-sft__toy", 8, 8, True], ["toy-rl__toy", 3, 3, True]]
     pd.testing.assert_frame_equal(_records(tmp_path), serial)
-    assert store.read_config(runs.run_dir(CELLS[0], PROFILE, tmp_path))["machine"]["threads"] == 1
+    assert store.read_config(paths.run_dir(CELLS[0], PROFILE, tmp_path))["machine"]["threads"] == 1
 
 
 def test_the_command_line_shows_one_bar_for_the_grid_and_the_cells_complete(cluster_address, monkeypatch, capsys,
@@ -144,9 +145,9 @@ def test_the_command_line_shows_one_bar_for_the_grid_and_the_cells_complete(clus
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the worker to kill in /proc (Linux)")
 def test_a_worker_killed_mid_task_is_run_again_and_leaves_nothing_partial(cluster_address, serial, tmp_path):
-    cell_dir = runs.run_dir(CELLS[0], PROFILE, tmp_path)
+    cell_dir = paths.run_dir(CELLS[0], PROFILE, tmp_path)
     result = {}
-    driver = threading.Thread(target=lambda: result.update(table=cluster.run_grid(
+    driver = threading.Thread(target=lambda: result.update(table=cluster.run_ray(
         PROFILE, tmp_path, chosen=CELLS[:1], progress=False)))
     driver.start()
     _wait_for(lambda: cell_dir.exists() and len(store.RunStore(cell_dir, {}).done()) >= 1, "the first question")
@@ -165,7 +166,7 @@ DRIVER = """
 import pickle, sys
 from siautil import cluster
 cells = pickle.loads(bytes.fromhex(sys.argv[3]))
-cluster.run_grid("default", sys.argv[2], chosen=cells, address=sys.argv[1], progress=False)
+cluster.run_ray("default", sys.argv[2], chosen=cells, address=sys.argv[1], progress=False)
 """
 
 
@@ -183,7 +184,7 @@ def test_a_driver_killed_and_started_again_resumes_without_redoing_finished_ques
     _wait_for(lambda: not _workers_running(), "the dead driver's tasks to end", seconds=60)
     before = _files(tmp_path)  # whole files only: each is renamed into place complete
     assert 1 <= len(before) < cells[0].limit, "the driver finished before it could be killed"
-    table = cluster.run_grid(PROFILE, tmp_path, chosen=cells, progress=False)
+    table = cluster.run_ray(PROFILE, tmp_path, chosen=cells, progress=False)
     assert table["complete"].all()
     assert {p: t for p, t in _files(tmp_path).items() if p in before} == before  # not one rewritten
     pd.testing.assert_frame_equal(_records(tmp_path).query("model == 'toy-sft'").reset_index(drop=True),

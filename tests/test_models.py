@@ -10,28 +10,29 @@ from siautil import models
 def test_model_resolution_errors():
     with pytest.raises(models.ModelError, match="Registry names: .*qwen2.5-3b.*hub id"):
         models.resolve("not-a-model")
-    with pytest.raises(models.ModelError, match="quantize must be"):
-        models.quantization_config("3bit", "cpu")
+    assert models.quantization_config("bf16", "cpu") is None and models.quantization_config("fp32", "cpu") is None
     assert models.resolve("Qwen/Qwen2.5-3B")[0] == "Qwen/Qwen2.5-3B"
     assert models.resolve("qwen2.5-3b-instruct")[0] == "Qwen/Qwen2.5-3B-Instruct"
     assert len(models.PAPER_MODELS) == 11 and all(m in models.REGISTRY for m in models.PAPER_MODELS)
 
 
 def test_local_directory_loads(tiny, tmp_path):
-    model, tok = tiny("qwen2", seed=8)
+    lm = tiny("qwen2", seed=8)
+    model, tok = lm.model, lm.tokenizer
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    lm, tk = models.load(str(tmp_path), "fp32")
-    assert lm.dtype == torch.float32 and not lm.training
-    ids = torch.tensor([tk("abc")["input_ids"]])
-    torch.testing.assert_close(lm(ids).logits, model(ids).logits)
+    loaded = models.load(str(tmp_path), "fp32")
+    assert loaded.model.dtype == torch.float32 and not loaded.model.training
+    assert (loaded.name, loaded.precision, loaded.chat) == (str(tmp_path), "fp32", None)
+    ids = torch.tensor([loaded.tokenizer("abc")["input_ids"]])
+    torch.testing.assert_close(loaded.model(ids).logits, model(ids).logits)
 
 
 def test_precisions_outside_the_protocol_are_refused_with_the_valid_ones():
     # the run's other settings: test_rollout.py
     with pytest.raises(models.ModelError, match="valid precisions: fp32, bf16, nf4"):
         models.resolve_precision("fp16")
-    assert models.resolve_precision(quantize="4bit") == "nf4" and models.resolve_precision(dtype=torch.bfloat16) == "bf16"
+    assert models.resolve_precision("nf4") == "nf4"
 
 
 def test_the_run_names_its_weights_and_smollm2_falls_back_to_the_hub(monkeypatch):
@@ -61,19 +62,20 @@ def test_nf4_runs_the_whole_engine_on_cpu(tmp_path):
     # bitsandbytes' CPU kernels need output features divisible by 32: a 64-wide model, head_dim 16
     from siautil import rollout, tasks, testing
 
-    model, tok = testing.tiny_model("llama", seed=2, hidden_size=64, intermediate_size=128, head_dim=16)
+    lm = testing.tiny_model("llama", seed=2, hidden_size=64, intermediate_size=128, head_dim=16)
+    model, tok = lm.model, lm.tokenizer
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    lm, tk = models.load(str(tmp_path), "nf4", device="cpu")
-    assert lm.siautil_precision == "nf4"
-    assert type(lm.model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
-    ids = torch.tensor([tk("Tom has 3 apples")["input_ids"]])
+    loaded = models.load(str(tmp_path), "nf4", device="cpu")
+    assert loaded.precision == "nf4"
+    assert type(loaded.model.model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
+    ids = torch.tensor([loaded.tokenizer("Tom has 3 apples")["input_ids"]])
     with torch.no_grad():
-        full, quantised = model(ids).logits[0, -1].softmax(-1), lm(ids).logits[0, -1].float().softmax(-1)
+        full, quantised = model(ids).logits[0, -1].softmax(-1), loaded.model(ids).logits[0, -1].float().softmax(-1)
     # 4-bit weights change p_theta itself, a little: total variation under 0.05 (measured 0.007)
     tv = 0.5 * (full - quantised).abs().sum().item()
     assert 0 < tv < 0.05
-    eng = rollout.Engine(lm, tk, tasks.get("gsm8k"),
+    eng = rollout.Engine(loaded, tasks.get("gsm8k"),
                          rollout.RolloutConfig(n_traces=2, n_continuations=3, stride=6, max_new_tokens=20))
     q = tasks.Question("q1", "Tom has 3 apples and buys 4 more. How many?", "7")
     first = eng.run_question(q)

@@ -5,37 +5,38 @@ from dataclasses import replace
 
 import pytest
 
-from siautil import grid, paths, rollout, runs, store, tasks
+from siautil import config, grid, paths, rollout, runs, store, tasks
+from siautil.config import RunConfig
 
 
 #: a toy cell small enough to sample in a second
-CELL = grid.Cell("toy-sft", "toy", replace(grid.TOY, n_traces=1, n_continuations=2, stride=16), limit=2)
+CELL = RunConfig("toy-sft", "toy", replace(grid.TOY, n_traces=1, n_continuations=2, stride=16), limit=2)
 
 
 def test_cost_has_a_total_and_takes_sizes_from_the_tasks():
-    est = runs.cost("paper", device="cuda")
+    est = grid.cost("paper", device="cuda")
     assert est["cell"].iloc[-1] == "total" and est["tokens"].iloc[-1] == est["tokens"].iloc[:-1].sum()
     assert est["hours"].iloc[-1] > 1
     sizes = dict(zip(est["cell"], est["questions"]))
     for cell in grid.cells("paper"):
         assert sizes[cell.name] == tasks.get(cell.task).size
-    assert runs.cost("default", device="cpu")["questions"].iloc[:-1].tolist() == [c.limit for c in grid.cells("default")]
+    assert grid.cost("default", device="cpu")["questions"].iloc[:-1].tolist() == [c.limit for c in grid.cells("default")]
 
 
 def test_cost_counts_each_cell_s_own_budget_and_context(monkeypatch):
-    est = runs.cost("default", device="cpu").iloc[:-1]
+    est = grid.cost("default", device="cpu").iloc[:-1]
     assert (est["tokens"] > 0).all() and (est["hours"] > 0).all()
     for cell, row in zip(grid.cells("default"), est.itertuples()):
-        assert row.trace_tokens <= cell.settings.max_new_tokens
+        assert row.trace_tokens <= cell.sampling.max_new_tokens
     # a budget past the toy model's 256-token context: never assumed to write more than it can hold
-    monkeypatch.setattr(grid, "cells", lambda profile: [replace(CELL, settings=replace(CELL.settings, max_new_tokens=600))])
-    row = runs.cost("default", device="cpu").iloc[0]
+    monkeypatch.setattr(grid, "cells", lambda profile: [replace(CELL, sampling=replace(CELL.sampling, max_new_tokens=600))])
+    row = grid.cost("default", device="cpu").iloc[0]
     assert row["trace_tokens"] <= 256 and row["tokens"] > 0
 
 
 def test_the_default_budget_fits_the_model_s_context():
-    assert runs.default_budget("toy-sft") == 128  # half its 256 tokens
-    assert runs.default_budget("gpt2-not-here/none") == rollout.RolloutConfig().max_new_tokens  # context unknown
+    assert config.default_budget("toy-sft") == 128  # half its 256 tokens
+    assert config.default_budget("gpt2-not-here/none") == rollout.RolloutConfig().max_new_tokens  # context unknown
 
 
 def test_a_chapter_samples_a_missing_cell_visibly(tmp_path, capsys):
@@ -43,7 +44,7 @@ def test_a_chapter_samples_a_missing_cell_visibly(tmp_path, capsys):
     out = capsys.readouterr()
     assert "sampling toy-sft__toy now: 2 of 2 questions" in out.out and "2/2" in out.err  # the line and the bar
     assert sorted(df["question_index"].unique()) == [0, 1] and (df["shuffle"] == "none").all()
-    assert (runs.run_dir(CELL, "default", tmp_path) / store.CONFIG).exists()
+    assert (paths.run_dir(CELL, "default", tmp_path) / store.CONFIG).exists()
     again = runs.records("default", [CELL], runs_dir=tmp_path)  # all there: nothing sampled, nothing said
     assert "sampling" not in capsys.readouterr().out and len(again) == len(df)
     fewer = runs.records("default", [replace(CELL, limit=1)], runs_dir=tmp_path)  # the store holds more
@@ -57,7 +58,7 @@ def test_records_without_sampling_name_the_command(tmp_path):
 
 def test_a_cell_without_its_files_is_skipped_with_a_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(tasks.DATA_ENV, str(tmp_path / "nowhere"))
-    cell = grid.Cell("smollm2-135m-instruct", "svamp", grid.SMOL, limit=1)
+    cell = RunConfig("smollm2-135m-instruct", "svamp", grid.SMOL, limit=1)
     assert not runs.data_available(cell) and runs.data_available(CELL)
     assert runs.ensure(cell, "default", tmp_path) is None
     assert "skipped smollm2-135m-instruct__svamp: benchmark files not available" in capsys.readouterr().out
@@ -74,11 +75,11 @@ def test_sweep_runs_each_setting_once(tmp_path, capsys):
 
 def test_runs_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAUTIL_RUNS", str(tmp_path))
-    assert runs.default_runs_dir() == tmp_path
-    assert runs.run_dir(CELL.shuffled(), "default") == tmp_path / "default" / "toy-sft__toy__shuffled"
+    assert paths.default_runs_dir() == tmp_path
+    assert paths.run_dir(CELL.shuffled(), "default") == tmp_path / "default" / "toy-sft__toy__shuffled"
     monkeypatch.delenv("SIAUTIL_RUNS")
     checkout = paths.checkout()
-    assert runs.default_runs_dir() == checkout / "runs"  # beside the shipped data/, not in it
+    assert paths.default_runs_dir() == checkout / "runs"  # beside the shipped data/, not in it
     import subprocess
 
     ignored = subprocess.run(["git", "check-ignore", "-q", str(checkout / "runs" / "default")], cwd=checkout)
@@ -89,10 +90,10 @@ def test_settings_the_model_cannot_take_fail_first_and_the_empty_store_takes_new
     out = tmp_path / "run"
     too_long = rollout.RolloutConfig(n_traces=1, n_continuations=2, stride=8, max_new_tokens=600)
     with pytest.raises(ValueError, match="exceeds the model's context of 256 tokens"):
-        runs.rollout_to_store("toy-sft", "toy", out, too_long, limit=1, progress=False)
+        runs.sample(RunConfig("toy-sft", "toy", too_long, limit=1), out, progress=False)
     assert store.RunStore(out, {}).done() == set()
     fits = rollout.RolloutConfig(**{**too_long.as_dict(), "max_new_tokens": 52})
-    runs.rollout_to_store("toy-sft", "toy", out, fits, limit=1, progress=False)  # not refused: nothing was lost
+    runs.sample(RunConfig("toy-sft", "toy", fits, limit=1), out, progress=False)  # not refused: nothing was lost
     assert store.read_config(out)["max_new_tokens"] == 52 and store.RunStore(out, {}).done() == {0}
 
 
@@ -104,7 +105,7 @@ def test_bad_shard():
 
 
 #: three windows of two toy questions (the last one short)
-WINDOWED = grid.Cell("toy-sft", "toy", replace(grid.TOY, n_traces=2, n_continuations=3, stride=8, window=2), limit=5)
+WINDOWED = RunConfig("toy-sft", "toy", replace(grid.TOY, n_traces=2, n_continuations=3, stride=8, window=2), limit=5)
 
 
 def _records(path):
@@ -120,8 +121,7 @@ def test_sharded_and_resumed_runs_equal_a_whole_run(tmp_path):
     import pandas as pd
 
     def run(out, **kw):
-        return runs.rollout_to_store(WINDOWED.model, WINDOWED.task, tmp_path / out, WINDOWED.settings,
-                                     limit=WINDOWED.limit, progress=False, **kw)
+        return runs.sample(WINDOWED, tmp_path / out, progress=False, **kw)
 
     whole = _records(run("whole"))
     shards = [run(f"s{i}", shard=f"{i}/2") for i in range(2)]

@@ -238,13 +238,26 @@ def test_a_missing_file_and_a_directory_without_files(tmp_path):
         tasks.get("arc-easy").load(data_dir=tmp_path / "nowhere")
 
 
-def test_an_install_without_data_says_how_to_get_it(monkeypatch):
+def test_an_install_without_data_says_how_to_get_it(monkeypatch, tmp_path):
     from siautil.tasks import datafiles
 
     monkeypatch.delenv(tasks.DATA_ENV, raising=False)
     monkeypatch.setattr(datafiles, "CHECKOUT_DATA", Path("/nonexistent/data"))
+    monkeypatch.chdir(tmp_path)  # and used outside any checkout
     with pytest.raises(DataError, match="no data/ folder. Clone the repository"):
         tasks.get("gsm8k").load(source="files")
+
+
+def test_an_install_from_a_clone_reads_the_clone_s_data_from_inside_it(monkeypatch, tmp_path):
+    """Colab installs siautil from its clone and works in it: the package is not beside data/,
+    the working folder is."""
+    from siautil.tasks import datafiles
+
+    monkeypatch.delenv(tasks.DATA_ENV, raising=False)
+    monkeypatch.setattr(datafiles, "CHECKOUT_DATA", Path("/nonexistent/data"))
+    monkeypatch.chdir(Path(__file__).resolve().parents[1] / "notebooks")
+    assert datafiles.data_dir() == Path(__file__).resolve().parents[1] / "data"
+    assert len(tasks.get("arc-easy").load(limit=2, source="files")) == 2
 
 
 def _fingerprint(questions):

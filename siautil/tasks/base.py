@@ -195,13 +195,6 @@ class Task(abc.ABC):
         finitely many (``None``: an open numeric answer has no such level)."""
         return None
 
-    def holds_answer(self, text: str) -> bool:
-        """Whether ``text``, if it ended here, already holds a complete final answer. A
-        checkpoint whose prefix does is not a measurement of the reasoning (its continuations
-        mostly repeat that answer), so every record carries this flag. Text that ends in a
-        digit does not: "The answer is 12" may still become 123."""
-        return not text[-1:].isdigit() and self.answer_complete(text + "\n")
-
     #: Text a next token might append to a written answer (a digit, a decimal part, a letter):
     #: if any of them changes what strict extraction reads, the answer is still being written.
     growth_probes: tuple[str, ...] = ("5", "a")
