@@ -80,7 +80,7 @@ print(f"{len(cells)} cells have shuffled-prefix runs")
 t2 = pd.concat({kind: diagnostics.on_each_checkpoint_set(diagnostics.shuffle_table, original, shuffled=frame,
                                                           n_resamples=n_resamples)
                 for kind, frame in shuffled.items()}, names=["shuffle"]).reset_index(level=0)
-tables.show(paper.beside_table2(t2), ["shuffle", "checkpoints", "model", "dataset", "mean_original", "ci_low_original", "ci_high_original", "mean_shuffled", "ci_low_shuffled", "ci_high_shuffled", "questions_shuffled", "original (quoted from the paper)", "shuffled (quoted from the paper)"])
+tables.show(paper.beside_table2(t2), ["shuffle", "checkpoints", "model", "dataset", "mean_original", "ci_low_original", "ci_high_original", "mean_shuffled", "ci_low_shuffled", "ci_high_shuffled", "questions_shuffled", "paper_original", "paper_shuffled"])
 
 # %% [markdown]
 # ## Null answers under each shuffle
@@ -108,7 +108,7 @@ for sentence in diagnostics.shuffle_findings(t2, null):
 # $k$-th checkpoint, on every checkpoint and before each trace's answer:
 
 # %%
-run_stride = min(c.settings.stride for c in grid.select(profile, model, dataset, precision, limit, shuffle="tokens"))
+run_stride = min(c.sampling.stride for c in grid.select(profile, model, dataset, precision, limit, shuffle="tokens"))
 curve = diagnostics.on_each_checkpoint_set(diagnostics.budget_curve, original,
                                            strides=(None, 2 * run_stride, 4 * run_stride), n_resamples=n_resamples)
 for name, part in curve.groupby("checkpoints", sort=False):
@@ -126,4 +126,4 @@ curve.pivot_table(index=["checkpoints", "model", "dataset", "stride"], columns="
 # coefficient keeps its sign and rough size when the budget shrinks.
 
 # %%
-paper.table3()
+tables.show(paper.table3())

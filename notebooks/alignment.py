@@ -46,7 +46,7 @@ if "google.colab" in sys.modules:
 # those checkpoints measure the answer, not the reasoning. The conclusions are drawn from the
 # second set.
 #
-# Every run follows the paper's protocol (`siautil.grid.PROTOCOL`): traces and continuations run
+# Every run follows the paper's protocol (`siautil.grid.PAPER_SETTINGS`): traces and continuations run
 # to EOS or the token budget, every checkpoint is sampled, `t = T` included, and an answer counts
 # only when written after an explicit marker (`strict-match`). The toy models are the one named
 # departure: they sample at temperature 1.5 with no nucleus in every chapter (`grid.TOY`), since
@@ -86,7 +86,7 @@ tables.show(runs.summary(records), ["model", "dataset", "precision", "questions"
 # %%
 table = paper.beside_paper(diagnostics.on_each_checkpoint_set(diagnostics.alignment, records, alpha=alpha,
                                                               n_resamples=n_resamples))
-tables.show(table, ["checkpoints", "model", "dataset", "regime", "trace_mean", "mean", "ci_low", "ci_high", "questions", "traces", "defined", "quoted from the paper"])
+tables.show(table, ["checkpoints", "model", "dataset", "regime", "trace_mean", "mean", "ci_low", "ci_high", "questions", "traces", "defined", "paper"])
 
 # %%
 before = table[table["checkpoints"] == "before answer"].assign(label=lambda t: t["model"] + " · " + t["dataset"])
@@ -212,7 +212,7 @@ else:
 if stored is not None:
     display(tables.show(paper.beside_paper(diagnostics.on_each_checkpoint_set(diagnostics.alignment, stored, alpha=alpha,
                                                                               n_resamples=n_resamples)),
-                        ["checkpoints", "model", "dataset", "regime", "trace_mean", "mean", "ci_low", "ci_high", "questions", "traces", "defined", "quoted from the paper"]))
+                        ["checkpoints", "model", "dataset", "regime", "trace_mean", "mean", "ci_low", "ci_high", "questions", "traces", "defined", "paper"]))
     display(tables.show(coefficient.by_outcome(stored, alpha=alpha, n_resamples=n_resamples, checkpoints="before answer"),
                         ["model", "dataset", "outcome", "traces", "share", "paper", "paper_low", "paper_high", "decoupled", "decoupled_low", "decoupled_high", "paper_implied_by_mix"]))
     stored_martingale = informativeness.martingale_summary(informativeness.martingale(stored, n_resamples=n_resamples))

@@ -60,11 +60,11 @@ from siautil import estimators, models, plots, rollout, tables, tasks
 
 task = tasks.get(dataset)
 question = task.load(limit=question_index + 1)[question_index]
-lm, tokenizer = models.load(model, precision)
+loaded = models.load(model, precision)
 settings = rollout.RolloutConfig(n_traces=1, n_continuations=n_continuations, stride=stride,
                                  max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                  top_k=0, seed=seed, stop="eos", extraction="strict-match")
-engine = rollout.Engine(lm, tokenizer, task, settings)  # chat or plain: decided from the model
+engine = rollout.Engine(loaded, task, settings)  # chat or plain: decided from the model
 records = pd.DataFrame(engine.run_question(question))
 print("Question:", question.text)
 print("Gold answer:", question.gold)

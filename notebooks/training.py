@@ -78,7 +78,7 @@ import pandas as pd
 from siautil import coefficient, diagnostics, estimators, grid, informativeness, models, plots, regimes, runs, tables, toy
 
 cells = grid.select(toy_profile, shuffle=None)
-shown = {kind: runs.published(toy_profile, [c for c in cells if c.settings.shuffle == kind], runs_dir=runs_dir)
+shown = {kind: runs.published(toy_profile, [c for c in cells if c.sampling.shuffle == kind], runs_dir=runs_dir)
          for kind in ("none", "tokens", "steps")}
 runs.summary(pd.concat(shown.values())).groupby("shuffle")[["questions", "traces"]].agg(["min", "max", "size"])
 
@@ -101,7 +101,7 @@ cfg = toy.ToyTrainingConfig()
 print(f"base corpus: correct {cfg.p_correct}, slipped {cfg.p_slip}, unfaithful {cfg.p_unfaithful}; "
       f"the runs ask, and the uninformative regime memorised, the first {cfg.memorised} test questions; "
       f"held out: those from index {cfg.held_out_from} on")
-tables.show(training, ["regime", "seed", "parent", "seconds", "updates", "learned", "accuracy", "step accuracy", "faithfulness", "accuracy (runs' questions)"])
+tables.show(training, ["regime", "seed", "parent", "seconds", "updates", "learned", "accuracy", "step_accuracy", "faithfulness", "accuracy_run_questions"])
 
 # %% [markdown]
 # A model whose training did not meet its threshold is not the regime it stands for; the

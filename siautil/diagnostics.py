@@ -135,7 +135,8 @@ def alignment_table(coefs: pd.DataFrame, n_resamples: int = 2000, seed: int = 0)
     * ``mean``: the mean over questions (each question's defined traces averaged first), with
       its standard error and 95% bootstrap interval over questions (traces of one question are
       not independent, so this is the one with an honest interval);
-    * how many traces were defined, and why the others were not (one column per reason)."""
+    * how many traces were defined, and why the others were not (one column per reason,
+      ``undefined_constant_entropy`` ...)."""
     keys = _group_keys(coefs)
     rows = []
     for name, g in (coefs.groupby(keys, sort=False) if keys else [((), coefs)]):
@@ -152,7 +153,7 @@ def alignment_table(coefs: pd.DataFrame, n_resamples: int = 2000, seed: int = 0)
             defined=int(g["coefficient"].notna().sum()),
         )
         for reason, count in g.loc[g["reason"] != "", "reason"].value_counts().items():
-            row[f"undefined: {reason}"] = int(count)
+            row["undefined_" + reason.replace(" ", "_")] = int(count)
         rows.append(row)
     return pd.DataFrame(rows)
 

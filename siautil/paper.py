@@ -38,42 +38,31 @@ def table1() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def regime(model: str) -> str:
-    """The training regime of a registry model (``"?"`` for models outside the registry)."""
-    spec = models.REGISTRY.get(model)
-    return spec.regime if spec else "?"
-
-
-#: The label of a column that holds the paper's own numbers beside this book's measurements:
-#: every table that shows both says which is which (no paper model has run on this machine).
-QUOTED = "quoted from the paper"
-
-
 def beside_paper(table: pd.DataFrame) -> pd.DataFrame:
     """Our Table 1 cells (``diagnostics.alignment_table`` with model and dataset, measured here)
-    beside the paper's (column :data:`QUOTED`), with each model's regime; cells the paper did
-    not run have no quoted value."""
+    beside the paper's (column ``paper``, shown as "quoted from the paper": no paper model has
+    run on this machine), with each model's regime; cells the paper did not run have none."""
     out = table.copy()
-    out.insert(1, "regime", [regime(m) for m in out["model"]])
-    paper = table1()[["model", "dataset", "paper"]].rename(columns={"paper": QUOTED})
-    return out.merge(paper, on=["model", "dataset"], how="left")
+    out.insert(1, "regime", [models.regime(m) for m in out["model"]])
+    return out.merge(table1()[["model", "dataset", "paper"]], on=["model", "dataset"], how="left")
 
 
 def beside_table2(table: pd.DataFrame) -> pd.DataFrame:
     """Our Table 2 rows (``diagnostics.shuffle_table``, measured here) with the paper's original
-    and shuffled-prefix coefficients (GSM8K), quoted; models the paper did not shuffle have none."""
+    and shuffled-prefix coefficients (GSM8K; ``paper_original``, ``paper_shuffled``); models the
+    paper did not shuffle have none."""
     out = table.copy()
     # the paper shuffled tokens: its numbers stand beside that shuffle only
     tokens = out["shuffle"].eq("tokens") if "shuffle" in out else pd.Series(True, index=out.index)
-    out[f"original ({QUOTED})"] = [TABLE2.get(m, (None, None))[0] if t else None for m, t in zip(out["model"], tokens)]
-    out[f"shuffled ({QUOTED})"] = [TABLE2.get(m, (None, None))[1] if t else None for m, t in zip(out["model"], tokens)]
+    out["paper_original"] = [TABLE2.get(m, (None, None))[0] if t else None for m, t in zip(out["model"], tokens)]
+    out["paper_shuffled"] = [TABLE2.get(m, (None, None))[1] if t else None for m, t in zip(out["model"], tokens)]
     return out
 
 
 def table3() -> pd.DataFrame:
     """Table 3 (GSM8K), quoted for comparison: per model, the paper's mean coefficient with its
     original estimator and with the coarser one (a coarser stride and fewer continuations per
-    prefix; book/formulas.md, "Diagnostics")."""
-    rows = [dict(model=m, regime=regime(m), dataset="gsm8k", **{f"original ({QUOTED})": a, f"coarser ({QUOTED})": b})
+    prefix; book/formulas.md, "Diagnostics"): ``paper_original``, ``paper_coarser``."""
+    rows = [dict(model=m, regime=models.regime(m), dataset="gsm8k", paper_original=a, paper_coarser=b)
             for m, (a, b) in TABLE3.items()]
     return pd.DataFrame(rows)

@@ -254,7 +254,7 @@ def answer_heatmap(records: pd.DataFrame, gold: str | None = None, top: int = 8,
 
 
 def coefficient_bars(table: pd.DataFrame, label: str = "model",
-                     paper_col: str | None = "quoted from the paper",
+                     paper_col: str | None = "paper",
                      columns: tuple[str, str, str] = ("mean", "ci_low", "ci_high")) -> plt.Figure:
     """Mean alignment coefficient per row with its 95% interval (measured here; the
     ``columns`` holding mean, low and high), and the paper's value if any (quoted:

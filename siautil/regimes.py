@@ -39,7 +39,7 @@ def unfinished(training: pd.DataFrame) -> dict[str, str]:
     out = {}
     for _, row in training[training["learned"].eq(False)].iterrows():
         out[models.toy_name(row["regime"], row["seed"])] = (
-            f"its training stopped at its cap of {int(row['updates']):,} updates with {row['measured at the check']:.2f} "
+            f"its training stopped at its cap of {int(row['updates']):,} updates with {row['measured_at_check']:.2f} "
             "on its check, short of the threshold that says it has learned what its regime teaches")
     return out
 
@@ -72,10 +72,10 @@ def per_model(records: pd.DataFrame, tokens: pd.DataFrame | None = None, steps: 
     of correct and of incorrect traces (nats) and the mid-trace AUC of ``-Ĥ_t``."""
     out = informativeness.measures(records, steps, n_resamples=n_resamples, seed=seed)
     out = out.drop(columns=[k for k in diagnostics.GROUP_KEYS if k != "model" and k in out])
-    competence = toy.competence(records)[["model", "step accuracy", "faithfulness"]]
-    out = out.merge(competence.rename(columns={"step accuracy": "step_accuracy"}), on="model")
-    dependence = toy.answer_dependence(records)[["model", "cramér's V"]]
-    out = out.merge(dependence.rename(columns={"cramér's V": "answer_on_steps"}), on="model", how="left")
+    competence = toy.competence(records)[["model", "step_accuracy", "faithfulness"]]
+    out = out.merge(competence, on="model")
+    dependence = toy.answer_dependence(records)[["model", "cramers_v"]]
+    out = out.merge(dependence.rename(columns={"cramers_v": "answer_on_steps"}), on="model", how="left")
     every = coefficient.table(records, alpha, n_resamples, seed)
     out = out.merge(_rename(every, "", {"paper": "paper_all"}), on="model", how="left")
     before = coefficient.table(records, alpha, n_resamples, seed, checkpoints=BEFORE)
@@ -100,8 +100,8 @@ def per_model(records: pd.DataFrame, tokens: pd.DataFrame | None = None, steps: 
     out.insert(1, "regime", [regime_and_seed(m)[0] for m in out["model"]])
     out.insert(2, "seed", [regime_and_seed(m)[1] for m in out["model"]])
     if training is not None:
-        at_one = training[["regime", "seed", "accuracy (runs' questions)"]].rename(
-            columns={"accuracy (runs' questions)": "accuracy_t1"})
+        at_one = training[["regime", "seed", "accuracy_run_questions"]].rename(
+            columns={"accuracy_run_questions": "accuracy_t1"})
         out = out.merge(at_one, on=["regime", "seed"], how="left")
         out.insert(6, "accuracy_t1", out.pop("accuracy_t1"))
     return out

@@ -4,7 +4,7 @@ A chapter ends a cell with ``tables.show(df, ["model", "mean", "ci_low", "ci_hig
 of ``df.round(3)``. The reader sees those columns (every row: nothing is cut with pandas'
 "…"), and below them the whole table under a ``<details>`` element ("all 25 columns"), closed
 until clicked; a table whose columns are all shown has no such part. Before anything is shown,
-columns that hold no value at all are dropped (an all-empty "quoted from the paper" column says
+columns that hold no value at all are dropped (an all-empty column of the paper's numbers says
 nothing) and numbers are rounded to ``digits`` decimals, with a rounded ``-0.000`` written as
 ``0.000``. The result renders as HTML in a notebook and in the book (``_static/tables.css``
 styles it), and as plain text where there is no HTML (a terminal, ``print``)::
@@ -16,7 +16,8 @@ styles it), and as plain text where there is no HTML (a terminal, ``print``)::
     tables.show(wide, ["model", "mean"], digits=4, caption="Per-model estimates")
 
 ``columns`` may name columns of the index too (they are shown as columns); names that the table
-lacks are refused with the ones it has.
+lacks are refused with the ones it has. Data columns are snake_case names; the few whose name
+alone would mislead a reader are shown under a label (:data:`LABELS`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+
+#: How a column is headed when shown: the paper's own numbers stand beside this book's
+#: measurements, and every table that shows both says which is which.
+LABELS = {"paper": "quoted from the paper", "paper_original": "original (quoted from the paper)",
+          "paper_shuffled": "shuffled (quoted from the paper)", "paper_coarser": "coarser (quoted from the paper)"}
 
 
 def tidy(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
@@ -98,6 +105,6 @@ def show(df: pd.DataFrame, columns: Sequence[str] | None = None, digits: int = 3
         if unknown:
             raise KeyError(f"tables.show: no column {', '.join(map(repr, unknown))}; the table has: {', '.join(names)}")
         keep = [names.index(c) for c in columns if c not in missing]  # an all-empty one is simply left out
-    shown = _formatted(table.iloc[:, keep], digits)
-    full = _formatted(table, digits) if len(keep) < len(names) else None
+    shown = _formatted(table.iloc[:, keep], digits).rename(columns=LABELS)
+    full = _formatted(table, digits).rename(columns=LABELS) if len(keep) < len(names) else None
     return Table(shown, full, caption)

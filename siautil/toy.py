@@ -14,17 +14,13 @@
 * **uninformative**: maximum likelihood, from base, on triples whose final answer is always
   right but whose written steps are those of another question of the same length, for a fixed
   set of questions (the first ``memorised`` test questions, which the runs ask), until it has
-  memorised their answers or reached its cap (:func:`train_until_memorised`; seed 2 reached the
-  cap at 0.58): accurate on those questions, with prefixes that carry no information about the
-  answer by construction (the control that separates "entropy tracks correctness because the
+  memorised their answers or reached its cap (:func:`train_until_memorised`; ``training.json``
+  says which): accurate on those questions, with written steps that do not determine the answer
+  in its training data (the control that separates "entropy tracks correctness because the
   model is accurate" from "because its prefixes inform the answer"). It is accurate because it
-  *remembers* the answers, as a language model recalls a benchmark it was trained on. The first
-  design, the same triples over all questions, could not work in a model this size: without
-  informative steps the answer is a sum of five digits modulo 5, which no single digit
-  predicts, and a model trained that way stayed at chance (measured from the earlier hidden-64
-  seed-0 base: held-out accuracy 0.20 after 1,800 updates, and 0.20 after 3,600 with a filler
-  of dots for steps; a model trained from scratch on one-step questions alone, answer only, was
-  at 0.2 after 1,200 updates).
+  *remembers* the answers, as a language model recalls a benchmark it was trained on: without
+  informative steps the answer is a sum of digits modulo 5 that no single digit predicts, which
+  a model this size does not learn to compute in one step.
 
 The models are Llama-architecture transformers with the project's character tokenizer (BOS
 first, as in training), saved with ``save_pretrained``; :func:`siautil.models.load` and the
@@ -49,7 +45,6 @@ import torch
 
 from . import models
 from .tasks.toy import OPS, Problem, ToyTask, implied_answer, prompt_text, sample_problem, step_accuracy
-from .testing import char_tokenizer
 
 ASSETS = models.TOY_ASSETS
 REGIMES = tuple(models.TOY_REGIMES)
@@ -57,22 +52,19 @@ SEEDS = models.TOY_SEEDS
 REBUILD = models.TOY_REBUILD
 #: The regime whose weights each regime starts from (``None``: from scratch).
 PARENT = {"base": None, "sft": "base", "rl": "sft", "rl-base": "base", "uninformative": "base"}
-verified_path = models.toy_weights  # the old name
 
 
 @dataclass(frozen=True)
 class ToyTrainingConfig:
     steps: int = 4                 # operations per problem (the difficulty)
-    hidden: int = 96               # at 64 the arithmetic was learned late or never (see train_until_learned)
+    hidden: int = 96
     layers: int = 2
     heads: int = 4
     intermediate: int = 288
     batch: int = 64
-    lr: float = 3e-3               # peak learning rate of the uninformative phase (memorising answers; at
-                                   # 1e-2 its loss rose from 0.28 to 0.39 after the peak and it stayed at chance)
+    lr: float = 3e-3               # peak learning rate of the uninformative phase (memorising answers)
     sft_lr: float = 3e-3           # the SFT phase's, from a base that can already do the arithmetic
-    base_lr: float = 3e-3          # the base phase's: at 1e-2 its noisy corpus stalled it (hidden 64, 5,400
-                                   # updates: step accuracy 0.53, against 0.92 at 3e-3)
+    base_lr: float = 3e-3          # the base phase's: its noisy corpus stalls faster rates
     base_updates: int = 6000       # the most updates at base_lr before the decay (train_until_learned)
     base_step_accuracy: float = 0.85  # the held-out step accuracy that says base has learned (corpus: 0.9)
     warmup: int = 200              # the schedule of the phases trained until they have learned (train_until):
@@ -98,6 +90,27 @@ class ToyTrainingConfig:
     min_steps: int = 1             # training problems have min_steps..steps operations (a mix of
                                    # lengths, as a corpus would; short ones teach the arithmetic fast)
     seed: int = 0
+
+
+def char_tokenizer(extra_chars: str = "", add_bos: bool = False):
+    """The toy models' tokenizer: one token per character (digits, letters, punctuation, space,
+    newline), built with ``tokenizers``; the tests' tiny models use it too. With
+    ``add_bos`` it starts every encoding with BOS, as Llama's tokenizers do (the toy models are
+    trained on BOS-prefixed text, so the engine's prompts must start with it too)."""
+    import string
+
+    from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    chars = list(dict.fromkeys(string.digits + string.ascii_letters + string.punctuation + " \n" + extra_chars))
+    vocab = {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>"] + chars)}
+    tok = Tokenizer(tok_models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>", unk_token="<unk>")
 
 
 def training_problem(rng: random.Random, cfg: ToyTrainingConfig) -> Problem:
@@ -157,18 +170,25 @@ def new_model(cfg: ToyTrainingConfig):
     return LlamaForCausalLM(config), tok
 
 
+def _padded(pad: int, prompts: list[list[int]], completions: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ``prompt + completion`` token ids padded with ``pad``, and the mask of each row's
+    completion positions."""
+    width = max(len(p) + len(c) for p, c in zip(prompts, completions))
+    x = torch.full((len(prompts), width), pad)
+    completion = torch.zeros((len(prompts), width), dtype=torch.bool)
+    for r, (p, c) in enumerate(zip(prompts, completions)):
+        x[r, : len(p) + len(c)] = torch.tensor(p + c)
+        completion[r, len(p): len(p) + len(c)] = True
+    return x, completion
+
+
 def _batch(tok, docs: list[tuple[str, str]], device="cpu"):
     """Token ids and labels; the loss covers the reasoning and answer, not the question, whose
     digits are random and would only add noise to the gradient."""
-    enc = [([tok.bos_token_id] + tok(p, add_special_tokens=False)["input_ids"],
-            tok(c, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]) for p, c in docs]
-    width = max(len(p) + len(c) for p, c in enc)
-    x = torch.full((len(enc), width), tok.pad_token_id)
-    labels = torch.full((len(enc), width), -100)
-    for r, (p, c) in enumerate(enc):
-        x[r, : len(p) + len(c)] = torch.tensor(p + c)
-        labels[r, len(p): len(p) + len(c)] = torch.tensor(c)
-    return x.to(device), labels.to(device)
+    prompts = [[tok.bos_token_id] + tok(p, add_special_tokens=False)["input_ids"] for p, _ in docs]
+    completions = [tok(c, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for _, c in docs]
+    x, completion = _padded(tok.pad_token_id, prompts, completions)
+    return x.to(device), torch.where(completion, x, -100).to(device)
 
 
 def train_mle(model, tok, make_doc, updates: int, cfg: ToyTrainingConfig, seed: int, log=None,
@@ -230,17 +250,17 @@ def train_until(model, tok, make_doc, cfg: ToyTrainingConfig, seed: int, lr: flo
             if checked >= threshold or step >= max_updates:
                 decay_from = step
     model.eval()
-    return {"updates": step, "learned": bool(checked >= threshold), "measured at the check": checked}
+    return {"updates": step, "learned": bool(checked >= threshold), "measured_at_check": checked}
 
 
 def train_until_learned(model, tok, make_doc, cfg: ToyTrainingConfig, seed: int, log=None) -> dict:
     """The base phase (:func:`train_until`): at ``cfg.base_lr`` until held-out step accuracy (one
     sample of each of 100 test questions from ``cfg.held_out_from``) reaches
-    ``cfg.base_step_accuracy``, at most ``cfg.base_updates``. With a fixed schedule the
-    arithmetic came late or never: hidden 64, 5,400-update one-cycle: seed 0 learned it, seed 1
-    never did; hidden 96: seeds 0 and 1 by 1,500 updates, seed 2 not by 2,000."""
+    ``cfg.base_step_accuracy``, at most ``cfg.base_updates``: a tiny model learns the arithmetic
+    suddenly, at an update that depends on the seed, so a fixed schedule would leave some seeds
+    without it."""
     task = ToyTask(steps=cfg.steps)
-    measure = lambda m: evaluate(m, tok, task, n=100, start=cfg.held_out_from)["step accuracy"]  # noqa: E731
+    measure = lambda m: evaluate(m, tok, task, n=100, start=cfg.held_out_from)["step_accuracy"]  # noqa: E731
     return train_until(model, tok, make_doc, cfg, seed, cfg.base_lr, measure, cfg.base_step_accuracy,
                        cfg.base_updates, log)
 
@@ -248,21 +268,25 @@ def train_until_learned(model, tok, make_doc, cfg: ToyTrainingConfig, seed: int,
 def train_until_memorised(model, tok, make_doc, cfg: ToyTrainingConfig, seed: int, log=None) -> dict:
     """The uninformative phase (:func:`train_until`): at ``cfg.lr`` until accuracy on the
     memorised questions (one sample each, temperature 1) reaches ``cfg.memorised_accuracy``, at
-    most ``cfg.uninformative_updates``. With a fixed 3,000-update one-cycle schedule seed 1
-    memorised them (0.83) and seed 2 did not (0.23)."""
+    most ``cfg.uninformative_updates`` (how many memorising takes depends on the seed)."""
     task = ToyTask(steps=cfg.steps)
     measure = lambda m: evaluate(m, tok, task, n=cfg.memorised)["accuracy"]  # noqa: E731
     return train_until(model, tok, make_doc, cfg, seed, cfg.lr, measure, cfg.memorised_accuracy,
                        cfg.uninformative_updates, log)
 
 
-def sampler(model, tok, task: ToyTask, temperature: float, max_new_tokens: int):
-    """The sampling engine set up for training and evaluation: plain ancestral sampling (full
-    softmax at ``temperature``), every completion run to EOS or ``max_new_tokens``."""
+def complete(model, tok, prompts: list[list[int]], n: int, temperature: float, max_new_tokens: int,
+             gen: torch.Generator) -> list[list[list[int]]]:
+    """``n`` completions of each prompt for training and evaluation, through the sampling
+    engine (:func:`siautil.rollout.generate`): plain ancestral sampling (full softmax at
+    ``temperature``), every completion run to EOS or ``max_new_tokens``; their random streams
+    are seeded by one draw of ``gen`` per call, so a seeded training run samples the same."""
     from . import rollout
 
     settings = rollout.RolloutConfig(temperature=temperature, top_p=1.0, top_k=0, max_new_tokens=max_new_tokens)
-    return rollout.Engine(model, tok, task, settings, chat=False)
+    seed = str(int(torch.randint(0, 2 ** 62, (1,), generator=gen).item()))
+    return rollout.generate(models.LoadedModel(model, tok, "toy", chat=False), prompts, n, max_new_tokens, settings,
+                            seed)
 
 
 def encode_prompts(tok, prompts: list[str]) -> list[list[int]]:
@@ -278,14 +302,13 @@ def train_rl(model, tok, task: ToyTask, cfg: ToyTrainingConfig, seed: int, log=N
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.rl_lr, weight_decay=0.0)
-    engine = sampler(model, tok, task, cfg.temperature, completion_budget(cfg.steps))
     rewards_curve = []
     updates = cfg.rl_updates if updates is None else updates
     for step in range(updates):
         problems = [sample_problem(rng, cfg.steps) for _ in range(cfg.rl_questions)]
         model.eval()
         enc = encode_prompts(tok, [prompt_text(p.question()) for p in problems])
-        groups = engine.sample_prompts(enc, cfg.rl_group, completion_budget(cfg.steps), gen)
+        groups = complete(model, tok, enc, cfg.rl_group, cfg.temperature, completion_budget(cfg.steps), gen)
         texts, rewards = [], []
         for e, p, group in zip(enc, problems, groups):
             for toks in group:  # each ends with EOS if it ended there
@@ -297,14 +320,7 @@ def train_rl(model, tok, task: ToyTask, cfg: ToyTrainingConfig, seed: int, log=N
         rewards_curve.append(r.mean().item())
         model.train()
         # log-likelihood of each sampled completion under the current policy
-        seqs = [e[1:] + t for e, t in texts]  # _batch adds BOS itself
-        ids = [[tok.bos_token_id] + s for s in seqs]
-        width = max(map(len, ids))
-        x = torch.full((len(ids), width), tok.pad_token_id)
-        comp = torch.zeros((len(ids), width), dtype=torch.bool)
-        for row, ((e, t), s) in enumerate(zip(texts, ids)):
-            x[row, : len(s)] = torch.tensor(s)
-            comp[row, len(e): len(s)] = True  # positions of sampled tokens
+        x, comp = _padded(tok.pad_token_id, [e for e, _ in texts], [t for _, t in texts])  # comp: sampled tokens
         logp = model(input_ids=x).logits[:, :-1].float().log_softmax(-1)
         tok_logp = logp.gather(-1, x[:, 1:, None])[..., 0] * comp[:, 1:]
         loss = -(adv * tok_logp.sum(1)).mean()
@@ -328,21 +344,21 @@ def trace_competence(problem: Problem, text: str, answer: str | None) -> dict:
     # the base corpus's three kinds of document, read back from a trace (None: no answer or no step)
     complete = right == written == len(problem.ops)
     kind = None if faithful is None else "unfaithful" if not faithful else "correct" if complete else "slipped"
-    return {"correct": answer == str(problem.answer()), "steps right": right, "steps written": written,
+    return {"correct": answer == str(problem.answer()), "steps_right": right, "steps_written": written,
             "faithful": faithful, "kind": kind}
 
 
 def _summarise(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     grouped = rows.groupby(keys, sort=False) if keys else rows.groupby(lambda _: 0)
-    out = grouped.agg(traces=("correct", "size"), accuracy=("correct", "mean"), right=("steps right", "sum"),
-                      written=("steps written", "sum"),
+    out = grouped.agg(traces=("correct", "size"), accuracy=("correct", "mean"), right=("steps_right", "sum"),
+                      written=("steps_written", "sum"),
                       faithfulness=("faithful", lambda f: f.dropna().astype(float).mean()))
-    out["step accuracy"] = out.pop("right") / out.pop("written")
+    out["step_accuracy"] = out.pop("right") / out.pop("written")
     # the mixture of solutions, to set beside the base corpus's (ToyTrainingConfig.p_correct, ...)
     kinds = rows["kind"].fillna("no answer or step")
     share = pd.crosstab([rows[k] for k in keys] if keys else pd.Series(0, index=rows.index), kinds, normalize="index")
     for kind in ("correct", "slipped", "unfaithful"):
-        out[f"share {kind}"] = share[kind].reindex(out.index).fillna(0.0).to_numpy() if kind in share else 0.0
+        out[f"share_{kind}"] = share[kind].reindex(out.index).fillna(0.0).to_numpy() if kind in share else 0.0
     return out.reset_index(drop=not keys)
 
 
@@ -354,11 +370,11 @@ def sample_traces(model, tok, task: ToyTask, n: int = 500, temperature: float = 
     after "The answer is")."""
     qs = task.load("test", limit=start + n)[start:]
     gen = torch.Generator().manual_seed(seed)
-    engine = sampler(model, tok, task, temperature, completion_budget(task.steps))
     rows = []
     for first in range(0, len(qs), 128):
         chunk = qs[first: first + 128]
-        new = engine.sample_prompts(encode_prompts(tok, [task.prompt(q) for q in chunk]), 1, completion_budget(task.steps), gen)
+        new = complete(model, tok, encode_prompts(tok, [task.prompt(q) for q in chunk]), 1, temperature,
+                       completion_budget(task.steps), gen)
         for q, (toks,) in zip(chunk, new):
             text = tok.decode(toks, skip_special_tokens=True)
             rows.append(dict(question_id=q.id, trace=0, trace_text=text,
@@ -407,7 +423,7 @@ def held_out_report(model, tok, task: ToyTask, cfg: ToyTrainingConfig) -> dict:
     ``cfg.held_out_from``), and accuracy on the first ``cfg.memorised``, the questions the runs
     ask (which the uninformative regime memorised)."""
     held_out = evaluate(model, tok, task, n=task.n_test - cfg.held_out_from, start=cfg.held_out_from)
-    return {**held_out, "accuracy (runs' questions)": evaluate(model, tok, task, n=cfg.memorised)["accuracy"]}
+    return {**held_out, "accuracy_run_questions": evaluate(model, tok, task, n=cfg.memorised)["accuracy"]}
 
 
 def accuracy_by_temperature(temperatures=(1.0, 1.25, 1.5, 1.75), regimes=REGIMES, seed: int = 0,
@@ -446,8 +462,8 @@ def answer_dependence(records: pd.DataFrame) -> pd.DataFrame:
         table = pd.crosstab(g["implied"], g["answer"])
         defined = min(table.shape) >= 2
         rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "traces": len(g),
-                     "cramér's V": stats.contingency.association(table.to_numpy()) if defined else float("nan"),
-                     "p (independence)": stats.chi2_contingency(table).pvalue if defined else float("nan")})
+                     "cramers_v": stats.contingency.association(table.to_numpy()) if defined else float("nan"),
+                     "p_independence": stats.chi2_contingency(table).pvalue if defined else float("nan")})
     return pd.DataFrame(rows)
 
 
@@ -464,9 +480,9 @@ def training_report(root: Path = ASSETS) -> pd.DataFrame:
         for seed in seeds:
             meta = json.loads((models.toy_weights(regime, root, seed) / "training.json").read_text())
             rows.append({"regime": regime, "seed": seed, "parent": PARENT[regime], **meta})
-    cols = ["regime", "seed", "parent", "seconds", "updates", "learned", "measured at the check", "accuracy",
-            "step accuracy", "faithfulness",
-            "share correct", "share slipped", "share unfaithful", "accuracy (runs' questions)"]
+    cols = ["regime", "seed", "parent", "seconds", "updates", "learned", "measured_at_check", "accuracy",
+            "step_accuracy", "faithfulness",
+            "share_correct", "share_slipped", "share_unfaithful", "accuracy_run_questions"]
     return pd.DataFrame(rows).reindex(columns=cols)
 
 

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from siautil import diagnostics as D
 from siautil import estimators as E
-from siautil import oracle, runs, store
+from siautil import config, oracle, runs, store
 
 
 def rec(rows, gold="1"):
@@ -56,7 +56,7 @@ def test_alignment_table_by_hand():
     assert t["mean"][0] == pytest.approx(0.45)  # question means 0.3 and 0.6
     assert t["trace_mean"][0] == pytest.approx(0.4)  # the paper's mean over the 3 defined traces
     assert t["se"][0] == pytest.approx(stats.sem([0.3, 0.6]))
-    assert t["questions"][0] == 2 and t["defined"][0] == 3 and t["undefined: constant entropy"][0] == 1
+    assert t["questions"][0] == 2 and t["defined"][0] == 3 and t["undefined_constant_entropy"][0] == 1
     assert t["ci_low"][0] <= 0.45 <= t["ci_high"][0]
 
 
@@ -153,14 +153,32 @@ def test_early_stopping_by_hand():
 # ------------------------------------------------------------------ the shuffle ablation and the budget
 
 
-def test_shuffle_ablation_and_budget_curve_shapes():
+def test_table_2_sets_each_run_s_own_coefficient_side_by_side():
     cfg = oracle.aligned(steps=20)
     orig = oracle.sample_run(cfg, n_questions=10, seed=5, stride=4)
-    shuf = oracle.sample_run(cfg, n_questions=10, seed=5, stride=4, shuffle="tokens")
+    shuf = oracle.sample_run(cfg, n_questions=10, seed=5, stride=4, shuffle="steps")
     t2 = D.shuffle_table(orig, shuf, n_resamples=100)
-    assert {"mean_original", "mean_shuffled"} <= set(t2.columns)
-    curve = D.budget_curve(orig, strides=(None, 8), n_resamples=50)
+    for run, which in ((orig, "original"), (shuf, "shuffled")):
+        alone = D.alignment(run, n_resamples=100)
+        for col in ("trace_mean", "mean", "ci_low", "ci_high", "questions"):
+            assert t2[f"{col}_{which}"].item() == pytest.approx(alone[col].item()), (which, col)
+    assert t2["mean_original"].item() != pytest.approx(t2["mean_shuffled"].item())  # two runs, not one twice
+
+
+def test_the_budget_curve_recomputes_the_coefficient_from_the_first_m_answers_at_each_stride():
+    run = oracle.sample_run(oracle.aligned(steps=20), n_questions=10, seed=5, stride=4)
+    curve = D.budget_curve(run, strides=(None, 8), n_resamples=50)
     assert set(curve["continuations"]) == {1, 2, 4, 8, 16} and set(curve["stride"]) == {"run", 8}
+    one = curve[curve["continuations"] == 1]
+    assert one["defined"].eq(0).all() and one["undefined_constant_entropy"].eq(one["traces"]).all()  # one answer: H = 0
+    whole = curve.query("stride == 'run' and continuations == 16").iloc[0]
+    assert whole["mean"] == pytest.approx(D.alignment(run, n_resamples=50)["mean"].item())
+    coarse = curve.query("stride == 8 and continuations == 16").iloc[0]
+    every_8th = run[(run["t"] % 8 == 0) | (run["t"] == run["T"])]
+    assert coarse["mean"] == pytest.approx(D.alignment(every_8th, n_resamples=50)["mean"].item())
+    first_4 = run.assign(answers=run["answers"].map(lambda a: list(a)[:4]))
+    four = curve.query("stride == 'run' and continuations == 4").iloc[0]
+    assert four["mean"] == pytest.approx(D.alignment(first_4, n_resamples=50)["mean"].item())
 
 
 def test_table_2_compares_the_same_questions():
@@ -227,7 +245,7 @@ def test_shuffled_and_unshuffled_runs_stay_apart(tiny_store):
     a = tiny_store("plain")
     b = tiny_store("shuffled", shuffle="tokens")
     recs = store.load_records([a, b])
-    assert recs["run"].nunique() == 2 and set(recs["protocol"]) == {runs.PROTOCOL}
+    assert recs["run"].nunique() == 2 and set(recs["protocol"]) == {config.PROTOCOL}
     recs["shuffle"] = np.where(recs["run"] == store.run_id(store.read_config(b)), "tokens", "none")
     traj = E.estimate(recs)
     assert len(D.trace_alignment(traj).groupby(["run"])) == 2

@@ -1,44 +1,45 @@
 """The paper's reported numbers (siautil.paper): Table 1 in long form, each model's regime, our
-cells beside the paper's, Table 3."""
+cells beside the paper's, Tables 2 and 3, and how a table shows the quoted columns."""
 
 import numpy as np
 import pandas as pd
 
-from siautil import models, paper
+from siautil import models, paper, tables
 
 
-def test_paper_numbers_cover_table_1():
+def test_table_1_has_the_papers_eleven_models_on_three_datasets_with_the_registry_s_regimes():
     t = paper.table1()
-    assert len(t) == 33 and set(t["regime"]) == {"Base", "SFT", "SFT+RL"}
-    assert t.query("model == 'gemma-2-2b' and dataset == 'gsm8k'")["paper"].item() == -0.530
-
-
-def test_table_1_has_the_papers_eleven_models_on_three_datasets():
-    t = paper.table1()
-    assert sorted(t["model"].unique()) == sorted(models.PAPER_MODELS)
+    assert len(t) == 33 and sorted(t["model"].unique()) == sorted(models.PAPER_MODELS)
     assert (t.groupby("model")["dataset"].agg(tuple) == paper.DATASETS).all()
     assert t["paper"].between(-1, 1).all()
+    assert (t["regime"] == t["model"].map(models.regime)).all() and set(t["regime"]) == {"Base", "SFT", "SFT+RL"}
 
 
-def test_our_cells_sit_beside_the_papers():
-    ours = pd.DataFrame(dict(model=["gemma-2-2b", "toy-sft", "someone/else"], dataset=["svamp", "toy", "gsm8k"],
-                             mean=[0.1, 0.2, 0.3]))
+def test_our_cells_sit_beside_the_papers_by_model_and_dataset():
+    ours = pd.DataFrame(dict(model=["gemma-2-2b", "gemma-2-2b", "toy-sft", "someone/else"],
+                             dataset=["svamp", "gsm8k", "toy", "gsm8k"], mean=[0.1, 0.2, 0.3, 0.4]))
     out = paper.beside_paper(ours)
-    assert list(out.columns) == ["model", "regime", "dataset", "mean", paper.QUOTED] and "regime" not in ours
-    assert out["regime"].tolist() == ["Base", models.REGISTRY["toy-sft"].regime, "?"]
-    assert out[paper.QUOTED].iloc[0] == 0.169 and out[paper.QUOTED].iloc[1:].isna().all()
-    assert out["mean"].tolist() == [0.1, 0.2, 0.3]
+    assert list(out.columns) == ["model", "regime", "dataset", "mean", "paper"] and "regime" not in ours
+    assert out["regime"].tolist() == ["Base", "Base", models.REGISTRY["toy-sft"].regime, "?"]
+    quoted = paper.table1().set_index(["model", "dataset"])["paper"]
+    assert out["paper"].iloc[:2].tolist() == [quoted["gemma-2-2b", "svamp"], quoted["gemma-2-2b", "gsm8k"]]
+    assert out["paper"].iloc[2:].isna().all() and out["mean"].tolist() == [0.1, 0.2, 0.3, 0.4]
 
 
-def test_table_3_quotes_table_1s_gsm8k_value_as_its_original():
-    t = paper.table3()
-    assert len(t) == 4 and set(t["dataset"]) == {"gsm8k"} and (t["regime"] != "?").all()
+def test_tables_2_and_3_quote_table_1_s_gsm8k_value_as_their_original():
     gsm8k = paper.table1().query("dataset == 'gsm8k'").set_index("model")["paper"]
-    np.testing.assert_array_equal(t[f"original ({paper.QUOTED})"], gsm8k[t["model"]])
+    t3 = paper.table3()
+    assert len(t3) == 4 and set(t3["dataset"]) == {"gsm8k"} and (t3["regime"] != "?").all()
+    np.testing.assert_array_equal(t3["paper_original"], gsm8k[t3["model"]])
+    ours = pd.DataFrame(dict(model=list(paper.TABLE2) + ["toy-sft"], shuffle="tokens", original=0.5, shuffled=0.1))
+    t2 = paper.beside_table2(pd.concat([ours, ours.assign(shuffle="steps")], ignore_index=True))
+    tokens = t2[t2["shuffle"] == "tokens"]
+    np.testing.assert_array_equal(tokens["paper_original"].iloc[:4], gsm8k[list(paper.TABLE2)])
+    assert tokens["paper_original"].iloc[4:].isna().all()  # a model the paper did not shuffle
+    assert t2.loc[t2["shuffle"] == "steps", ["paper_original", "paper_shuffled"]].isna().all().all()  # it shuffled tokens
 
 
-def test_table_2_is_quoted_beside_ours_for_the_models_the_paper_shuffled():
-    ours = pd.DataFrame(dict(model=["qwen2.5-3b", "toy-sft"], original=[0.5, 0.6], shuffled=[0.1, 0.0]))
-    out = paper.beside_table2(ours)
-    assert out[f"original ({paper.QUOTED})"].iloc[0] == 0.682 and out[f"shuffled ({paper.QUOTED})"].iloc[0] == -0.132
-    assert out[f"original ({paper.QUOTED})"].iloc[1:].isna().all() and "original" in out and len(out) == 2
+def test_a_table_heads_the_paper_s_numbers_as_quoted():
+    shown = tables.show(paper.table3(), ["model", "paper_original"])
+    assert list(shown.shown.columns) == ["model", "original (quoted from the paper)"]
+    assert "coarser (quoted from the paper)" in shown.full.columns

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from siautil import grid, models, regimes, runs, toy
+from siautil.config import RunConfig
 
 
 def test_regime_and_seed_read_the_registry_names():
@@ -39,7 +40,7 @@ def test_a_model_that_did_not_finish_training_is_named_with_why():
 
 def test_per_model_on_real_toy_runs(tmp_path):
     settings = replace(grid.TOY, n_traces=2, n_continuations=4)
-    cells = [grid.Cell(m, "toy", settings, limit=6) for m in ("toy-base", "toy-sft")]
+    cells = [RunConfig(m, "toy", settings, limit=6) for m in ("toy-base", "toy-sft")]
     records = runs.records("test", cells, runs_dir=tmp_path, progress=False)
     tokens = runs.records("test", [c.shuffled("tokens") for c in cells], runs_dir=tmp_path, progress=False)
     steps = runs.records("test", [c.shuffled("steps") for c in cells], runs_dir=tmp_path, progress=False)
@@ -56,7 +57,7 @@ def test_per_model_on_real_toy_runs(tmp_path):
     assert not any("excess" in c or "verdict" in c for c in out.columns)
     # the shuffled tokens break the answer format; the randomised steps keep it
     assert (out["tokens_null"] > out["step_null"]).all()
-    sft0 = training[(training.regime == "sft") & (training.seed == 0)]["accuracy (runs' questions)"].item()
+    sft0 = training[(training.regime == "sft") & (training.seed == 0)]["accuracy_run_questions"].item()
     assert out.loc["toy-sft", "accuracy_t1"] == sft0
     assert out.loc["toy-sft", "answer_on_steps"] > out.loc["toy-base", "answer_on_steps"]
 

@@ -77,10 +77,10 @@ def test_the_base_phase_trains_until_it_has_learned_then_decays(monkeypatch):
                   check_every=4, warmup=2, decay=3)
     doc = lambda rng: toy.base_text(toy.training_problem(rng, cfg), rng, cfg)  # noqa: E731
     measured = iter([0.2, 0.9])  # what the checks find: not yet, then learned
-    monkeypatch.setattr(toy, "evaluate", lambda *a, **k: {"step accuracy": next(measured)})
+    monkeypatch.setattr(toy, "evaluate", lambda *a, **k: {"step_accuracy": next(measured)})
     checks = []
     got = toy.train_until_learned(*toy.new_model(cfg), doc, cfg, seed=1, log=checks.append)
-    assert got == {"updates": 2 * cfg.check_every + cfg.decay, "learned": True, "measured at the check": 0.9}
+    assert got == {"updates": 2 * cfg.check_every + cfg.decay, "learned": True, "measured_at_check": 0.9}
     assert len(checks) == 2
     # a criterion never met (an untrained model writes no step: NaN): every check, then the
     # decay after the cap, and it says so
@@ -94,16 +94,16 @@ def test_the_base_phase_trains_until_it_has_learned_then_decays(monkeypatch):
 def test_shipped_weights_are_checked(tmp_path):
     root = tmp_path / "toy"
     shutil.copytree(toy.ASSETS, root)
-    assert toy.verified_path("sft", root) == root / "sft"
+    assert models.toy_weights("sft", root) == root / "sft"
     f = root / "sft" / "model.safetensors"
     data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 0xFF
     f.write_bytes(bytes(data))
     with pytest.raises(models.ModelError, match="corrupted or partial.*siautil toy train"):
-        toy.verified_path("sft", root)
+        models.toy_weights("sft", root)
     shutil.rmtree(root / "rl")
     with pytest.raises(models.ModelError, match="missing.*siautil toy train"):
-        toy.verified_path("rl", root)
+        models.toy_weights("rl", root)
 
 
 #: Held-out accuracy (one sample per question at temperature 1, 300 held-out test questions)
@@ -118,7 +118,8 @@ MEMORISED_BAND = (0.5, 1.0)
 @pytest.mark.slow
 @pytest.mark.parametrize("regime,seed", [(r, k) for r, seeds in models.TOY_SHIPPED.items() for k in seeds])
 def test_held_out_accuracy(regime, seed):
-    model, tok = models.load(models.toy_name(regime, seed), "fp32")
+    lm = models.load(models.toy_name(regime, seed), "fp32")
+    model, tok = lm.model, lm.tokenizer
     cfg = toy.ToyTrainingConfig()
     got = toy.evaluate(model, tok, tasks.get("toy"), n=300, start=cfg.held_out_from)
     print(f"{models.toy_name(regime, seed)}: {got}")
@@ -139,15 +140,16 @@ def test_the_uninformative_models_answers_do_not_depend_on_their_steps(seed):
     n = toy.ToyTrainingConfig().memorised
     traces = {}
     for regime in ("uninformative", "sft"):
-        model, tok = models.load(models.toy_name(regime, seed), "fp32")
+        lm = models.load(models.toy_name(regime, seed), "fp32")
+        model, tok = lm.model, lm.tokenizer
         traces[regime] = pd.concat([toy.sample_traces(model, tok, task, n=n, seed=k).assign(trace=k)
                                     for k in range(4)]).assign(model=regime)
     got = toy.answer_dependence(pd.concat(traces.values())).set_index("model")
     print(got)
     assert got.loc["uninformative", "traces"] >= 0.8 * 4 * n
-    assert got.loc["uninformative", "p (independence)"] > 0.01
-    assert got.loc["uninformative", "cramér's V"] < 0.2
-    assert got.loc["sft", "cramér's V"] > 0.9
+    assert got.loc["uninformative", "p_independence"] > 0.01
+    assert got.loc["uninformative", "cramers_v"] < 0.2
+    assert got.loc["sft", "cramers_v"] > 0.9
 
 
 def test_answer_dependence_by_hand():
@@ -167,11 +169,11 @@ def test_answer_dependence_by_hand():
                          trace_answer="1"))
     rows.append(dict(model="random", question_id=qs[0].id, trace=1, trace_text="The answer is 2.", trace_answer="2"))
     got = toy.answer_dependence(pd.DataFrame(rows)).set_index("model")
-    assert got.loc["faithful", "cramér's V"] == pytest.approx(1.0)
-    assert got.loc["faithful", "p (independence)"] < 1e-10
+    assert got.loc["faithful", "cramers_v"] == pytest.approx(1.0)
+    assert got.loc["faithful", "p_independence"] < 1e-10
     assert got.loc["random", "traces"] == 40  # the trace with no written step is left out
-    assert got.loc["random", "cramér's V"] < got.loc["faithful", "cramér's V"]
-    assert np.isnan(got.loc["constant", "cramér's V"]) and np.isnan(got.loc["constant", "p (independence)"])
+    assert got.loc["random", "cramers_v"] < got.loc["faithful", "cramers_v"]
+    assert np.isnan(got.loc["constant", "cramers_v"]) and np.isnan(got.loc["constant", "p_independence"])
 
 
 def test_the_uninformative_regime_learns_only_the_memorised_questions():
@@ -184,8 +186,9 @@ def test_the_uninformative_regime_learns_only_the_memorised_questions():
 
 
 def test_the_shipped_tokenizers_start_prompts_with_bos_as_in_training():
-    model, tok = models.load("toy-sft", "fp32")
-    engine = rollout.Engine(model, tok, tasks.get("toy"), grid.TOY)
+    lm = models.load("toy-sft", "fp32")
+    model, tok = lm.model, lm.tokenizer
+    engine = rollout.Engine(lm, tasks.get("toy"), grid.TOY)
     question = tasks.get("toy").load(limit=1)[0]
     assert engine.prompt_ids(question) == toy.encode_prompts(tok, [tasks.get("toy").prompt(question)])[0]
     assert engine.prompt_ids(question)[0] == tok.bos_token_id
@@ -194,20 +197,20 @@ def test_the_shipped_tokenizers_start_prompts_with_bos_as_in_training():
 def test_step_accuracy_and_faithfulness_by_hand():
     p = Problem(3, (("+", 4), ("-", 2), ("+", 1)), modulus=5)  # values 3, 2, 0, 1
     assert toy.trace_competence(p, "a+4=2 b-2=0 c+1=1 The answer is 1.", "1") == \
-        {"correct": True, "steps right": 3, "steps written": 3, "faithful": True, "kind": "correct"}
+        {"correct": True, "steps_right": 3, "steps_written": 3, "faithful": True, "kind": "correct"}
     # a slip at b carried forward: b is wrong, c is right given the written b; the answer follows
     assert toy.trace_competence(p, "a+4=2 b-2=1 c+1=2 The answer is 2.", "2") == \
-        {"correct": False, "steps right": 2, "steps written": 3, "faithful": True, "kind": "slipped"}
+        {"correct": False, "steps_right": 2, "steps_written": 3, "faithful": True, "kind": "slipped"}
     # right steps, an answer that does not follow from them
     assert toy.trace_competence(p, "a+4=2 b-2=0 c+1=1 The answer is 4.", "4") == \
-        {"correct": False, "steps right": 3, "steps written": 3, "faithful": False, "kind": "unfaithful"}
+        {"correct": False, "steps_right": 3, "steps_written": 3, "faithful": False, "kind": "unfaithful"}
     # another question's steps with the right answer: step 1 is judged from the question's start
     assert toy.trace_competence(p, "a+1=1 b+3=4 c-2=2 The answer is 1.", "1") == \
-        {"correct": True, "steps right": 2, "steps written": 3, "faithful": False, "kind": "unfaithful"}
+        {"correct": True, "steps_right": 2, "steps_written": 3, "faithful": False, "kind": "unfaithful"}
     # no step written, or no answer: faithfulness is undefined
     assert toy.trace_competence(p, "The answer is 1.", "1")["faithful"] is None
     assert toy.trace_competence(p, "a+4=2 b-2", None) == \
-        {"correct": False, "steps right": 1, "steps written": 1, "faithful": None, "kind": None}
+        {"correct": False, "steps_right": 1, "steps_written": 1, "faithful": None, "kind": None}
 
 
 def test_competence_reads_each_trace_once_and_pools_steps():
@@ -222,11 +225,11 @@ def test_competence_reads_each_trace_once_and_pools_steps():
     # a null answer, as a stored run reads it back (NaN): no faithfulness, not unfaithful
     rows.append(dict(model="n", question_id=q1.id, trace=0, t=0, trace_text=p1.solution()[:-3], trace_answer=np.nan))
     table = toy.competence(pd.DataFrame(rows)).set_index("model")
-    assert np.isnan(table.loc["n", "faithfulness"]) and table.loc["n", "share unfaithful"] == 0
+    assert np.isnan(table.loc["n", "faithfulness"]) and table.loc["n", "share_unfaithful"] == 0
     got = table.loc["m"]
-    assert got["traces"] == 2 and got["accuracy"] == 0.5 and got["step accuracy"] == 1.0
+    assert got["traces"] == 2 and got["accuracy"] == 0.5 and got["step_accuracy"] == 1.0
     assert got["faithfulness"] == 0.5
-    assert (got["share correct"], got["share slipped"], got["share unfaithful"]) == (0.5, 0.0, 0.5)
+    assert (got["share_correct"], got["share_slipped"], got["share_unfaithful"]) == (0.5, 0.0, 0.5)
 
 
 def test_the_uninformative_corpus_has_right_answers_and_steps_independent_of_them():
