@@ -2,6 +2,7 @@
 from siautil, the numeric modules load without torch, and every module has its tests."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,17 +24,12 @@ def _modules() -> dict[str, Path]:
 def _imports(mods: dict[str, Path]) -> dict[str, set[str]]:
     """Every siautil module each module imports, at import time or inside a function. A
     package's own submodules importing it are not counted (``from . import x`` names the
-    submodule ``x``), nor is a module-level ``__getattr__`` (PEP 562) that forwards names
-    which moved elsewhere, so old code keeps working: it runs only when an old name is used."""
+    submodule ``x``)."""
     edges = {m: set() for m in mods}
     for m, p in mods.items():
         package = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
         tree = ast.parse(p.read_text())
-        forwarders = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"]
-        skip = {id(x) for f in forwarders for x in ast.walk(f)}
         for node in ast.walk(tree):
-            if id(node) in skip:
-                continue
             if isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
@@ -63,6 +59,46 @@ def test_no_module_imports_one_that_imports_it_back():
     edges = _imports(_modules())
     circles = sorted({tuple(sorted((a, b))) for a in edges for b in edges[a] if a in _reachable(edges, b)})
     assert not circles, f"import circles: {circles}"
+
+
+#: The package's layers, lowest first (the README's module table follows them): a module imports
+#: only from layers below its own, at import time or inside a function.
+LAYERS = [
+    ("errors", "paths", "checkpoints", "streams", "infotheory", "schema", "tasks.extract", "kvbuffer", "sampling",
+     "offline", "tables", "workers"),
+    ("tasks", "tasks.base", "tasks.datafiles", "tasks.arc", "tasks.easy", "tasks.gsm8k", "tasks.svamp", "tasks.toy",
+     "store", "theory"),
+    ("models", "estimators", "records", "decode"),
+    ("rollout", "oracle", "diagnostics", "paper"),
+    ("coefficient", "toy", "config", "plots"),
+    ("informativeness", "choices", "grid", "testing"),
+    ("regimes", "runs"),
+    ("cluster", "book"),
+    ("cli",),
+]
+
+
+def test_no_module_imports_one_from_its_own_layer_or_above():
+    mods = _modules()
+    layer = {f"siautil.{name}": k for k, names in enumerate(LAYERS) for name in names}
+    assert set(layer) == set(mods) - {"siautil"}, f"modules without a layer: {set(mods) - set(layer) - {'siautil'}}"
+    edges = _imports(mods)
+    # a package's own submodules sit in its layer and may import one another (tasks.base <- tasks.arc)
+    upward = [(m, t) for m in edges for t in edges[m] if m != "siautil" and layer[t] >= layer[m]
+              and not (m.startswith("siautil.tasks") and t.startswith("siautil.tasks"))]
+    assert not upward, f"imports from the same layer or above: {upward}"
+
+
+def test_the_readme_s_module_table_has_every_module_in_its_layer():
+    table = {}
+    for line in (ROOT.parent / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            for name in re.findall(r"`siautil\.([a-z_.]+)`", cells[1]):
+                table[name] = int(cells[0])
+    layer = {name: k for k, names in enumerate(LAYERS) for name in names if "." not in name or name == "tasks.extract"}
+    layer |= {"tasks": 1}
+    assert table == layer
 
 
 def test_the_checker_finds_a_circle():
