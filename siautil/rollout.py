@@ -37,7 +37,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -115,6 +115,64 @@ class RolloutConfig:
         return asdict(self)
 
 
+def prompt_ids(task: Task, tokenizer, question: Question, config: RolloutConfig, chat: bool,
+               context: int | None = None, window: int | None = None) -> list[int]:
+    """A question's prompt as token ids, the same for every backend: the task's prompt (through the
+    chat template when ``chat``), tokenized. Settings the model cannot take (prompt plus budget
+    beyond its ``context`` or sliding ``window``) are refused here, before anything is sampled."""
+    text = task.prompt(question, tokenizer, chat=chat, few_shot=config.few_shot, seed=config.seed)
+    # a chat template writes its own special tokens
+    ids = tokenizer(text, add_special_tokens=not chat)["input_ids"]
+    limit = len(ids) + config.max_new_tokens
+    if context and limit > context:
+        raise ValueError(f"question {question.id}: prompt ({len(ids)} tokens) plus max_new_tokens "
+                         f"({config.max_new_tokens}) exceeds the model's context of {context} tokens")
+    if window and limit > window:
+        raise ValueError(f"question {question.id}: {limit} tokens exceed the model's sliding window "
+                         f"({window}); lower max_new_tokens")
+    return ids
+
+
+def stream_seed(config: RolloutConfig, question: Question) -> str:
+    """The seed of a question's random streams (:mod:`siautil.streams`): the run seed and the
+    question id, so its records do not depend on which other questions ran, on the window,
+    shards, resuming or the backend. Trace ``i`` draws from ``(seed, 0, i)``, continuation ``j``
+    of checkpoint ``t`` of trace ``i`` from ``(seed, 1, i, t, j)``, the shuffle of that
+    checkpoint's prefix from ``(seed, 2, i, t)``."""
+    return f"{config.seed}:{question.id}"
+
+
+def shuffled_prefix(task: Task, tokenizer, shuffle: str, tokens: list[int], prefix_text: str, stream: int) -> list[int]:
+    """The prefix ``z_<=t`` (``tokens``, its text ``prefix_text``) as the continuations of a
+    shuffled run see it, shuffled from its own ``stream``: ``"tokens"`` (Table 2) its tokens
+    permuted, length kept; ``"steps"`` its text's steps shuffled by the task, format kept, then
+    re-encoded (cut at :data:`STEPS_SLACK` tokens beyond the original); ``"none"`` as written."""
+    t = len(tokens)
+    if shuffle == "tokens" and t > 1:
+        return [tokens[j] for j in streams.permutation(stream, t)]
+    if shuffle == "steps" and t > 0:
+        text = task.shuffle_steps(prefix_text, random.Random(stream))
+        return tokenizer.encode(text, add_special_tokens=False)[:t + STEPS_SLACK]
+    return list(tokens)
+
+
+def trace_checkpoints(traces: Sequence[Row], config: RolloutConfig, decode: Callable[[list[int]], str],
+                      max_continuation_tokens: int | None = None) -> list[Checkpoint]:
+    """Every checkpoint of every trace (:func:`siautil.checkpoints.checkpoints`), in trace then
+    ``t`` order, with its continuation budget: ``max_new_tokens - t``, capped at
+    ``max_continuation_tokens``; each starts from its trace's keys and values and its logits at
+    ``t`` where the trace kept them."""
+    out = []
+    for i, tr in enumerate(traces):
+        for t in checkpoints(len(tr.tokens), config.stride):
+            budget = config.max_new_tokens - t
+            if max_continuation_tokens is not None:
+                budget = min(budget, max_continuation_tokens)
+            text = decode(tr.tokens[:t])
+            out.append(Checkpoint(i, t, budget, text, text, tr.kv, tr.logits.get(t)))
+    return out
+
+
 class Status(enum.Enum):
     """Where a question in flight stands."""
 
@@ -169,26 +227,13 @@ class Engine:
     # ------------------------------------------------------------------ helpers
 
     def prompt_ids(self, question: Question) -> list[int]:
-        """The prompt's token ids; settings the model cannot take (prompt plus budget beyond
-        its context or sliding window) are refused here, before anything is sampled."""
-        text = self.task.prompt(question, self.tokenizer, chat=self.chat, few_shot=self.config.few_shot,
-                                seed=self.config.seed)
-        # a chat template writes its own special tokens
-        ids = self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"]
-        limit = len(ids) + self.config.max_new_tokens
-        context, window = self.runner.context, self.runner.window
-        if context and limit > context:
-            raise ValueError(f"question {question.id}: prompt ({len(ids)} tokens) plus max_new_tokens "
-                             f"({self.config.max_new_tokens}) exceeds the model's context of {context} tokens")
-        if window and limit > window:
-            raise ValueError(f"question {question.id}: {limit} tokens exceed the model's sliding window "
-                             f"({window}); lower max_new_tokens")
-        return ids
+        """The prompt's token ids (:func:`prompt_ids`)."""
+        return prompt_ids(self.task, self.tokenizer, question, self.config, self.chat,
+                          self.runner.context, self.runner.window)
 
     def stream_seed(self, question: Question) -> str:
-        """The seed of a question's random streams: the run seed and the question id, so its
-        records do not depend on which other questions ran, on the window, shards or resuming."""
-        return f"{self.config.seed}:{question.id}"
+        """The seed of a question's random streams (:func:`stream_seed`)."""
+        return stream_seed(self.config, question)
 
     def _decode_text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -264,7 +309,7 @@ class Engine:
         continuations of their checkpoints; after those (or with none to sample), build the records."""
         if req.status is Status.TRACES:
             self._complete_traces(req.prompt, req.traces)
-            req.checkpoints = self._checkpoints_of(req.traces)
+            req.checkpoints = trace_checkpoints(req.traces, self.config, self._decode_text)
             items = self._continuation_items(req)
             req.status, req.open = Status.CONTINUATIONS, len(items)
             if items:
@@ -289,19 +334,6 @@ class Engine:
                 tr.kv, logits = self.runner.prefill(list(prompt) + tr.tokens)
                 tr.logits[T] = logits[-1]
 
-    def _checkpoints_of(self, traces: list[Row], max_continuation_tokens: int | None = None) -> list[Checkpoint]:
-        """Every checkpoint of every trace (:func:`checkpoints`), in trace then ``t`` order, with
-        its continuation budget: ``max_new_tokens - t``, capped at ``max_continuation_tokens``."""
-        out = []
-        for i, tr in enumerate(traces):
-            for t in checkpoints(len(tr.tokens), self.config.stride):
-                budget = self.config.max_new_tokens - t
-                if max_continuation_tokens is not None:
-                    budget = min(budget, max_continuation_tokens)
-                text = self._decode_text(tr.tokens[:t])
-                out.append(Checkpoint(i, t, budget, text, text, tr.kv, tr.logits.get(t)))
-        return out
-
     def _continuation_items(self, req: _Request) -> list[Item]:
         """The ``M`` continuation rows of each of the request's checkpoints that has budget
         left, shortest prefixes first (rows decoding together then have similar lengths, so
@@ -323,13 +355,8 @@ class Engine:
         continuations see it. ``"tokens"`` (Table 2): its tokens permuted, length kept.
         ``"steps"``: its text's steps shuffled by the task, format kept, then re-encoded."""
         for cp in sampled:
-            toks = req.traces[cp.trace].tokens[:cp.t]
-            stream = streams.key(req.seed, 2, cp.trace, cp.t)
-            if self.config.shuffle == "tokens" and cp.t > 1:
-                toks = [toks[j] for j in streams.permutation(stream, cp.t)]
-            elif self.config.shuffle == "steps" and cp.t > 0:
-                text = self.task.shuffle_steps(cp.prefix_text, random.Random(stream))
-                toks = self.tokenizer.encode(text, add_special_tokens=False)[:cp.t + STEPS_SLACK]
+            toks = shuffled_prefix(self.task, self.tokenizer, self.config.shuffle, req.traces[cp.trace].tokens[:cp.t],
+                                   cp.prefix_text, streams.key(req.seed, 2, cp.trace, cp.t))
             cp.kv, logits = self.runner.prefill(req.prompt + toks)
             cp.logits, cp.seen = logits[-1], len(toks)
             cp.seen_text = self._decode_text(toks)
@@ -360,7 +387,7 @@ class Engine:
             rows.append(Row(budget=self.config.max_new_tokens, tokens=list(toks), finish=Finish.EOS,
                             logits={t: logits[j] for j, t in enumerate(ts)}, kv=kv))
         req = _Request(Question("", "", ""), 0, list(prompt), str(seed), traces=rows)
-        req.checkpoints = self._checkpoints_of(rows, max_continuation_tokens)
+        req.checkpoints = trace_checkpoints(rows, self.config, self._decode_text, max_continuation_tokens)
         self._drain(self._continuation_items(req), self._limit([prompt]))
         return req.checkpoints
 

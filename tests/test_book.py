@@ -218,7 +218,7 @@ def test_an_executed_chapter_holds_no_widget_and_its_kernel_prints_no_warnings(t
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n- file: book/load\n")
     (tmp_path / "notebooks" / "load.ipynb").write_text(json.dumps(_nb([
         ("model = 'toy-sft'", ["parameters"]),
-        ("from siautil import models\nlm, tok = models.load(model)\nprint(type(lm).__name__)", []),
+        ("from siautil import models\nloaded = models.load(model)\nprint(type(loaded.model).__name__)", []),
     ])))
     out = book.execute("load", root=tmp_path)
     text = out.read_text()
@@ -300,7 +300,7 @@ def test_the_colab_cell_installs_siautil_from_this_checkout_into_a_fresh_environ
                "print(siautil.__file__)\n"
                "print(models.smollm2_path())\n"
                "from siautil import paths\nprint(paths.checkout())\n"
-               "lm, tok = models.load('toy-sft')\n"
+               "loaded = models.load('toy-sft')\n"
                "print(len(tasks.get('arc-easy').load(limit=2)))\n")
     # -P: the clone (the working folder) is not on the path, so siautil comes from the environment
     run = subprocess.run([python, "-P", "-c", chapter], cwd=checkout, env={**env, "HF_HUB_OFFLINE": "1"},
