@@ -89,7 +89,7 @@ def test_estimators_go_through_the_shared_entropy():
 
 def test_bad_records():
     with pytest.raises(E.RecordsError, match="no records"):
-        E.estimate(rec([]).reindex(columns=E.RECORD_COLUMNS))
+        E.estimate(rec([("q", 0, 0, 1, ["a"], True)]).iloc[:0])
     with pytest.raises(E.RecordsError, match="lack the columns"):
         E.estimate(pd.DataFrame({"t": [0]}))
     with pytest.raises(E.RecordsError, match="no answers"):

@@ -64,12 +64,12 @@ def test_auc_curve_joins_label_columns_and_draws_chance():
 
 def test_coefficient_bars_mark_the_paper_only_where_it_has_a_value():
     table = pd.DataFrame(dict(model=["x", "y"], mean=[0.2, -0.1], ci_low=[0.1, -0.3], ci_high=[0.3, 0.1],
-                              **{paper.QUOTED: [0.5, np.nan]}))
+                              paper=[0.5, np.nan]))
     ax = plots.coefficient_bars(table).axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "y"]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert sorted(legend) == ["measured here", paper.QUOTED]
-    ax = plots.coefficient_bars(table.assign(**{paper.QUOTED: np.nan})).axes[0]
+    assert sorted(legend) == ["measured here", "quoted from the paper"]
+    ax = plots.coefficient_bars(table.assign(paper=np.nan)).axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["measured here"]
 
 
