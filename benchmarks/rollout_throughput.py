@@ -3,6 +3,11 @@
     .venv/bin/python benchmarks/rollout_throughput.py                 # all three workloads, CPU
     .venv/bin/python benchmarks/rollout_throughput.py --workload smollm2 --precision bf16
     .venv/bin/python benchmarks/rollout_throughput.py --device cuda   # a Qwen2.5-3B-shaped model, bf16 (--precision nf4)
+    .venv/bin/python benchmarks/rollout_throughput.py --workload smollm2 --record   # files the engine's rate
+
+``--record`` adds the engine's rate on the workload nearest the paper's models (the
+Qwen2.5-3B-shaped one on CUDA, SmolLM2 on a CPU) to ``siautil/assets/throughput.json``, which
+``siautil grid --estimate`` reads (:func:`siautil.grid.throughput`).
 
 The workload: fixed traces (a few hundred tokens each), checkpoints every ``stride`` tokens,
 ``M`` continuations per checkpoint. *Realistic*: continuations end at EOS at varied lengths
@@ -152,7 +157,7 @@ def run_one(args) -> dict:
     peak = (torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return dict(method=args.method, workload=args.workload, wall_s=wall, tokens=tokens,
-                samples=len(checkpoints) * args.m, peak_mib=peak)
+                samples=len(checkpoints) * args.m, peak_mib=peak, params=model.num_parameters())
 
 
 def run_smollm2(args) -> dict:
@@ -210,7 +215,8 @@ def run_smollm2(args) -> dict:
         wall = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return dict(method=args.method, workload="smollm2", wall_s=wall, tokens=tokens, samples=samples, peak_mib=peak)
+    return dict(method=args.method, workload="smollm2", wall_s=wall, tokens=tokens, samples=samples, peak_mib=peak,
+                params=lm.num_parameters())
 
 
 def matmul_gflops(dtype: torch.dtype, device: str = "cpu", n: int = 64, k: int = 576, m: int = 1536) -> float:
@@ -254,7 +260,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workload", choices=["realistic", "fixed", "smollm2", "both", "all"], default="all",
                     help="both: realistic and fixed; all: both and smollm2")
-    ap.add_argument("--precision", default=None, choices=["fp32", "bf16", "nf4"],
+    ap.add_argument("--record", action="store_true",
+                    help="add the engine's rate to siautil/assets/throughput.json (what --estimate reads)")
+    ap.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16", "nf4"],
                     help="weights of both methods (default: bf16 on cuda, fp32 on a CPU; nf4 on cuda only)")
     ap.add_argument("--questions", type=int, default=4, help="smollm2 workload: questions per dataset")
     ap.add_argument("--window", type=int, default=8, help="smollm2 workload: questions in flight")
@@ -289,6 +297,30 @@ def main() -> None:
               f"{g['tokens'] / g['wall_s']:.0f} | {e['tokens'] / e['wall_s']:.0f} | {g['peak_mib']:.0f} / {e['peak_mib']:.0f} |")
     if "smollm2" in chosen:
         roofline(args, next(r for r in results if r["workload"] == "smollm2" and r["method"] == "engine"))
+    if args.record:
+        record(args, results)
+
+
+def record(args, results: list[dict]) -> None:
+    """File the engine's rate on the workload nearest the paper's models (:data:`siautil.grid.MEASURED`)."""
+    import datetime
+
+    from siautil import grid
+
+    workload = "realistic" if args.device == "cuda" else "smollm2"
+    found = [r for r in results if r["workload"] == workload and r["method"] == "engine"]
+    if not found:
+        print(f"--record: the {workload} workload did not run (--workload {workload} or all); nothing filed")
+        return
+    r = found[0]
+    model = ("Qwen2.5-3B-shaped, random weights" if workload == "realistic" else "smollm2-135m-instruct")
+    entry = dict(backend="engine", device="cuda" if args.device.startswith("cuda") else "cpu",
+                 hardware=grid.hardware(args.device), model=model, params=r["params"], precision=args.precision,
+                 threads=args.threads, tokens_per_s=round(r["tokens"] / r["wall_s"], 1),
+                 date=datetime.date.today().isoformat(), command="benchmarks/rollout_throughput.py " + " ".join(
+                     a for a in sys.argv[1:] if a != "--record"))
+    grid.record_throughput(entry)
+    print(f"filed in {grid.MEASURED}: {entry}")
 
 
 def roofline(args, engine: dict) -> None:

@@ -41,7 +41,7 @@ def _rollout(args: argparse.Namespace) -> int:
             print(f"max_new_tokens {values['max_new_tokens']}: half the context of {args.model} "
                   "(--max-new-tokens sets it)", flush=True)
     run = config.RunConfig(args.model, args.task, rollout.RolloutConfig(**values), precision=args.precision,
-                           split=args.split, sample=args.sample, limit=args.limit)
+                           split=args.split, sample=args.sample, limit=args.limit, backend=args.backend)
     path = runs.sample(run, args.out, shard=args.shard, device=args.device, data_dir=args.data_dir)
     if path is not None:  # None: this shard had nothing to do, and said so
         print(f"records in {path}")
@@ -60,7 +60,12 @@ def _grid(args: argparse.Namespace) -> int:
     from . import grid, models, paths, runs, workers
 
     if args.estimate:
-        print(grid.cost(args.profile, args.device).to_string(index=False))
+        est = grid.cost(args.profile, args.device, backend=args.backend)
+        print(est.to_string(index=False))
+        print(f"throughput: {est.attrs['throughput']}")
+        if (args.device or models.default_device()).startswith("cuda"):
+            print("\nGPU memory per model (GiB) at the rows and window the engine would choose:")
+            print(grid.memory_table(args.profile).round(1).to_string(index=False))
         return 0
     ray_options = {k: v for k, v in dict(address=args.address, shards_per_cell=args.shards_per_cell,
                                          cpus=args.cpus_per_task, gpus=args.gpus_per_task,
@@ -85,7 +90,7 @@ def _grid(args: argparse.Namespace) -> int:
             from . import cluster
 
             sampler = cluster.local_sampler(processes, threads)
-    runs.sample_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, sampler=sampler)
+    runs.sample_grid(args.profile, runs_dir=args.runs_dir, shard=args.shard, sampler=sampler, backend=args.backend)
     if args.no_book or (args.shard and not args.shard.startswith("0/")):
         return 0
     if paths.is_url(args.runs_dir):
@@ -192,8 +197,14 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                             help=f"{help_text} (default: {default})".lstrip())
 
 
+#: Help for ``--backend`` (siautil.config.BACKENDS).
+BACKEND_HELP = ("what samples: engine (this package's, the reference; exact per-stream draws) or vllm (GPUs, "
+                "pip install -e '.[vllm]'; the same records in distribution, not bit for bit)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import grid, models, workers
+    from .config import BACKENDS
 
     parser = argparse.ArgumentParser(prog="siautil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -219,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shard", help="i/n: this job takes every n-th window of questions (--window) from the i-th")
     _add_settings(r)
     r.add_argument("--precision", choices=models.PRECISIONS, default=None,
-                   help="weights: fp32, bf16 or 4-bit nf4; default: the model's own (toy: fp32), else bf16 on CUDA and on CPUs with native bf16, fp32 otherwise")
+                   help="weights: fp32, bf16, fp16 (GPUs without bf16) or 4-bit nf4; default: the model's own (toy: fp32), "
+                        "else bf16 where the hardware has it, fp16 on other GPUs (fp32 for Gemma-2), fp32 on other CPUs")
+    r.add_argument("--backend", choices=BACKENDS, default="engine", help=BACKEND_HELP)
     r.add_argument("--device", default=None)
     r.set_defaults(func=_rollout)
 
@@ -234,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shard", help="i/n: this machine takes every n-th window of questions of every cell (a cell with fewer windows than n leaves some machines idle)")
     g.add_argument("--no-book", action="store_true", help="sample only")
     g.add_argument("--estimate", action="store_true", help="print the estimated cost and exit")
+    g.add_argument("--backend", choices=BACKENDS, default="engine", help=BACKEND_HELP)
     g.add_argument("--device", default=None, help="device for --estimate (default: the detected one)")
     g.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local: on this machine (--workers); ray: every (cell, shard) a task of a Ray cluster "

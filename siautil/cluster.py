@@ -198,8 +198,8 @@ def sampler(**options):
     """What :func:`siautil.runs.sample_grid` calls to sample a profile's cells on Ray:
     :func:`run_ray` with ``options`` (``address``, ``shards_per_cell``, ``cpus``, ``gpus``,
     ``max_retries``). Ray itself is imported when it is called."""
-    def sample(profile: str, runs_dir, progress: bool) -> pd.DataFrame:
-        return run_ray(profile, runs_dir, progress=progress, **options)
+    def sample(profile: str, runs_dir, progress: bool, chosen: list[RunConfig]) -> pd.DataFrame:
+        return run_ray(profile, runs_dir, progress=progress, chosen=chosen, **options)
 
     return sample
 
@@ -207,7 +207,7 @@ def sampler(**options):
 def local_sampler(processes: int, threads: int = 1):
     """What :func:`siautil.runs.sample_grid` calls to sample a profile's cells in ``processes``
     worker processes of this machine (:func:`run_local`)."""
-    def sample(profile: str, runs_dir, progress: bool) -> pd.DataFrame:
-        return run_local(profile, runs_dir, processes=processes, threads=threads, progress=progress)
+    def sample(profile: str, runs_dir, progress: bool, chosen: list[RunConfig]) -> pd.DataFrame:
+        return run_local(profile, runs_dir, processes=processes, threads=threads, progress=progress, chosen=chosen)
 
     return sample

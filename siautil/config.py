@@ -19,13 +19,19 @@ PROTOCOL = 3
 
 #: A shuffled run's name ends in its kind of shuffle, so each has its own run store.
 SHUFFLE_SUFFIX = {"none": "", "tokens": "__shuffled", "steps": "__shuffled-steps"}
+#: What samples a run: this package's engine (:mod:`siautil.rollout`, the reference, exact
+#: per-stream draws on any hardware), or vLLM (:mod:`siautil.vllm_engine`, for the paper grid on
+#: GPUs: the same prompts, settings and records, equal to the engine's in distribution, not
+#: bit for bit).
+BACKENDS = ("engine", "vllm")
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """One run: ``model`` (registry name, hub id or path) on ``task`` with ``sampling``; the
     questions are the task's ``split`` (default: its test split), a seeded random ``sample`` of
-    them if given (``data_seed``), of which the first ``limit``. ``precision`` is one of
+    them if given (``data_seed``), of which the first ``limit``; ``backend`` (:data:`BACKENDS`)
+    samples them. ``precision`` is one of
     :data:`siautil.models.PRECISIONS`, or ``None`` for the model's default where it is sampled
     (:func:`siautil.models.resolve_precision`). The limit is not part of the run's identity: a
     store sampled with a larger one holds this run's questions too."""
@@ -38,8 +44,11 @@ class RunConfig:
     sample: int | None = None
     data_seed: int = 0
     limit: int | None = None
+    backend: str = "engine"
 
     def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; valid backends: {', '.join(BACKENDS)}")
         if self.precision is not None:
             models.resolve_precision(self.precision)  # an unknown precision is refused here
 
@@ -67,7 +76,8 @@ class RunConfig:
         if self.precision is None:
             raise ValueError("a run is stored with its precision decided: RunConfig.resolved() first")
         return dict(model=self.model, task=self.task, split=self.split, sample=self.sample, data_seed=self.data_seed,
-                    precision=self.precision, protocol=PROTOCOL, **self.sampling.as_dict(), weights=weights)
+                    precision=self.precision, backend=self.backend, protocol=PROTOCOL, **self.sampling.as_dict(),
+                    weights=weights)
 
 
 def default_budget(model: str) -> int:

@@ -24,11 +24,14 @@ records is :mod:`siautil.runs`. :func:`cost` says what a profile costs before it
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 
-from . import models, rollout, tasks
+from . import memory, models, rollout, tasks
 from .checkpoints import checkpoints
 from .config import RunConfig
 
@@ -130,15 +133,68 @@ def select(profile: str, model: str | None = None, dataset: str | None = None, p
     return out
 
 
-#: Generated tokens per second assumed for the estimate, per device kind. These are rough
-#: assumptions, not measurements (``benchmarks/rollout_throughput.py`` measures them).
+#: Generated tokens per second assumed for a backend on a kind of device where none has been
+#: measured (:data:`MEASURED`).
 THROUGHPUT = {"cpu": 300.0, "cuda": 20000.0}
+#: Measured throughputs, one entry per measurement (``backend``, ``device``: cpu or cuda,
+#: ``hardware``, ``model``, ``params``, ``precision``, ``tokens_per_s``, ``date``, ``command``),
+#: written by the benchmarks' ``--record`` (:func:`record_throughput`).
+MEASURED = Path(__file__).parent / "assets" / "throughput.json"
 #: Questions assumed for a cell without a limit whose task does not know its size.
 UNKNOWN_SIZE = 100
 
 
-def cost(profile: str, device: str | None = None, mean_trace: int = 300) -> pd.DataFrame:
-    """A rough cost of a profile: generated tokens per cell and hours on ``device``.
+def hardware(device: str) -> str:
+    """The name a throughput measurement is filed under: the GPU's (:func:`siautil.models.gpu`),
+    else the CPU's model name."""
+    info = models.gpu(device)
+    if info is not None:
+        return info["gpu"]
+    if device.startswith("cuda"):
+        return "a CUDA GPU (not visible here)"
+    return models.cpu_model()
+
+
+def record_throughput(entry: dict, path: Path = MEASURED) -> None:
+    """Add a measurement to ``path`` (:data:`MEASURED`), written whole and then renamed."""
+    entries = json.loads(path.read_text()) if path.exists() else []
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([*entries, entry], indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def throughput(device: str, backend: str = "engine", path: Path = MEASURED) -> tuple[dict | None, str]:
+    """The measurement of ``backend`` on ``device``'s kind (cpu, cuda) that :func:`cost` uses:
+    the latest on the same hardware (:func:`hardware`), else the latest on any; ``None`` where
+    there is none. With a sentence saying which."""
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    entries = [e for e in (json.loads(path.read_text()) if path.exists() else [])
+               if e["backend"] == backend and e["device"] == kind]
+    here = hardware(device)
+    same = [e for e in entries if e["hardware"] == here]
+    chosen = max(same or entries, key=lambda e: e["date"], default=None)
+    if chosen is None:
+        return None, (f"assumed {THROUGHPUT[kind]:,.0f} tok/s for {backend} on {kind}: none measured in "
+                      f"{path.name} (benchmarks' --record adds one)")
+    where = "this hardware" if same else f"{chosen['hardware']}, not this hardware ({here})"
+    return chosen, (f"measured {chosen['tokens_per_s']:,.0f} tok/s for {backend} on {where}, "
+                    f"{chosen['model']} ({chosen['params']:.2g} parameters, {chosen['precision']}), {chosen['date']}, "
+                    f"by `{chosen['command']}`; scaled to each model by its parameters (decoding reads every weight once a step)")
+
+
+def _rate(measured: dict | None, kind: str, model: str) -> float:
+    """Tokens per second for ``model``: the measured rate times the measured model's
+    parameters over this one's (where the registry knows them), else the assumed rate."""
+    if measured is None:
+        return THROUGHPUT[kind]
+    spec = models.REGISTRY.get(model)
+    params = spec.shape.params if spec is not None and spec.shape is not None else measured["params"]
+    return measured["tokens_per_s"] * measured["params"] / params
+
+
+def cost(profile: str, device: str | None = None, mean_trace: int = 300, backend: str = "engine",
+         measured: Path = MEASURED) -> pd.DataFrame:
+    """A rough cost of a profile: generated tokens per cell and hours on ``device`` with ``backend``.
 
     Per question: ``N`` traces of ``mean_trace`` tokens or the cell's budget, whichever is
     shorter (and its model's context, where its configuration can be read here), and from each
@@ -146,9 +202,13 @@ def cost(profile: str, device: str | None = None, mean_trace: int = 300) -> pd.D
     continuation from ``t`` is another draw of the rest of a generation: about ``T - t`` tokens
     plus a tail of 20, capped by what the budget leaves it; under ``stop="answer"`` it ends at
     the answer, assumed to come within half the remaining budget. A cell without a limit runs
-    its task's whole test split (:attr:`siautil.tasks.Task.size`).
+    its task's whole test split (:attr:`siautil.tasks.Task.size`). Hours use the throughput
+    measured for ``backend`` on this kind of device where there is one (:func:`throughput`),
+    else the assumed :data:`THROUGHPUT`; ``attrs["throughput"]`` says which.
     """
     device = device or models.default_device()
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    chosen, said = throughput(device, backend, measured)
     contexts: dict[str, int | None] = {}
     rows = []
     for cell in cells(profile):
@@ -163,8 +223,36 @@ def cost(profile: str, device: str | None = None, mean_trace: int = 300) -> pd.D
         cont = sum(min((budget - t) * share, trace - t + 20) for t in ts)
         tokens = n_q * s.n_traces * (trace + s.n_continuations * cont)
         rows.append(dict(cell=cell.name, questions=n_q, trace_tokens=trace, checkpoints_per_trace=len(ts),
-                         tokens=int(tokens), hours=tokens / THROUGHPUT["cuda" if device.startswith("cuda") else "cpu"] / 3600))
+                         tokens=int(tokens), hours=tokens / _rate(chosen, kind, cell.model) / 3600))
     df = pd.DataFrame(rows)
     df = pd.concat([df, pd.DataFrame([dict(cell="total", questions=df["questions"].sum(), tokens=df["tokens"].sum(),
                                            hours=df["hours"].sum())])], ignore_index=True)
-    return df.astype({"trace_tokens": "Int64", "checkpoints_per_trace": "Int64"})
+    df = df.astype({"trace_tokens": "Int64", "checkpoints_per_trace": "Int64"})
+    df.attrs["throughput"] = said
+    return df
+
+
+def memory_table(profile: str, gpu_gb: tuple[float, ...] = (80, 40, 15), prompt: int = 200) -> pd.DataFrame:
+    """What each model of ``profile`` takes on a GPU of each size in ``gpu_gb`` (GiB), as the
+    engine would size it (:func:`siautil.runs.fit_rows`): its weights, the trace caches of a
+    window of questions, and the slot buffers of the decoding rows that fit beside them (up to
+    the cell's ``max_batch_rows``). Where not even one question's continuations (``M`` rows)
+    fit at the cell's window, the largest window where they do (``--window``; 0: none).
+    Prompts of ``prompt`` tokens; the unshuffled cells (a shuffled prefix adds the prompt to each row)."""
+    rows = []
+    for cell in cells(profile):
+        spec, s = models.REGISTRY.get(cell.model), cell.sampling
+        if spec is None or spec.shape is None or s.shuffle != "none" or any(r["model"] == cell.model for r in rows):
+            continue
+        for gb in gpu_gb:
+            for window in range(s.window, -1, -1):
+                kept = memory.kept_tokens(window, s.n_traces, prompt, s.max_new_tokens)
+                fit = memory.rows_that_fit(spec.shape, cell.precision, gb * memory.GB, s.max_new_tokens, kept,
+                                           s.max_batch_rows, weights_loaded=False)
+                if fit >= s.n_continuations or window == 0:
+                    break
+            fp = memory.footprint(spec.shape, cell.precision, fit, s.max_new_tokens, kept, gb * memory.GB)
+            rows.append(dict(model=cell.model, precision=cell.precision, gpu_gb=gb, window=window,
+                             weights_gb=fp.weights / memory.GB, trace_caches_gb=fp.traces / memory.GB, rows=fit,
+                             slot_buffers_gb=fp.slots / memory.GB, total_gb=fp.total / memory.GB))
+    return pd.DataFrame(rows)

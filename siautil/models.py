@@ -1,6 +1,7 @@
 """Named models and loading: the paper's eleven checkpoints, the embedded defaults, any hub id
-or local directory (safetensors or GGUF), in fp32, bf16 or 4-bit NF4 (NF4 is for CUDA; it runs
-on CPU too, slowly, so the path is tested without a GPU)."""
+or local directory (safetensors or GGUF), in fp32, bf16, fp16 (GPUs without bf16) or 4-bit NF4
+(NF4 is for CUDA; it runs on CPU too, slowly, so the path is tested without a GPU); the GPU a
+run samples on and the precisions its hardware can take."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import platform
+import subprocess
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Callable, Iterator
 import torch
 
 from . import paths
+from .memory import Shape
 from .errors import SiautilError
 from .tasks.base import use_chat
 
@@ -37,6 +42,7 @@ class ModelSpec:
     gguf_file: str | None = None
     note: str = ""
     precision: str | None = None  # the model's own default (the toy models: fp32, as trained)
+    shape: Shape | None = None    # its published configuration's sizes, for memory and cost without the hub
 
 
 @dataclass(frozen=True)
@@ -61,20 +67,26 @@ def register(spec: ModelSpec) -> None:
     REGISTRY[spec.name] = spec
 
 
-for _name, _hub, _regime, _family, _chat in [
-    ("gemma-2-2b", "google/gemma-2-2b", "Base", "gemma2", False),
-    ("gemma-2-2b-it", "google/gemma-2-2b-it", "SFT", "gemma2", True),
-    ("llama-3.2-3b", "meta-llama/Llama-3.2-3B", "Base", "llama", False),
-    ("llama-3.2-3b-instruct", "meta-llama/Llama-3.2-3B-Instruct", "SFT", "llama", True),
-    ("qwen2.5-3b", "Qwen/Qwen2.5-3B", "Base", "qwen2", False),
-    ("qwen2.5-3b-instruct", "Qwen/Qwen2.5-3B-Instruct", "SFT", "qwen2", True),
-    ("qwen2.5-math-1.5b", "Qwen/Qwen2.5-Math-1.5B", "SFT", "qwen2", False),
-    ("deepseek-llm-7b-chat", "deepseek-ai/deepseek-llm-7b-chat", "SFT", "llama", True),
-    ("deepseek-r1-distill-qwen-7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "SFT+RL", "qwen2", True),
-    ("olmo-3-7b-think-sft", "allenai/Olmo-3-7B-Think-SFT", "SFT", "olmo3", True),
-    ("olmo-3-7b-think", "allenai/Olmo-3-7B-Think", "SFT+RL", "olmo3", True),
+#: The paper's models: hub id, Table 1 regime, architecture family, chat template, and the sizes
+#: of their published configurations (layers, KV heads, head dim, hidden, vocabulary,
+#: parameters, tied embeddings), which :mod:`siautil.memory` reads without the hub.
+for _name, _hub, _regime, _family, _chat, _shape in [
+    ("gemma-2-2b", "google/gemma-2-2b", "Base", "gemma2", False, (26, 4, 256, 2304, 256000, 2.61e9, True)),
+    ("gemma-2-2b-it", "google/gemma-2-2b-it", "SFT", "gemma2", True, (26, 4, 256, 2304, 256000, 2.61e9, True)),
+    ("llama-3.2-3b", "meta-llama/Llama-3.2-3B", "Base", "llama", False, (28, 8, 128, 3072, 128256, 3.21e9, True)),
+    ("llama-3.2-3b-instruct", "meta-llama/Llama-3.2-3B-Instruct", "SFT", "llama", True,
+     (28, 8, 128, 3072, 128256, 3.21e9, True)),
+    ("qwen2.5-3b", "Qwen/Qwen2.5-3B", "Base", "qwen2", False, (36, 2, 128, 2048, 151936, 3.09e9, True)),
+    ("qwen2.5-3b-instruct", "Qwen/Qwen2.5-3B-Instruct", "SFT", "qwen2", True, (36, 2, 128, 2048, 151936, 3.09e9, True)),
+    ("qwen2.5-math-1.5b", "Qwen/Qwen2.5-Math-1.5B", "SFT", "qwen2", False, (28, 2, 128, 1536, 151936, 1.54e9, True)),
+    ("deepseek-llm-7b-chat", "deepseek-ai/deepseek-llm-7b-chat", "SFT", "llama", True,
+     (30, 32, 128, 4096, 102400, 6.91e9, False)),
+    ("deepseek-r1-distill-qwen-7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "SFT+RL", "qwen2", True,
+     (28, 4, 128, 3584, 152064, 7.62e9, False)),
+    ("olmo-3-7b-think-sft", "allenai/Olmo-3-7B-Think-SFT", "SFT", "olmo3", True, (32, 32, 128, 4096, 100278, 7.3e9, False)),
+    ("olmo-3-7b-think", "allenai/Olmo-3-7B-Think", "SFT+RL", "olmo3", True, (32, 32, 128, 4096, 100278, 7.3e9, False)),
 ]:
-    register(ModelSpec(_name, _hub, _regime, _family, _chat))
+    register(ModelSpec(_name, _hub, _regime, _family, _chat, shape=Shape(*_shape)))
 
 #: The paper's eleven models, in the order of its Table 1.
 PAPER_MODELS = [
@@ -225,7 +237,7 @@ def _gguf_copy(src: Path) -> Path:
     return paths.cache_dir() / "gguf" / f"{src.stem}-{src.stat().st_size}"
 
 
-def _converted_gguf(path: str, gguf: str) -> Path | None:
+def converted_gguf(path: str, gguf: str) -> Path | None:
     """A safetensors copy of a GGUF model, made on first use: transformers de-quantizes GGUF
     weights and converts the tokenizer at every load (30 s for SmolLM2-135M on a laptop CPU)."""
     target = _gguf_copy(Path(path) / gguf)
@@ -262,9 +274,63 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def quantization_config(precision: str, device: str):
-    """The bitsandbytes config of ``nf4`` (4-bit NormalFloat, bf16 compute); ``None`` for the
-    other precisions."""
+#: The weights a run samples from: ``fp32``; ``bf16`` (the paper's released checkpoints,
+#: unquantised); ``fp16``, for GPUs without bf16 arithmetic (never for Gemma-2); ``nf4``
+#: (4-bit NormalFloat through bitsandbytes, computing in bf16, or fp16 where the GPU lacks bf16:
+#: for GPUs with little memory; it changes ``p_θ`` itself).
+PRECISIONS = ("fp32", "bf16", "fp16", "nf4")
+#: The compute capability from which a CUDA GPU has bf16 arithmetic (Ampere); below it (a T4,
+#: a V100) torch emulates bf16, slowly.
+BF16_CAPABILITY = (8, 0)
+#: Architecture families whose activations overflow fp16's range (Gemma-2's own guidance:
+#: bf16, or fp32).
+NO_FP16 = ("gemma2",)
+
+
+#: The dtype each precision loads its weights in (nf4's are quantised on load; its other parts
+#: follow its compute dtype, :func:`quantization_config`).
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "nf4": torch.bfloat16}
+
+
+def gpu(device: str | torch.device | None = None) -> dict | None:
+    """The CUDA GPU ``device`` names: its name, compute capability, memory, and the CUDA and
+    driver versions (what the last bits of a run's logits depend on, recorded with its
+    machine); ``None`` on a CPU, and where CUDA is not available here (an estimate for a GPU
+    made on a laptop)."""
+    device = torch.device(device or default_device())
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(device)
+    try:
+        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader",
+                                 "-i", str(device.index or 0)], capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        driver = None
+    return dict(gpu=props.name, capability=f"{props.major}.{props.minor}",
+                gpu_memory_gb=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda, driver=driver)
+
+
+def native_bf16(device: str | torch.device | None = None) -> bool:
+    """Whether ``device`` has bf16 arithmetic: a CUDA GPU from compute capability 8.0 (one this
+    machine cannot see is taken to be such, as the paper's were), a CPU with AVX512-BF16 or
+    AMX-BF16 (:func:`cpu_has_bf16`)."""
+    info = gpu(device)
+    if info is None:
+        return str(device or default_device()).startswith("cuda") or cpu_has_bf16()
+    return tuple(int(x) for x in info["capability"].split(".")) >= BF16_CAPABILITY
+
+
+def family(name: str) -> str | None:
+    """The architecture family of a registry model (``gemma2``, ``qwen2``, ...), else ``None``."""
+    spec = REGISTRY.get(name)
+    return spec.family if spec else None
+
+
+def quantization_config(precision: str, device: str, name: str | None = None):
+    """The bitsandbytes config of ``nf4`` (4-bit NormalFloat), computing in bf16, or where
+    ``device`` lacks bf16 in fp16 (fp32 for the families that overflow fp16), with a warning;
+    ``None`` for the other precisions."""
     if precision != "nf4":
         return None
     try:
@@ -274,14 +340,13 @@ def quantization_config(precision: str, device: str):
                          "pip install bitsandbytes, or use precision='bf16'") from None
     from transformers import BitsAndBytesConfig
 
+    compute = torch.bfloat16
+    if gpu(device) is not None and not native_bf16(device):
+        compute = torch.float32 if family(name or "") in NO_FP16 else torch.float16
+        warnings.warn(f"nf4 on {gpu(device)['gpu']}, which has no bf16 arithmetic: it computes in "
+                      f"{str(compute).removeprefix('torch.')} (the run's machine record names the GPU)", stacklevel=3)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                              bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=False)
-
-
-#: The weights a run samples from: ``fp32``; ``bf16`` (the paper's released checkpoints,
-#: unquantised); ``nf4`` (4-bit NormalFloat through bitsandbytes with bf16 compute: for GPUs with
-#: little memory; it changes ``p_θ`` itself).
-PRECISIONS = ("fp32", "bf16", "nf4")
+                              bnb_4bit_compute_dtype=compute, bnb_4bit_use_double_quant=False)
 
 
 def resolve_precision(precision: str | None = None, device: str | None = None, model: str | None = None) -> str:
@@ -295,19 +360,30 @@ def resolve_precision(precision: str | None = None, device: str | None = None, m
     spec = REGISTRY.get(model) if model else None
     if spec is not None and spec.precision is not None:
         return spec.precision
-    return default_precision(device)
+    return default_precision(device, model)
 
 
-def check_precision(name: str, precision: str) -> None:
-    """Refuse a precision the weights of ``name`` cannot take, before anything is loaded or
-    written: a GGUF file is loaded de-quantised by transformers, which cannot quantise it again
-    with bitsandbytes (``nf4``)."""
-    if precision != "nf4":
-        return
-    _, gguf, _ = resolve(name)
-    if gguf:
-        raise ModelError(f"precision nf4: {name} is a GGUF file ({gguf}), which transformers loads de-quantised and "
-                         "cannot quantise again; use --precision fp32 or bf16")
+def check_precision(name: str, precision: str, device: str | None = None) -> None:
+    """Refuse a precision the weights of ``name`` or the hardware of ``device`` cannot take,
+    before anything is loaded or written, naming what to use instead: nf4 of a GGUF file (which
+    transformers loads de-quantised and cannot quantise again); fp16 for a family that
+    overflows it, or on a CPU; bf16 on a GPU without bf16 arithmetic (emulated, slowly)."""
+    device = str(device or default_device())
+    if precision == "nf4":
+        _, gguf, _ = resolve(name)
+        if gguf:
+            raise ModelError(f"precision nf4: {name} is a GGUF file ({gguf}), which transformers loads de-quantised "
+                             "and cannot quantise again; use --precision fp32 or bf16")
+    if precision == "fp16" and family(name) in NO_FP16:
+        raise ModelError(f"precision fp16: {name}'s activations overflow fp16's range; use --precision bf16, "
+                         "or fp32 on a GPU without bf16")
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise ModelError("precision fp16 is for GPUs without bf16 arithmetic; on a CPU use --precision fp32 or bf16")
+    if precision == "bf16" and device.startswith("cuda") and not native_bf16(device):
+        info = gpu(device)
+        instead = "fp32" if family(name) in NO_FP16 else "fp16 (or fp32)"
+        raise ModelError(f"precision bf16: {info['gpu']} (compute capability {info['capability']}) has no bf16 "
+                         f"arithmetic, so bf16 would be emulated, slowly; use --precision {instead}")
 
 
 def context_length(name: str) -> int | None:
@@ -318,7 +394,7 @@ def context_length(name: str) -> int | None:
 
     try:
         path, gguf, _ = resolve(name)
-        converted = _converted_gguf(path, gguf) if gguf else None
+        converted = converted_gguf(path, gguf) if gguf else None
         if converted is not None:
             path, gguf = str(converted), None
         config = AutoConfig.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
@@ -326,6 +402,17 @@ def context_length(name: str) -> int | None:
         return None
     n = getattr(config, "max_position_embeddings", None)
     return n if isinstance(n, int) and n > 0 else None
+
+
+def cpu_model() -> str:
+    """This CPU's model name (``/proc/cpuinfo``), else its architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def cpu_has_bf16() -> bool:
@@ -340,13 +427,16 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def default_precision(device: str | None = None) -> str:
-    """``bf16`` on CUDA and on CPUs with native bf16 (:func:`cpu_has_bf16`), ``fp32`` otherwise:
-    the book measures what bf16 changes in the default profile's Table 1 (its estimators chapter)."""
+def default_precision(device: str | None = None, model: str | None = None) -> str:
+    """``bf16`` where ``device`` has bf16 arithmetic (:func:`native_bf16`); else on a GPU
+    ``fp16`` (``fp32`` for a family that overflows fp16), on a CPU ``fp32``: the book measures
+    what bf16 changes in the default profile's Table 1 (its estimators chapter)."""
     device = str(device or default_device())
-    if device.startswith("cuda"):
+    if native_bf16(device):
         return "bf16"
-    return "bf16" if cpu_has_bf16() else "fp32"
+    if device.startswith("cuda"):
+        return "fp32" if family(model or "") in NO_FP16 else "fp16"
+    return "fp32"
 
 
 @contextmanager
@@ -379,15 +469,15 @@ def load(name: str, precision: str | None = None, device: str | None = None) -> 
     path, gguf, spec = resolve(name)
     device = device or default_device()
     precision = resolve_precision(precision, device, model=name)
-    check_precision(name, precision)
-    dtype = torch.float32 if precision == "fp32" else torch.bfloat16
-    qconf = quantization_config(precision, device)
-    kwargs = dict(dtype=dtype)
+    check_precision(name, precision, device)
+    qconf = quantization_config(precision, device, name)
+    # nf4's unquantised parts (embeddings, norms) in its compute dtype: fp16 where the GPU lacks bf16
+    kwargs = dict(dtype=qconf.bnb_4bit_compute_dtype if qconf is not None else DTYPES[precision])
     if gguf:
         kwargs["gguf_file"] = gguf
     if qconf is not None:
         kwargs.update(quantization_config=qconf, device_map={"": device})
-    converted = _converted_gguf(path, gguf) if gguf and qconf is None else None
+    converted = converted_gguf(path, gguf) if gguf and qconf is None else None
     if converted is not None:
         path, gguf = str(converted), None
         kwargs.pop("gguf_file", None)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import enum
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -223,6 +223,10 @@ class Engine:
     def stats(self) -> dict:
         """Prefilled and generated tokens and forward passes so far."""
         return self.runner.stats
+
+    def with_rows(self, rows: int) -> Engine:
+        """This engine decoding ``rows`` rows at once (the same model, task and other settings)."""
+        return Engine(self.loaded, self.task, replace(self.config, max_batch_rows=rows))
 
     # ------------------------------------------------------------------ helpers
 

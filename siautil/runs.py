@@ -21,8 +21,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import grid, models, paths, rollout, store, tasks
+from . import grid, memory, models, paths, rollout, store, tasks, vllm_engine
+from .errors import SiautilError
 from .config import RunConfig
+
+
+class RunError(SiautilError, RuntimeError):
+    """A run that cannot be sampled as configured on this machine."""
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -46,20 +51,14 @@ def windows(n_questions: int, size: int) -> list[range]:
     return [range(s, min(s + size, n_questions)) for s in range(0, n_questions, size)]
 
 
-def machine() -> dict:
+def machine(device: str | None = None) -> dict:
     """What the last bits of the logits depend on besides the settings: the thread count, the
-    CPU's architecture and model name, whether it has native bf16 (recorded in a run's
-    configuration, not compared on resume; a run replays bit for bit only where they match)."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return dict(threads=torch.get_num_threads(), cpu=platform.machine(), cpu_model=name,
-                native_bf16=models.cpu_has_bf16())
+    CPU's architecture and model name, whether it has native bf16, and on a GPU its name,
+    compute capability and CUDA and driver versions (:func:`siautil.models.gpu`). Recorded in a
+    run's configuration and not compared on resume: a run resumed elsewhere says so
+    (:class:`siautil.store.MachineChangedWarning`), as it replays bit for bit only where they match."""
+    return dict(threads=torch.get_num_threads(), cpu=platform.machine(), cpu_model=models.cpu_model(),
+                native_bf16=models.cpu_has_bf16(), **(models.gpu(device) or {}))
 
 
 def questions(config: RunConfig, data_dir: str | None = None) -> list[tasks.Question]:
@@ -89,7 +88,9 @@ def sample(config: RunConfig, out: str | os.PathLike, shard: str | None = None, 
         config = replace(config, precision=loaded.precision)
     config = config.resolved(device)
     if loaded is None:
-        models.check_precision(config.model, config.precision)
+        models.check_precision(config.model, config.precision, device)
+    if config.backend == "vllm":
+        vllm_engine.require()  # before any store is made for it
     asked = questions(config, data_dir)
     window = config.sampling.window
     mine = [w for j, w in enumerate(windows(len(asked), window)) if j % n == i]
@@ -100,7 +101,7 @@ def sample(config: RunConfig, out: str | os.PathLike, shard: str | None = None, 
               f"{max(n_w, 1)} shard{'s' * (n_w > 1)}, or a smaller --window", flush=True)
         return None
     weights = loaded.weights if loaded is not None else models.weights(config.model)
-    stored = {**config.stored(weights), "versions": store.package_versions(), "machine": machine()}
+    stored = {**config.stored(weights), "versions": store.package_versions(), "machine": machine(device)}
     with store.RunStore.open(out, stored) as run:
         done = run.done()
         todo = [w for w in mine if not set(w) <= done]
@@ -111,28 +112,71 @@ def sample(config: RunConfig, out: str | os.PathLike, shard: str | None = None, 
         if progress:
             print(f"sampling {label} now: {count} of {len(asked)} questions"
                   + (f" (shard {shard})" if shard else "") + f", into {run.path}", flush=True)
-        loaded = loaded or models.load(config.model, config.precision, device=device)
-        engine = rollout.Engine(loaded, tasks.get(config.task), config.sampling)
-        engine.prompt_ids(asked[todo[0][0]])  # settings the model cannot take fail here, before any sampling
+        engine = _engine(config, loaded, device, [asked[k] for k in todo[0]])
         with tqdm(total=count, desc=label, unit="question", disable=not progress) as bar:
             _sample_windows(run, engine, asked, todo, bar)
         return run.path
 
 
-def _sample_windows(run: store.RunStore, engine: rollout.Engine, asked: list, todo: list[range], bar) -> None:
+def _engine(config: RunConfig, loaded: models.LoadedModel | None, device: str | None, first: list):
+    """The backend that samples ``config`` (:data:`siautil.config.BACKENDS`), its settings
+    checked on the ``first`` window's questions before any sampling; the engine's batch rows
+    cut to what fits in the GPU's free memory (:func:`fit_rows`)."""
+    task = tasks.get(config.task)
+    if config.backend == "vllm":
+        llm, tokenizer = vllm_engine.load(config.model, config.precision, seed=config.sampling.seed)
+        spec = models.REGISTRY.get(config.model)
+        engine = vllm_engine.VLLMEngine(llm, tokenizer, task, config.sampling, config.model,
+                                        chat=spec.chat if spec else None)
+    else:
+        loaded = loaded or models.load(config.model, config.precision, device=device)
+        engine = rollout.Engine(loaded, task, config.sampling)
+    prompt = max(len(engine.prompt_ids(q)) for q in first)  # settings the model cannot take fail here
+    return fit_rows(engine, prompt) if config.backend == "engine" else engine
+
+
+def fit_rows(engine: rollout.Engine, prompt: int) -> rollout.Engine:
+    """On a GPU, ``engine`` with its batch rows cut to what fits in free memory beside its
+    trace caches (:func:`siautil.memory.rows_that_fit`, prompts of ``prompt`` tokens), saying
+    so; elsewhere, or where the configured rows fit, ``engine`` as it is. A run whose one row
+    does not fit is refused, naming what to lower."""
+    device = engine.runner.device
+    if device.type != "cuda":
+        return engine
+    cfg = engine.config
+    free, total = torch.cuda.mem_get_info(device)
+    shape = memory.Shape.of(engine.loaded.model.config)
+    limit = cfg.max_new_tokens + (prompt if cfg.shuffle != "none" else 0)
+    kept = memory.kept_tokens(cfg.window, cfg.n_traces, prompt, cfg.max_new_tokens)
+    rows = memory.rows_that_fit(shape, engine.loaded.precision, free, limit, kept, cfg.max_batch_rows,
+                                device_bytes=total)
+    if rows < 1:
+        raise RunError(f"{engine.loaded.name}: not one decoding row of {limit} tokens fits in the "
+                       f"{free / memory.GB:.1f} GB free beside {cfg.window} questions' trace caches; lower "
+                       "--window or --max-new-tokens, or use --precision nf4")
+    if rows >= cfg.max_batch_rows:
+        return engine
+    print(f"{engine.loaded.name}: {rows} decoding rows fit in the {free / memory.GB:.1f} GB free "
+          f"(max_batch_rows {cfg.max_batch_rows} asked); each question's file records the rows it was decoded with",
+          flush=True)
+    return engine.with_rows(rows)
+
+
+def _sample_windows(run: store.RunStore, engine, asked: list, todo: list[range], bar) -> None:
     """Sample the windows ``todo`` into ``run``: each once claimed, skipped when another writer
     finished it meanwhile; the windows another writer holds are waited for at the end (sampled
     here only if it died before finishing them)."""
     start, counted = time.perf_counter(), set()
     current = [engine]
 
-    def sample_window(window: range) -> None:
-        for k, records in current[0].run_window([(k, asked[k]) for k in window]):
-            run.write(k, records)
+    def sample_window(engine, window: range) -> None:
+        decoding = dict(max_batch_rows=engine.config.max_batch_rows, window=len(window))
+        for k, records in engine.run_window([(k, asked[k]) for k in window]):
+            run.write(k, records, decoding)
             if k not in counted:
                 counted.add(k)
                 bar.update()
-            bar.set_postfix(tok_s=f"{current[0].stats['generated_tokens'] / max(time.perf_counter() - start, 1e-9):.0f}")
+            bar.set_postfix(tok_s=f"{engine.stats['generated_tokens'] / max(time.perf_counter() - start, 1e-9):.0f}")
 
     def finished_elsewhere(window: range) -> bool:
         if not set(window) <= run.done():
@@ -154,22 +198,34 @@ def _sample_windows(run: store.RunStore, engine: rollout.Engine, asked: list, to
         take(w, wait=True)
 
 
-def _with_memory(engine: rollout.Engine, window: range, sample_window, bar) -> rollout.Engine:
-    """``sample_window(window)``, again with half the batch rows each time CUDA runs out of
-    memory; returns the engine that sampled it (the next windows start from its rows)."""
-    while True:
+def _with_memory(engine, window: range, sample_window, bar):
+    """``sample_window(engine, part)`` over the parts of ``window``: when CUDA runs out of
+    memory, the part is split in two (fewer questions in flight hold fewer trace caches), and
+    a single question is sampled again with half the batch rows; returns the engine that
+    sampled the last part (the next windows start from its rows)."""
+    parts = [window]
+    while parts:
+        part = parts[0]
         try:
-            sample_window(window)
-            return engine
+            sample_window(engine, part)
+            parts.pop(0)
+            continue
         except torch.cuda.OutOfMemoryError:
-            if engine.config.max_batch_rows <= engine.config.n_continuations:
+            rows = engine.config.max_batch_rows
+            if len(part) == 1 and (rows <= engine.config.n_continuations or not hasattr(engine, "with_rows")):
                 raise
         # out of the handler, so the failed attempt's frames (and its caches) can be freed
         gc.collect()
         torch.cuda.empty_cache()
-        engine = rollout.Engine(engine.loaded, engine.task,
-                                replace(engine.config, max_batch_rows=engine.config.max_batch_rows // 2))
-        bar.write(f"CUDA out of memory: sampling the window again with max_batch_rows={engine.config.max_batch_rows}")
+        if len(part) > 1:
+            half = len(part) // 2
+            parts[:1] = [part[:half], part[half:]]
+            bar.write(f"CUDA out of memory: questions {part.start}-{part.stop - 1} again, {half} and "
+                      f"{len(part) - half} at a time")
+        else:
+            engine = engine.with_rows(rows // 2)
+            bar.write(f"CUDA out of memory: question {part.start} again with max_batch_rows={rows // 2}")
+    return engine
 
 
 # ---------------------------------------------------------------------------- a profile's runs
@@ -207,11 +263,12 @@ def ensure(config: RunConfig, profile: str, runs_dir: str | os.PathLike | None =
 
 
 def sample_grid(profile: str, runs_dir: str | os.PathLike | None = None, shard: str | None = None,
-                progress: bool = True, sampler=None) -> None:
-    """Sample every run of ``profile`` (resumable, shardable), in this process, or by
-    ``sampler(profile, runs_dir, progress)`` (on a Ray cluster, :func:`siautil.cluster.sampler`,
-    or in worker processes of this machine, :func:`siautil.cluster.local_sampler`). The paper's
-    profiles print their estimated cost first (:func:`siautil.grid.cost`)."""
+                progress: bool = True, sampler=None, backend: str = "engine") -> None:
+    """Sample every run of ``profile`` (resumable, shardable) with ``backend``
+    (:data:`siautil.config.BACKENDS`), in this process, or by ``sampler(profile, runs_dir,
+    progress, cells)`` (on a Ray cluster, :func:`siautil.cluster.sampler`, or in worker
+    processes of this machine, :func:`siautil.cluster.local_sampler`). The paper's profiles
+    print their estimated cost first (:func:`siautil.grid.cost`)."""
     if sampler is not None and shard:
         raise ValueError("--shard splits a grid between machines by hand; with --executor ray "
                          "use --shards-per-cell and let the cluster place the shards")
@@ -219,14 +276,15 @@ def sample_grid(profile: str, runs_dir: str | os.PathLike | None = None, shard: 
         raise ValueError(f"--runs-dir {runs_dir}: a URL takes --executor ray (or `siautil rollout --out URL` "
                          "for one run); the local grid writes to a local or mounted path")
     if profile.startswith("paper"):
-        est = grid.cost(profile)
+        est = grid.cost(profile, backend=backend)
         print(est.to_string(index=False))
         print(f"estimated total: {est['tokens'].iloc[-1]:,} generated tokens, "
-              f"{est['hours'].iloc[-1]:.1f} h on {models.default_device()}", flush=True)
+              f"{est['hours'].iloc[-1]:.1f} h on {models.default_device()} ({est.attrs['throughput']})", flush=True)
+    cells = [replace(c, backend=backend) for c in grid.cells(profile)]
     if sampler is not None:
-        sampler(profile, runs_dir, progress)
+        sampler(profile, runs_dir, progress, cells)
         return
-    for config in grid.cells(profile):
+    for config in cells:
         ensure(config, profile, runs_dir, shard=shard, progress=progress)
 
 

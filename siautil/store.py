@@ -95,7 +95,7 @@ class DamagedRecordWarning(UserWarning):
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for name in ("siautil", "torch", "transformers", "tokenizers", "accelerate", "bitsandbytes", "numpy", "pandas"):
+    for name in ("siautil", "torch", "transformers", "tokenizers", "accelerate", "bitsandbytes", "vllm", "numpy", "pandas"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -221,6 +221,8 @@ def _diff(old: dict, new: dict) -> list[str]:
 
 #: the key of a record file's metadata that names its protocol (so a bare copy still knows it)
 PROTOCOL_KEY = b"siautil.protocol"
+#: a record file's metadata key for how its question was decoded (RunStore.write)
+DECODING_KEY = b"siautil.decoding"
 
 
 def _checksum_line(data: bytes, name: str) -> bytes:
@@ -469,19 +471,31 @@ class RunStore:
                 out[index] = why
         return out
 
+    def decoding(self, index: int) -> dict:
+        """How question ``index`` was decoded, as its writer recorded it (:meth:`write`); ``{}``
+        where nothing was recorded."""
+        written = (pq.read_schema(pa.BufferReader(self._get(self._file(index)))).metadata or {}).get(DECODING_KEY)
+        return json.loads(written) if written else {}
+
     def done(self) -> set[int]:
         """Indices of the questions whose records are on disk and sound."""
         return {index for index, inner in self._record_files().items() if self._check(inner) is None}
 
-    def write(self, index: int, records: list[dict]) -> str | Path:
-        """Write one question's records atomically, then their checksum beside them."""
+    def write(self, index: int, records: list[dict], decoding: dict | None = None) -> str | Path:
+        """Write one question's records atomically, then their checksum beside them.
+        ``decoding`` says how the question was decoded where that may change between its
+        windows (the batch rows and window after an out-of-memory retry): it is kept in the
+        file's metadata (:meth:`decoding`), outside the run's identity."""
         if not records:
             raise RunStoreError(f"question {index} produced no records")
         try:
             table = schema.table(records)
         except ValueError as e:
             raise RunStoreError(f"question {index}: {e}") from None
-        table = table.replace_schema_metadata({PROTOCOL_KEY: str(self.config.get("protocol", 1))})
+        meta = {PROTOCOL_KEY: str(self.config.get("protocol", 1))}
+        if decoding:
+            meta[DECODING_KEY] = json.dumps(decoding, sort_keys=True)
+        table = table.replace_schema_metadata(meta)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd", write_page_checksum=True)
         return self._write_bytes(index, sink.getvalue().to_pybytes())

@@ -1,12 +1,22 @@
 """Builders for tests and benchmarks: tiny random-weight models of every architecture family in
 the registry, with the toy models' character-level tokenizer, and records that follow the
-schema. Nothing here downloads."""
+schema. Nothing here downloads.
+
+The suite's shared tiny models live on :data:`DEVICE` in :data:`PRECISION`
+(``SIAUTIL_TEST_DEVICE``, ``SIAUTIL_TEST_PRECISION``; CPU and fp32 by default), so the cache and
+engine tests run on a GPU as they are (``benchmarks/gpu_check.py``)."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-from .models import REGISTRY, LoadedModel, ModelError
+from .models import DTYPES, REGISTRY, LoadedModel, ModelError
+
+#: Where the suite's tiny models run, and in which precision (fp32 or bf16; nf4 has its own test).
+DEVICE = os.environ.get("SIAUTIL_TEST_DEVICE", "cpu")
+PRECISION = os.environ.get("SIAUTIL_TEST_PRECISION", "fp32")
 from .toy import char_tokenizer
 
 def tiny_config(family: str, vocab_size: int = 64):
@@ -43,9 +53,11 @@ def record(**fields) -> dict:
 FAMILIES = sorted({s.family for s in REGISTRY.values()})
 
 
-def tiny_model(family: str = "llama", seed: int = 0, eos_bias: float = 0.0, **overrides) -> LoadedModel:
+def tiny_model(family: str = "llama", seed: int = 0, eos_bias: float = 0.0, device: str = "cpu",
+               precision: str = "fp32", **overrides) -> LoadedModel:
     """A random-weight model of ``family`` with :func:`siautil.toy.char_tokenizer`, for tests
-    and benchmarks, as :func:`siautil.models.load` returns a model (fp32, plain prompts).
+    and benchmarks, as :func:`siautil.models.load` returns a model (on ``device`` in
+    ``precision``, plain prompts); the same weights on every device (drawn on the CPU in fp32).
 
     ``eos_bias`` is added to the end-of-sequence logit, so continuations end at varied lengths
     as real ones do (about ``1 / (1 + V e^-bias)`` per step).
@@ -67,5 +79,5 @@ def tiny_model(family: str = "llama", seed: int = 0, eos_bias: float = 0.0, **ov
         model.lm_head = biased
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.eval()
-    return LoadedModel(model, tokenizer, f"tiny-{family}", "fp32", f"random {family}, seed {seed}", chat=False)
+    model.eval().to(device=device, dtype=DTYPES[precision])
+    return LoadedModel(model, tokenizer, f"tiny-{family}", precision, f"random {family}, seed {seed}", chat=False)

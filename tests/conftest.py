@@ -7,7 +7,10 @@ for and shared from then on. A shared model must not be changed: a test that cha
 (its ``generation_config``, its weights, a layer's config) builds its own with
 ``testing.tiny_model``. At the end of the session every shared model is compared with how it was
 built, so a test that changed one anyway fails at its teardown instead of leaking the change.
-``tiny_store(name, **settings)`` writes a small run store with one of them.
+``tiny_store(name, **settings)`` writes a small run store with one of them. The shared models
+live on ``testing.DEVICE`` in ``testing.PRECISION`` (``SIAUTIL_TEST_DEVICE``,
+``SIAUTIL_TEST_PRECISION``), which ``benchmarks/gpu_check.py`` sets to run the cache and engine
+tests on a GPU.
 
 This directory is on ``sys.path`` (pytest's rootdir insertion for a ``tests/`` without
 ``__init__.py``), so the helper modules beside the tests import by name: ``reference``,
@@ -56,7 +59,8 @@ def tiny():
 
     @functools.lru_cache(maxsize=None)
     def build(family, seed, eos_bias, overrides):
-        loaded = testing.tiny_model(family, seed=seed, eos_bias=eos_bias, **dict(overrides))
+        loaded = testing.tiny_model(family, seed=seed, eos_bias=eos_bias, device=testing.DEVICE,
+                                    precision=testing.PRECISION, **dict(overrides))
         built[(family, seed, eos_bias, overrides)] = (loaded.model, _state(loaded.model))
         return loaded
 

@@ -68,7 +68,24 @@ def test_every_siautil_error_exits_2(monkeypatch, capsys):
 
 def test_grid_estimate(capsys):
     assert cli.main(["grid", "--profile", "paper", "--estimate", "--device", "cuda"]) == 0
-    assert "total" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "total" in out and "\nthroughput: " in out and "GPU memory per model" in out
+    assert cli.main(["grid", "--profile", "paper", "--estimate", "--device", "cuda", "--backend", "vllm"]) == 0
+    assert "tok/s for vllm on" in capsys.readouterr().out
+
+
+def test_the_vllm_backend_without_vllm_names_the_install_and_makes_no_store(tmp_path, monkeypatch, capsys):
+    import builtins
+
+    real = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (
+        (_ for _ in ()).throw(ImportError("No module named 'vllm'")) if name == "vllm" else real(name, *a, **k)))
+    out = tmp_path / "r"
+    assert cli.main(["rollout", "--model", "toy-sft", "--task", "toy", "--limit", "1", "--backend", "vllm",
+                     "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the vLLM backend needs vLLM") and "pip install -e '.[vllm]'" in err
+    assert not out.exists()
 
 
 def test_the_module_exits_2(tmp_path):

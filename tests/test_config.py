@@ -26,5 +26,13 @@ def test_what_a_run_stores_holds_every_setting_and_its_resolved_precision():
 
 
 def test_an_unknown_precision_is_refused_when_the_run_is_made():
-    with pytest.raises(models.ModelError, match="valid precisions: fp32, bf16, nf4"):
+    with pytest.raises(models.ModelError, match="valid precisions: fp32, bf16, fp16, nf4"):
         RunConfig("m", "gsm8k", precision="int3")
+
+
+def test_the_backend_is_part_of_what_a_run_stores_and_an_unknown_one_is_refused():
+    with pytest.raises(ValueError, match="unknown backend 'tgi'; valid backends: engine, vllm"):
+        RunConfig("toy-sft", "toy", backend="tgi")
+    engine = RunConfig("toy-sft", "toy").resolved("cpu").stored("w")
+    vllm = RunConfig("toy-sft", "toy", backend="vllm").resolved("cpu").stored("w")
+    assert engine["backend"] == "engine" and {k for k in engine if engine[k] != vllm[k]} == {"backend"}

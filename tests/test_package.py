@@ -65,12 +65,12 @@ def test_no_module_imports_one_that_imports_it_back():
 #: only from layers below its own, at import time or inside a function.
 LAYERS = [
     ("errors", "paths", "checkpoints", "streams", "infotheory", "schema", "tasks.extract", "kvbuffer", "sampling",
-     "offline", "tables", "workers"),
+     "offline", "tables", "workers", "memory"),
     ("tasks", "tasks.base", "tasks.datafiles", "tasks.arc", "tasks.easy", "tasks.gsm8k", "tasks.svamp", "tasks.toy",
      "store", "theory"),
     ("models", "estimators", "records", "decode"),
     ("rollout", "oracle", "diagnostics", "paper"),
-    ("coefficient", "toy", "config", "plots"),
+    ("coefficient", "toy", "config", "vllm_engine", "plots"),
     ("informativeness", "choices", "grid", "testing"),
     ("regimes", "runs"),
     ("cluster", "book"),

@@ -2,10 +2,12 @@
 sample a missing cell, sweeps, settings refused before any sampling, shards."""
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
+import torch
 
-from siautil import config, grid, paths, rollout, runs, store, tasks
+from siautil import config, grid, memory, models, paths, rollout, runs, store, tasks
 from siautil.config import RunConfig
 
 
@@ -146,3 +148,70 @@ def test_records_name_their_precision_and_weights_and_the_summary_counts_them(tm
     assert s[["model", "questions", "traces", "precision"]].values.tolist() == [["toy-sft", 2, 2, "fp32"]]
     traces = df.drop_duplicates(["question_id", "trace"])
     assert s["accuracy"].item() == traces["correct"].mean()
+
+
+# ---------------------------------------------------------------- GPU memory, faked on the CPU
+
+
+class FakeEngine:
+    """What runs.fit_rows and runs._with_memory read of an engine: its settings, device and
+    model, and a copy at other rows."""
+
+    def __init__(self, loaded, rows, window=8):
+        self.loaded = loaded
+        self.config = rollout.RolloutConfig(n_traces=4, n_continuations=4, stride=16, max_new_tokens=600,
+                                            window=window, max_batch_rows=rows)
+        self.runner = SimpleNamespace(device=torch.device("cuda"))
+
+    def with_rows(self, rows):
+        return FakeEngine(self.loaded, rows, self.config.window)
+
+
+def test_rows_are_cut_to_what_fits_in_free_gpu_memory_and_the_run_says_so(monkeypatch, capsys):
+    # Llama-3.2-3B's shape, weights loaded (so not free), 8 questions of 4 traces in flight
+    shape = models.REGISTRY["llama-3.2-3b"].shape
+    loaded = SimpleNamespace(name="llama-3.2-3b", precision="bf16", model=SimpleNamespace(config=None))
+    monkeypatch.setattr(memory.Shape, "of", classmethod(lambda cls, config: shape))
+    total = 80 * memory.GB
+    per_row = 600 * shape.kv_bytes_per_token("bf16")
+    fixed = memory.footprint(shape, "bf16", 0, 600, memory.kept_tokens(8, 4, 100, 600), total)
+    free = fixed.traces + fixed.reserve + 200.5 * per_row
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, total))
+    fitted = runs.fit_rows(FakeEngine(loaded, 512), prompt=100)
+    assert fitted.config.max_batch_rows == 200
+    assert "200 decoding rows fit in the" in capsys.readouterr().out
+    assert runs.fit_rows(e := FakeEngine(loaded, 128), prompt=100) is e  # asked for fewer: kept
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (fixed.traces + fixed.reserve, total))
+    with pytest.raises(runs.RunError, match="not one decoding row of 600 tokens fits.*lower --window or --max-new-tokens"):
+        runs.fit_rows(FakeEngine(loaded, 512), prompt=100)
+
+
+def test_out_of_memory_splits_the_window_first_then_halves_the_rows(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    bar = SimpleNamespace(write=lambda line: said.append(line))
+    said, sampled = [], []
+
+    def sample_window(engine, part, fits):
+        if not fits(engine, part):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        sampled.append((list(part), engine.config.max_batch_rows))
+
+    # more than two questions in flight never fit: the window is split, the rows kept
+    engine = runs._with_memory(FakeEngine(None, 64), range(8), lambda e, p: sample_window(e, p, lambda e, p: len(p) <= 2), bar)
+    assert sampled == [([0, 1], 64), ([2, 3], 64), ([4, 5], 64), ([6, 7], 64)] and engine.config.max_batch_rows == 64
+    assert said[0] == "CUDA out of memory: questions 0-7 again, 4 and 4 at a time"
+    # more than 16 rows never fit: one question at a time, then the rows halved, kept for the rest
+    sampled.clear()
+    engine = runs._with_memory(FakeEngine(None, 64), range(2), lambda e, p: sample_window(
+        e, p, lambda e, p: len(p) == 1 and e.config.max_batch_rows <= 16), bar)
+    assert sampled == [([0], 16), ([1], 16)] and engine.config.max_batch_rows == 16
+    # rows down to one question's continuations, still out of memory: the error is the run's
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        runs._with_memory(FakeEngine(None, 64), range(2), lambda e, p: sample_window(e, p, lambda e, p: False), bar)
+
+
+def test_each_question_records_the_rows_and_window_it_was_decoded_with(tmp_path):
+    path = runs.sample(replace(CELL, sampling=replace(CELL.sampling, max_batch_rows=8, window=2)), tmp_path / "run",
+                       progress=False)
+    run = store.RunStore(path, store.read_config(path))
+    assert run.decoding(0) == run.decoding(1) == {"max_batch_rows": 8, "window": 2}
