@@ -7,8 +7,9 @@ keys and values, so storing each row's prefix in its own buffer, as a padded bat
 reads the same prefix once per row at every step. :class:`SlotCache` instead keeps
 
 * **sources**: prefilled sequences (a trace, or a prompt), held once; a row starts with the
-  first ``n`` positions of one source (a step copies the sources in use into one padded
-  batch per layer, once for all their rows);
+  first ``n`` positions of one source (the sources in use are laid out in one padded batch
+  per layer, read by all their rows, and kept from step to step until the sources in use or
+  their lengths change);
 * **slots**: ``B`` rows, each with its own preallocated buffer for the tokens it generates,
   written in place (no ``torch.cat`` per step). A finished row's slot takes the next waiting
   row at once (continuous batching), so the batch stays full until the work runs out.
@@ -50,6 +51,7 @@ class _Step:
         self.width = 1                  # own positions attended (the longest row's, plus this step's)
         self.prefix_cols = 0            # score columns for prefixes (the longest prefix in use)
         self.groups: list[tuple[int, int]] = []  # (source, the longest prefix its rows take from it)
+        self.layout: tuple = ()          # the groups and prefix columns: what the padded sources hold
         # the groups laid out as one padded batch: slot of each (group, place) (G * R), and
         # which of those places hold a row (their index in that layout, and their slots)
         self.padded = self.placed = self.placed_rows = None
@@ -70,6 +72,9 @@ class SlotLayer(DynamicLayer):
         # positions on the contiguous axis (benchmarks/rollout_throughput.py)
         self._k = keys.new_zeros((slots, keys.shape[1], keys.shape[3], capacity))
         self._v = values.new_zeros((slots, values.shape[1], capacity, values.shape[3]))
+        # the sources in use as one zero-padded batch, (layout, keys (G, H, D, cols), values
+        # (G, H, cols, D)): sources never change once added, so a layout names its contents
+        self.prefixes: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
         self.step = step
         self.is_initialized = True
         self.device = keys.device
@@ -169,7 +174,6 @@ class SlotCache(Cache):
         width = max(own) + 1
         self._reserve(width)
         dev = self.step.device
-        self.step.own = torch.tensor(own, dtype=torch.long, device=dev)
         self.step.width = width
         groups: dict[int, list[int]] = {}
         for j, src in enumerate(self.source):
@@ -179,13 +183,17 @@ class SlotCache(Cache):
         places = max(map(len, groups.values()), default=0)
         padded = [rows[p] if p < len(rows) else 0 for rows in groups.values() for p in range(places)]
         placed = [g * places + p for g, rows in enumerate(groups.values()) for p in range(len(rows))]
+        prefix = [n if src >= 0 else 0 for n, src in zip(self.prefix, self.source)]
+        # the step's indices cross to the device in one copy (each copy from host memory waits for the host)
+        b, n_padded = len(own), len(padded)
+        flat = torch.tensor(own + prefix + padded + placed, dtype=torch.long).to(dev, non_blocking=True)
+        self.step.own, prefix = flat[:b], flat[b: 2 * b]
+        self.step.padded, self.step.placed = flat[2 * b: 2 * b + n_padded], flat[2 * b + n_padded:]
         self.step.places = places
-        self.step.padded = torch.tensor(padded, dtype=torch.long, device=dev)
-        self.step.placed = torch.tensor(placed, dtype=torch.long, device=dev)
         self.step.placed_rows = self.step.padded[self.step.placed]
         cols = max((length for _, length in self.step.groups), default=0)
         self.step.prefix_cols = cols
-        prefix = torch.tensor([n if src >= 0 else 0 for n, src in zip(self.prefix, self.source)], device=dev)
+        self.step.layout = (tuple(self.step.groups), cols)
         self.step.position = prefix + self.step.own
         c = torch.arange(cols + width, device=dev)[None, :]
         seen = torch.where(c < cols, c < prefix[:, None], c - cols <= self.step.own[:, None])
@@ -228,10 +236,12 @@ def slot_attention(module, query, key, value, attention_mask, scaling=None, drop
     The scores of a row are laid out as ``[its source's prefix | its own tokens]``: each
     source's keys are multiplied once with the queries of all its rows, each row's own keys
     with its own query; one masked softmax over the row gives exactly the attention over
-    its whole sequence; the values are read the same way. The sources in use are copied
-    into one zero-padded batch per layer and step, so all groups take one product (with many
-    small groups, the indexing around each small product costs more than the product). The
-    padding adds exact zeros, which leave the sums unchanged."""
+    its whole sequence; the values are read the same way. The sources in use are laid out in
+    one zero-padded batch per layer, so all groups take one product (with many small groups,
+    the indexing around each small product costs more than the product); the batch is kept
+    until the layout changes (a source joins or leaves, or a group's longest prefix changes),
+    so a step copies no prefix while the rows continue the same sources. The padding adds
+    exact zeros, which leave the sums unchanged."""
     cache = _ACTIVE.get()
     if cache is None:
         raise RuntimeError(f"{ATTENTION} attention runs only inside kvbuffer.attending(model, cache)")
@@ -250,13 +260,16 @@ def slot_attention(module, query, key, value, attention_mask, scaling=None, drop
     if groups:
         # every group's source keys and values in one padded batch, keys transposed like the
         # slots' own: one product for all groups instead of a handful of small ones per group
-        layer_idx = module.layer_idx
-        kt = q.new_zeros((groups, hkv, d, cols))
-        vs = q.new_zeros((groups, hkv, cols, d))
-        for g, (src, length) in enumerate(s.groups):
-            sk, sv = cache.sources[src][layer_idx]
-            kt[g, :, :, :length] = sk[0, :, :length].transpose(-1, -2)
-            vs[g, :, :length] = sv[0, :, :length]
+        if layer.prefixes is None or layer.prefixes[0] != s.layout:
+            layer.prefixes = None  # freed before its successor is allocated
+            kt = q.new_zeros((groups, hkv, d, cols))
+            vs = q.new_zeros((groups, hkv, cols, d))
+            for g, (src, length) in enumerate(s.groups):
+                sk, sv = cache.sources[src][module.layer_idx]
+                kt[g, :, :, :length] = sk[0, :, :length].transpose(-1, -2)
+                vs[g, :, :length] = sv[0, :, :length]
+            layer.prefixes = (s.layout, kt, vs)
+        _, kt, vs = layer.prefixes
         qg = q.index_select(0, s.padded).reshape(groups, places, hkv, r, d).transpose(1, 2)
         part = torch.matmul(qg.reshape(groups, hkv, places * r, d), kt)
         part = part.reshape(groups, hkv, places, r, cols).transpose(1, 2).reshape(groups * places, hkv, r, cols)

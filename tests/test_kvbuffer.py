@@ -71,3 +71,28 @@ def test_attention_that_bypasses_the_interface_is_refused():
     with pytest.raises(RuntimeError, match="1 of 2 attention layers"):
         rollout.generate(lm, [tok("Q: 1")["input_ids"]], 2, 8, eng.config)
     assert model.config._attn_implementation == "sdpa"
+
+
+def test_the_padded_sources_are_kept_while_the_rows_continue_the_same_sources(tiny):
+    lm = tiny("llama", seed=1)
+    model, tok = lm.model, lm.tokenizer
+    dev = model.device
+    eng = rollout.Engine(lm, TASK, rollout.RolloutConfig())
+    kvs = [eng.runner.prefill(tok(text)["input_ids"])[0] for text in ("Tom has 3 apples", "He buys 4")]
+    cache = kvbuffer.SlotCache(kvs[0], slots=2, capacity=8, limit=64)
+    cache.put(0, cache.add_source(kvs[0]), 6)
+    cache.put(1, cache.add_source(kvs[1]), 4)
+
+    def step():
+        cache.advance()
+        with torch.no_grad(), kvbuffer.attending(model, cache):
+            model(input_ids=torch.tensor([[5], [6]], device=dev), position_ids=cache.step.position[:, None],
+                  attention_mask=torch.ones(2, 1, 1, 1, dtype=torch.bool, device=dev), cache=cache)
+        return [layer.prefixes for layer in cache.layers]
+
+    first = step()
+    again = step()
+    assert all(a[1] is b[1] and a[2] is b[2] for a, b in zip(first, again))  # nothing copied
+    cache.put(1, 0, 3)  # slot 1 now continues source 0: one group, a new layout
+    moved = step()
+    assert all(m[1] is not a[1] and m[1].shape[0] == 1 for m, a in zip(moved, again))
