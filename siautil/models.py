@@ -43,6 +43,7 @@ class ModelSpec:
     note: str = ""
     precision: str | None = None  # the model's own default (the toy models: fp32, as trained)
     shape: Shape | None = None    # its published configuration's sizes, for memory and cost without the hub
+    context: int | None = None    # its published max_position_embeddings, likewise
 
 
 @dataclass(frozen=True)
@@ -69,24 +70,25 @@ def register(spec: ModelSpec) -> None:
 
 #: The paper's models: hub id, Table 1 regime, architecture family, chat template, and the sizes
 #: of their published configurations (layers, KV heads, head dim, hidden, vocabulary,
-#: parameters, tied embeddings), which :mod:`siautil.memory` reads without the hub.
-for _name, _hub, _regime, _family, _chat, _shape in [
-    ("gemma-2-2b", "google/gemma-2-2b", "Base", "gemma2", False, (26, 4, 256, 2304, 256000, 2.61e9, True)),
-    ("gemma-2-2b-it", "google/gemma-2-2b-it", "SFT", "gemma2", True, (26, 4, 256, 2304, 256000, 2.61e9, True)),
-    ("llama-3.2-3b", "meta-llama/Llama-3.2-3B", "Base", "llama", False, (28, 8, 128, 3072, 128256, 3.21e9, True)),
+#: parameters, tied embeddings) and contexts (``max_position_embeddings``), which memory and
+#: cost estimates read without the hub.
+for _name, _hub, _regime, _family, _chat, _shape, _context in [
+    ("gemma-2-2b", "google/gemma-2-2b", "Base", "gemma2", False, (26, 4, 256, 2304, 256000, 2.61e9, True), 8192),
+    ("gemma-2-2b-it", "google/gemma-2-2b-it", "SFT", "gemma2", True, (26, 4, 256, 2304, 256000, 2.61e9, True), 8192),
+    ("llama-3.2-3b", "meta-llama/Llama-3.2-3B", "Base", "llama", False, (28, 8, 128, 3072, 128256, 3.21e9, True), 131072),
     ("llama-3.2-3b-instruct", "meta-llama/Llama-3.2-3B-Instruct", "SFT", "llama", True,
-     (28, 8, 128, 3072, 128256, 3.21e9, True)),
-    ("qwen2.5-3b", "Qwen/Qwen2.5-3B", "Base", "qwen2", False, (36, 2, 128, 2048, 151936, 3.09e9, True)),
-    ("qwen2.5-3b-instruct", "Qwen/Qwen2.5-3B-Instruct", "SFT", "qwen2", True, (36, 2, 128, 2048, 151936, 3.09e9, True)),
-    ("qwen2.5-math-1.5b", "Qwen/Qwen2.5-Math-1.5B", "SFT", "qwen2", False, (28, 2, 128, 1536, 151936, 1.54e9, True)),
+     (28, 8, 128, 3072, 128256, 3.21e9, True), 131072),
+    ("qwen2.5-3b", "Qwen/Qwen2.5-3B", "Base", "qwen2", False, (36, 2, 128, 2048, 151936, 3.09e9, True), 32768),
+    ("qwen2.5-3b-instruct", "Qwen/Qwen2.5-3B-Instruct", "SFT", "qwen2", True, (36, 2, 128, 2048, 151936, 3.09e9, True), 32768),
+    ("qwen2.5-math-1.5b", "Qwen/Qwen2.5-Math-1.5B", "SFT", "qwen2", False, (28, 2, 128, 1536, 151936, 1.54e9, True), 4096),
     ("deepseek-llm-7b-chat", "deepseek-ai/deepseek-llm-7b-chat", "SFT", "llama", True,
-     (30, 32, 128, 4096, 102400, 6.91e9, False)),
+     (30, 32, 128, 4096, 102400, 6.91e9, False), 4096),
     ("deepseek-r1-distill-qwen-7b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "SFT+RL", "qwen2", True,
-     (28, 4, 128, 3584, 152064, 7.62e9, False)),
-    ("olmo-3-7b-think-sft", "allenai/Olmo-3-7B-Think-SFT", "SFT", "olmo3", True, (32, 32, 128, 4096, 100278, 7.3e9, False)),
-    ("olmo-3-7b-think", "allenai/Olmo-3-7B-Think", "SFT+RL", "olmo3", True, (32, 32, 128, 4096, 100278, 7.3e9, False)),
+     (28, 4, 128, 3584, 152064, 7.62e9, False), 131072),
+    ("olmo-3-7b-think-sft", "allenai/Olmo-3-7B-Think-SFT", "SFT", "olmo3", True, (32, 32, 128, 4096, 100278, 7.3e9, False), 65536),
+    ("olmo-3-7b-think", "allenai/Olmo-3-7B-Think", "SFT+RL", "olmo3", True, (32, 32, 128, 4096, 100278, 7.3e9, False), 65536),
 ]:
-    register(ModelSpec(_name, _hub, _regime, _family, _chat, shape=Shape(*_shape)))
+    register(ModelSpec(_name, _hub, _regime, _family, _chat, shape=Shape(*_shape), context=_context))
 
 #: The paper's eleven models, in the order of its Table 1.
 PAPER_MODELS = [
@@ -388,9 +390,14 @@ def check_precision(name: str, precision: str, device: str | None = None) -> Non
 
 def context_length(name: str) -> int | None:
     """The context of ``name`` in tokens (its ``max_position_embeddings``), read from its
-    configuration alone, without its weights; ``None`` where that cannot be read here (a hub
-    model with the hub off and not in the cache)."""
+    configuration alone, without its weights (a paper model's from the registry, without the
+    hub); ``None`` where that cannot be read here (a hub model with the hub off and not in the
+    cache)."""
     from transformers import AutoConfig
+
+    spec = REGISTRY.get(name)
+    if spec is not None and spec.context is not None:
+        return spec.context
 
     try:
         path, gguf, _ = resolve(name)

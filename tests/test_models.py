@@ -142,3 +142,14 @@ def test_default_precision_follows_the_hardware_and_the_toy_models_keep_theirs()
     assert models.resolve_precision(device="cpu", model="toy-sft") == "fp32"  # trained in it; faster
     assert models.resolve_precision(device="cpu", model="smollm2-135m-instruct") == models.default_precision("cpu")
     assert models.resolve_precision("bf16", model="toy-sft") == "bf16"  # asked for: as asked
+
+
+def test_a_paper_model_s_context_is_known_without_the_hub(monkeypatch):
+    import transformers
+
+    def no_hub(*a, **k):
+        raise OSError("the hub is unreachable")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", no_hub)
+    assert models.context_length("qwen2.5-3b") == 32768 and models.context_length("deepseek-llm-7b-chat") == 4096
+    assert models.context_length("Qwen/Qwen2.5-3B") is None  # a hub id outside the registry: read from its config
