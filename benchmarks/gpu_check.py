@@ -113,17 +113,27 @@ def workload(quick: bool):
     return settings, list(enumerate(questions))
 
 
-def twice(loaded, quick: bool) -> dict:
-    """One window decoded twice by the engine: identical records, or the first difference."""
+def twice(loaded, device: str, quick: bool) -> tuple[dict, dict, dict]:
+    """One window decoded twice by the engine: identical records, or the first difference;
+    with the first run's records and its generated tokens and seconds (the engine's throughput)."""
     from siautil import rollout, tasks
 
     settings, window = workload(quick)
-    a = dict(rollout.Engine(loaded, tasks.get("gsm8k"), settings).run_window(window))
-    b = dict(rollout.Engine(loaded, tasks.get("gsm8k"), settings).run_window(window))
+    timed = {}
+    runs = []
+    for _ in range(2):
+        engine = rollout.Engine(loaded, tasks.get("gsm8k"), settings)
+        _sync(device)
+        start = time.perf_counter()
+        runs.append(dict(engine.run_window(window)))
+        _sync(device)
+        timed = timed or dict(method="engine", tokens=engine.stats["generated_tokens"],
+                              seconds=time.perf_counter() - start)
+    a, b = runs
     first = next(((k, i) for k in a for i, (x, y) in enumerate(zip(a[k], b[k])) if x != y), None)
     same = a == b
     say(f"  {sum(map(len, a.values()))} records: " + ("identical" if same else f"differ, first at question, record {first}"))
-    return dict(identical=same, first_difference=first)
+    return dict(identical=same, first_difference=first), a, timed
 
 
 def bandwidth(device: str) -> float:
@@ -145,8 +155,10 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def throughput(loaded, directory: Path, device: str, quick: bool) -> list[dict]:
-    """Generated tokens per second of the engine, per-prefix ``generate`` and vLLM on one workload."""
+def throughput(loaded, directory: Path, device: str, quick: bool, recs: dict, engine: dict) -> list[dict]:
+    """Generated tokens per second of the engine (``engine``: its timed run of the window, whose
+    records are ``recs``), per-prefix ``generate`` (from the first question's checkpoints, at the
+    lengths the engine's traces had) and vLLM on the same window."""
     from siautil import rollout, tasks, vllm_engine
 
     settings, window = workload(quick)
@@ -154,21 +166,14 @@ def throughput(loaded, directory: Path, device: str, quick: bool) -> list[dict]:
     weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     bw = bandwidth(device)
     rows_bound = lambda rows: rows * bw / weights
-    results = []
-
-    engine = rollout.Engine(loaded, task, settings)
-    _sync(device)
-    start = time.perf_counter()
-    recs = dict(engine.run_window(window))
-    _sync(device)
-    wall = time.perf_counter() - start
-    results.append(dict(method="engine", tokens=engine.stats["generated_tokens"], seconds=wall))
+    results = [engine]
+    prompt_of = rollout.Engine(loaded, task, settings).prompt_ids
 
     # per-prefix generate, from prefixes of the engine's own trace lengths
     kw = settings.chain().generate_kwargs()
     tokens, start = 0, time.perf_counter()
-    for k, question in window:
-        prompt = engine.prompt_ids(question)
+    for k, question in window[:1]:
+        prompt = prompt_of(question)
         for r in (r for r in recs[k] if not r["deterministic"]):
             n_new = settings.max_new_tokens - r["t"]
             ids = torch.tensor([prompt + [5] * r["t"]], device=device)
@@ -269,9 +274,9 @@ def main() -> None:
         loaded = build(args.device, args.quick, Path(d))
         shape = memory.Shape.of(loaded.model.config)
         say(f"  model: {shape.params / 1e9:.2f}e9 parameters, {shape.layers} layers, {shape.kv_heads} KV heads")
-        report["twice"] = twice(loaded, args.quick)
+        report["twice"], recs, timed = twice(loaded, args.device, args.quick)
         say("4. throughput")
-        results = throughput(loaded, Path(d), args.device, args.quick)
+        results = throughput(loaded, Path(d), args.device, args.quick, recs, timed)
         vllm = next((r for r in results if r["method"] == "vllm"), None)
         say("5. chi-square of the first continuation token")
         report["chi_square"] = chi_square(loaded, args.device, args.quick, vllm)
