@@ -158,17 +158,18 @@ class Decoder:
     ``max_rows``), :meth:`run` does the forward pass of the live rows, :meth:`update` samples
     their next tokens and hands each to its row (:meth:`Row.accept`); a finished row frees its
     slot and tells ``on_finish``, which may submit more rows (a question whose traces are done
-    submits its continuations).
+    submits its continuations). A step samples once, in :meth:`update`.
 
     Each row draws its tokens from its own stream, so admission order and batch composition
-    change no draw. An item's first token is sampled from its prefix logits, so no prefix is
-    ever encoded here; items with the same prefix keys and values read them from one source."""
+    change no draw. An item's first token is sampled from its prefix logits when it is
+    submitted (all of a submission at once), so no prefix is ever encoded here and admitting
+    samples nothing; items with the same prefix keys and values read them from one source."""
 
     def __init__(self, runner: Runner, chain: SamplingChain, rules: Stopping, max_rows: int, like: list,
                  limit: int, on_finish=None, more_coming=lambda: False):
         self.runner, self.chain, self.rules, self.max_rows = runner, chain, rules, max_rows
         self.on_finish, self.more_coming = on_finish, more_coming
-        self.queue: deque[Item] = deque()
+        self.queue: deque[tuple[Item, int]] = deque()  # waiting items and their first tokens
         self.cache = kvbuffer.SlotCache(like, 0, capacity=min(limit, SLOT_CAPACITY), limit=limit)
         self.source: dict[int, int] = {}     # id(prefix kv) -> source index in the cache
         self.rows: list[Row | None] = []     # slot -> row
@@ -179,7 +180,10 @@ class Decoder:
         return bool(self.queue) or any(r is not None for r in self.rows)
 
     def submit(self, items: list[Item]) -> None:
-        self.queue.extend(items)
+        """Queue ``items``, their first tokens drawn now, in one batch."""
+        if items:
+            first = self._draw(torch.stack([it.logits for it in items]), [it.row for it in items])
+            self.queue.extend(zip(items, first))
 
     def step(self) -> None:
         """Admit what waits, then decode one token for every live row."""
@@ -219,9 +223,8 @@ class Decoder:
             if not free:
                 return
             batch = [self.queue.popleft() for _ in range(min(len(free), len(self.queue)))]
-            first = self._draw(torch.stack([it.logits for it in batch]), [it.row for it in batch])
             free.reverse()
-            for it, x in zip(batch, first):
+            for it, x in batch:
                 if it.row.accept(x, it.logits, self.rules):
                     self._finished(it.row, [(k[:, :, :it.n], v[:, :, :it.n]) for k, v in it.kv])
                     continue
