@@ -331,7 +331,8 @@ def measures(records: pd.DataFrame, steps: pd.DataFrame | None = None, chance: f
     and before the answer, ``R``, the paper's and the decoupled coefficient among correct and
     incorrect traces (:func:`siautil.coefficient.by_outcome`), and with ``steps`` (the same
     cells sampled with ``shuffle="steps"``) the step effect (``step_drop``, ``step_null``: the
-    null share of the shuffled continuations). With an oracle run, each measure's exact value
+    null share of the shuffled continuations; empty without ``steps``, so a table names its
+    columns whether or not a steps run exists). With an oracle run, each measure's exact value
     beside it (``_exact``)."""
     if not _cells(records):
         steps = steps.assign(model="all") if steps is not None else None
@@ -363,6 +364,8 @@ def measures(records: pd.DataFrame, steps: pd.DataFrame | None = None, chance: f
                                         "drop_exact": "step_drop_exact", "none_shuffled": "step_null"})
         keep = [c for c in ("step_drop", "step_drop_low", "step_drop_high", "step_drop_exact", "step_null") if c in effect]
         out = out.merge(effect[cell + keep], on=cell, how="left")
+    else:
+        out = out.assign(step_drop=np.nan, step_drop_low=np.nan, step_drop_high=np.nan, step_null=np.nan)
     return out
 
 

@@ -151,3 +151,14 @@ def test_describe_says_what_each_interval_supports():
                         "empty prefix +0.01 [-0.05, +0.07] (holds 0, as it must); D before the answer +0.30 "
                         "[+0.10, +0.50] over 12 questions with both outcomes (above 0); R +0.02 [-0.03, +0.08] "
                         "(holds 0: cannot tell)")
+
+
+def test_without_a_steps_run_the_step_columns_are_there_and_empty_and_no_sentence_reads_them():
+    run = oracle.sample_run(oracle.aligned(steps=20), n_questions=20, n_traces=4, n_continuations=4, stride=5, seed=3)
+    table = I.measures(run, n_resamples=50)
+    assert {"step_drop", "step_drop_low", "step_drop_high", "step_null"} <= set(table.columns)
+    assert table[["step_drop", "step_null"]].isna().all().all()
+    assert not any("step effect" in s for s in I.describe(table))
+    with_steps = I.measures(run, oracle.sample_run(oracle.aligned(steps=20), n_questions=20, n_traces=4,
+                                                   n_continuations=4, stride=5, seed=3, shuffle="steps"), n_resamples=50)
+    assert with_steps["step_drop"].notna().all() and any("step effect" in s for s in I.describe(with_steps))
