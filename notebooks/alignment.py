@@ -182,7 +182,8 @@ else:
 # (profile `smollm2-arc`, stored under `data/stored/smollm2-arc`, settings `grid.SMOL_ARC`; its
 # configuration names the machine, precision and thread count). `make book` reads it and never
 # samples it again; `tests/test_stored.py` samples one of its windows again and checks that the
-# records are identical. First how it answers: under `strict-match` an output that only opens
+# records are identical where the machine and package versions match, and
+# `scripts/replay_stored.py` does the same whatever the versions. First how it answers: under `strict-match` an output that only opens
 # with an option ("(D) pitch") names no answer and reads as null, as the protocol says; under
 # `flexible-extract` it counts. Per extraction, the share of traces answered, accuracy over all
 # traces and among answered ones, each with its 95% interval over questions, beside chance (one
