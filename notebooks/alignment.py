@@ -62,7 +62,7 @@ if "google.colab" in sys.modules:
 profile = "default"     # "default" (embedded models, CPU) or "paper" (the paper's models, GPU)
 model = None            # one model instead of the profile's (registry name, hub id or path)
 dataset = None          # with `model`: the task to run it on
-precision = None        # with `model`: "fp32", "bf16" or "nf4" (CUDA); None: bf16 on CUDA and CPUs with native bf16, else fp32
+precision = None        # with `model`: "fp32", "bf16", "fp16" or "nf4" (CUDA); None: bf16 where the hardware has it, else fp16 on a GPU, fp32 on a CPU
 limit = None            # questions per cell (None: the profile's)
 runs_dir = None         # where run stores live (None: runs/ of this checkout)
 alpha = 0.5             # gold-surprisal smoothing (pseudo-counts)

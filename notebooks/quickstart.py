@@ -43,7 +43,7 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 model = "toy-sft"           # registry name, hub id or local path
 dataset = "toy"             # task name
-precision = None            # "fp32", "bf16" or "nf4" (CUDA); None: bf16 on CUDA and CPUs with native bf16, else fp32
+precision = None            # "fp32", "bf16", "fp16" or "nf4" (CUDA); None: bf16 where the hardware has it, else fp16 on a GPU, fp32 on a CPU
 question_index = 0          # which question of the test split
 n_continuations = 32        # M
 stride = 4                  # tokens between checkpoints
