@@ -121,8 +121,9 @@ def render(browser: Browser, page: Path, png: Path) -> dict:
     browser.call("Emulation.setDeviceMetricsOverride", session, width=WIDTH, height=int(height),
                   deviceScaleFactor=1, mobile=False)
     time.sleep(0.5)
-    shot = browser.call("Page.captureScreenshot", session, format="png", captureBeyondViewport=True,
-                        clip=dict(x=0, y=0, width=WIDTH, height=int(height), scale=1))
+    # the window is as tall as the page, so a plain capture takes it whole; a clip with
+    # captureBeyondViewport drew the page shifted left, the primary sidebar cut off
+    shot = browser.call("Page.captureScreenshot", session, format="png")
     png.write_bytes(base64.b64decode(shot["data"]))
     browser.call("Target.closeTarget", targetId=target)
     return dict(math=math.get("math", 0), typeset=math.get("typeset", 0), raw=math.get("raw", 0), height=int(height))
