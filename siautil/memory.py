@@ -8,7 +8,8 @@ The engine (:mod:`siautil.rollout`) holds three things besides activations:
   it generates, up to the run's budget (:mod:`siautil.kvbuffer`), so ``rows × budget`` tokens;
 * the **trace caches**: every trace of a question in flight keeps its keys and values
   (prompt and generation) until its checkpoints' continuations are done, so ``window × N ×
-  (prompt + budget)`` tokens, and the shared prefixes read by a step hold as many again.
+  (prompt + budget)`` tokens, and the shared prefixes read by a step hold as many again (a
+  shuffled run also holds its re-encoded checkpoint prefixes).
 
 A token's keys and values take ``2 × layers × KV heads × head dim × bytes``: grouped-query
 models (Qwen2.5: 2 KV heads) take a fraction of what full multi-head ones (DeepSeek-LLM-7B:
@@ -92,10 +93,13 @@ def footprint(shape: Shape, precision: str, rows: int, limit: int, kept_tokens: 
                      max(RESERVE_MIN, RESERVE_SHARE * device_bytes))
 
 
-def kept_tokens(window: int, n_traces: int, prompt: int, budget: int) -> int:
+def kept_tokens(window: int, n_traces: int, prompt: int, budget: int, checkpoints: int = 0) -> int:
     """Tokens of keys and values held beside the slots: each trace of the ``window`` questions
-    in flight, and the padded batch of shared prefixes a step reads (as large again)."""
-    return 2 * window * n_traces * (prompt + budget)
+    in flight, and the padded batch of shared prefixes a step reads (as large again). A
+    shuffled run (``checkpoints`` per trace, else 0) also holds each checkpoint's re-encoded
+    prefix until its rows take it, half a budget long on average."""
+    shuffled = window * n_traces * checkpoints * (prompt + budget // 2)
+    return 2 * window * n_traces * (prompt + budget) + shuffled
 
 
 def rows_that_fit(shape: Shape, precision: str, free_bytes: float, limit: int, kept: int, max_rows: int,

@@ -242,7 +242,7 @@ class Engine:
     def _decode_text(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    def _limit(self, prompts: list[list[int]]) -> int:
+    def slot_limit(self, prompts: list[list[int]]) -> int:
         """The most positions a slot may hold: a whole generation, plus its prompt when rows
         copy their prefixes (shuffled prefixes), plus what a re-encoded steps-shuffled prefix
         may add."""
@@ -290,7 +290,7 @@ class Engine:
         for req in requests:
             kv, last = self.runner.prefill(req.prompt)
             if decoder is None:
-                decoder = self._decoder(kv, self._limit([r.prompt for r in requests]), on_finish=finished,
+                decoder = self._decoder(kv, self.slot_limit([r.prompt for r in requests]), on_finish=finished,
                                         more_coming=lambda: any(r.status is Status.TRACES for r in requests))
             req.traces = self._trace_rows(req.seed, owner=req)
             req.open = len(req.traces)
@@ -372,7 +372,7 @@ class Engine:
         logits at its checkpoints, ``t = T`` included."""
         kv, last = self.runner.prefill(prompt)
         traces = self._trace_rows(seed)
-        self._drain([Item(tr, kv, len(prompt), last[-1]) for tr in traces], self._limit([prompt]))
+        self._drain([Item(tr, kv, len(prompt), last[-1]) for tr in traces], self.slot_limit([prompt]))
         self._complete_traces(prompt, traces)
         return traces
 
@@ -392,7 +392,7 @@ class Engine:
                             logits={t: logits[j] for j, t in enumerate(ts)}, kv=kv))
         req = _Request(Question("", "", ""), 0, list(prompt), str(seed), traces=rows)
         req.checkpoints = trace_checkpoints(rows, self.config, self._decode_text, max_continuation_tokens)
-        self._drain(self._continuation_items(req), self._limit([prompt]))
+        self._drain(self._continuation_items(req), self.slot_limit([prompt]))
         return req.checkpoints
 
 

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from . import grid, memory, models, paths, rollout, store, tasks, vllm_engine
+from .checkpoints import checkpoints
 from .errors import SiautilError
 from .config import RunConfig
 
@@ -112,16 +113,17 @@ def sample(config: RunConfig, out: str | os.PathLike, shard: str | None = None, 
         if progress:
             print(f"sampling {label} now: {count} of {len(asked)} questions"
                   + (f" (shard {shard})" if shard else "") + f", into {run.path}", flush=True)
-        engine = _engine(config, loaded, device, [asked[k] for k in todo[0]])
+        engine = _engine(config, loaded, device, [asked[k] for w in todo for k in w])
         with tqdm(total=count, desc=label, unit="question", disable=not progress) as bar:
-            _sample_windows(run, engine, asked, todo, bar)
+            _sample_windows(run, engine, asked, todo, bar, config.backend)
         return run.path
 
 
-def _engine(config: RunConfig, loaded: models.LoadedModel | None, device: str | None, first: list):
+def _engine(config: RunConfig, loaded: models.LoadedModel | None, device: str | None, mine: list):
     """The backend that samples ``config`` (:data:`siautil.config.BACKENDS`), its settings
-    checked on the ``first`` window's questions before any sampling; the engine's batch rows
-    cut to what fits in the GPU's free memory (:func:`fit_rows`)."""
+    checked on the prompts of the questions this job samples (``mine``) before any sampling;
+    the engine's batch rows cut to what fits in the GPU's free memory beside the longest of
+    them (:func:`fit_rows`)."""
     task = tasks.get(config.task)
     if config.backend == "vllm":
         llm, tokenizer = vllm_engine.load(config.model, config.precision, seed=config.sampling.seed)
@@ -131,23 +133,26 @@ def _engine(config: RunConfig, loaded: models.LoadedModel | None, device: str | 
     else:
         loaded = loaded or models.load(config.model, config.precision, device=device)
         engine = rollout.Engine(loaded, task, config.sampling)
-    prompt = max(len(engine.prompt_ids(q)) for q in first)  # settings the model cannot take fail here
-    return fit_rows(engine, prompt) if config.backend == "engine" else engine
+    prompts = [engine.prompt_ids(q) for q in mine]  # settings the model cannot take fail here
+    return fit_rows(engine, prompts) if config.backend == "engine" else engine
 
 
-def fit_rows(engine: rollout.Engine, prompt: int) -> rollout.Engine:
+def fit_rows(engine: rollout.Engine, prompts: list[list[int]]) -> rollout.Engine:
     """On a GPU, ``engine`` with its batch rows cut to what fits in free memory beside its
-    trace caches (:func:`siautil.memory.rows_that_fit`, prompts of ``prompt`` tokens), saying
-    so; elsewhere, or where the configured rows fit, ``engine`` as it is. A run whose one row
-    does not fit is refused, naming what to lower."""
+    trace caches (:func:`siautil.memory.rows_that_fit`, for the longest of ``prompts``; each
+    row's slot as long as the engine makes it, :meth:`siautil.rollout.Engine.slot_limit`),
+    saying so; elsewhere, or where the configured rows fit, ``engine`` as it is. A run whose
+    one row does not fit is refused, naming what to lower."""
     device = engine.runner.device
     if device.type != "cuda":
         return engine
     cfg = engine.config
     free, total = torch.cuda.mem_get_info(device)
     shape = memory.Shape.of(engine.loaded.model.config)
-    limit = cfg.max_new_tokens + (prompt if cfg.shuffle != "none" else 0)
-    kept = memory.kept_tokens(cfg.window, cfg.n_traces, prompt, cfg.max_new_tokens)
+    prompt = max(map(len, prompts))
+    limit = engine.slot_limit(prompts)
+    n_checkpoints = len(checkpoints(cfg.max_new_tokens, cfg.stride)) if cfg.shuffle != "none" else 0
+    kept = memory.kept_tokens(cfg.window, cfg.n_traces, prompt, cfg.max_new_tokens, n_checkpoints)
     rows = memory.rows_that_fit(shape, engine.loaded.precision, free, limit, kept, cfg.max_batch_rows,
                                 device_bytes=total)
     if rows < 1:
@@ -162,15 +167,16 @@ def fit_rows(engine: rollout.Engine, prompt: int) -> rollout.Engine:
     return engine.with_rows(rows)
 
 
-def _sample_windows(run: store.RunStore, engine, asked: list, todo: list[range], bar) -> None:
-    """Sample the windows ``todo`` into ``run``: each once claimed, skipped when another writer
-    finished it meanwhile; the windows another writer holds are waited for at the end (sampled
-    here only if it died before finishing them)."""
+def _sample_windows(run: store.RunStore, engine, asked: list, todo: list[range], bar, backend: str = "engine") -> None:
+    """Sample the windows ``todo`` into ``run`` with ``engine`` (of ``backend``): each once
+    claimed, skipped when another writer finished it meanwhile; the windows another writer
+    holds are waited for at the end (sampled here only if it died before finishing them).
+    Each question's file records its backend, batch rows and window (:meth:`siautil.store.RunStore.decoding`)."""
     start, counted = time.perf_counter(), set()
     current = [engine]
 
     def sample_window(engine, window: range) -> None:
-        decoding = dict(max_batch_rows=engine.config.max_batch_rows, window=len(window))
+        decoding = dict(backend=backend, max_batch_rows=engine.config.max_batch_rows, window=len(window))
         for k, records in engine.run_window([(k, asked[k]) for k in window]):
             run.write(k, records, decoding)
             if k not in counted:

@@ -74,8 +74,11 @@ RECORDS = "records"
 LOCKS = ".locks"
 #: the suffix of the checksum file written beside each record file
 CHECKSUM = ".sha256"
-#: configuration keys that describe the machine, not the experiment: they may differ on resume
-VOLATILE = ("versions", "machine", "shard", "limit", "max_batch_rows")
+#: configuration keys that describe the machine, not the experiment: they may differ on resume.
+#: The backend is one of them: the engine's and vLLM's records are one experiment, equal in
+#: distribution, so a run sampled by one is read, and resumed, by the other; each question's
+#: file names the backend that decoded it (RunStore.decoding).
+VOLATILE = ("versions", "machine", "shard", "limit", "max_batch_rows", "backend")
 #: a temporary file older than this is a dead writer's even when its process cannot be checked
 #: (another host): a write takes seconds, this leaves room for slow shared filesystems
 STALE_AFTER = 600.0

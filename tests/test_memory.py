@@ -77,3 +77,5 @@ def test_rows_that_fit_are_what_is_left_after_the_caches_and_the_reserve():
 
 def test_kept_tokens_hold_every_trace_of_the_window_and_the_prefix_batch():
     assert memory.kept_tokens(window=8, n_traces=4, prompt=100, budget=600) == 2 * 8 * 4 * 700
+    # a shuffled run also holds each checkpoint's re-encoded prefix, half a budget on average
+    assert memory.kept_tokens(8, 4, 100, 600, checkpoints=13) == 2 * 8 * 4 * 700 + 8 * 4 * 13 * 400

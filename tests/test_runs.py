@@ -166,6 +166,9 @@ class FakeEngine:
     def with_rows(self, rows):
         return FakeEngine(self.loaded, rows, self.config.window)
 
+    def slot_limit(self, prompts):
+        return self.config.max_new_tokens  # unshuffled: a slot holds a generation
+
 
 def test_rows_are_cut_to_what_fits_in_free_gpu_memory_and_the_run_says_so(monkeypatch, capsys):
     # Llama-3.2-3B's shape, weights loaded (so not free), 8 questions of 4 traces in flight
@@ -177,13 +180,13 @@ def test_rows_are_cut_to_what_fits_in_free_gpu_memory_and_the_run_says_so(monkey
     fixed = memory.footprint(shape, "bf16", 0, 600, memory.kept_tokens(8, 4, 100, 600), total)
     free = fixed.traces + fixed.reserve + 200.5 * per_row
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, total))
-    fitted = runs.fit_rows(FakeEngine(loaded, 512), prompt=100)
+    fitted = runs.fit_rows(FakeEngine(loaded, 512), [[0] * 100, [0] * 40])
     assert fitted.config.max_batch_rows == 200
     assert "200 decoding rows fit in the" in capsys.readouterr().out
-    assert runs.fit_rows(e := FakeEngine(loaded, 128), prompt=100) is e  # asked for fewer: kept
+    assert runs.fit_rows(e := FakeEngine(loaded, 128), [[0] * 100]) is e  # asked for fewer: kept
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (fixed.traces + fixed.reserve, total))
     with pytest.raises(runs.RunError, match="not one decoding row of 600 tokens fits.*lower --window or --max-new-tokens"):
-        runs.fit_rows(FakeEngine(loaded, 512), prompt=100)
+        runs.fit_rows(FakeEngine(loaded, 512), [[0] * 100, [0] * 40])
 
 
 def test_out_of_memory_splits_the_window_first_then_halves_the_rows(monkeypatch):
@@ -214,4 +217,13 @@ def test_each_question_records_the_rows_and_window_it_was_decoded_with(tmp_path)
     path = runs.sample(replace(CELL, sampling=replace(CELL.sampling, max_batch_rows=8, window=2)), tmp_path / "run",
                        progress=False)
     run = store.RunStore(path, store.read_config(path))
-    assert run.decoding(0) == run.decoding(1) == {"max_batch_rows": 8, "window": 2}
+    assert run.decoding(0) == run.decoding(1) == {"backend": "engine", "max_batch_rows": 8, "window": 2}
+
+
+def test_a_run_of_one_backend_is_read_and_resumed_by_the_other(tmp_path):
+    path = runs.sample(CELL, tmp_path / "run", progress=False)
+    engine = RunConfig(**{**CELL.__dict__, "backend": "engine"}).resolved("cpu").stored("w")
+    vllm = RunConfig(**{**CELL.__dict__, "backend": "vllm"}).resolved("cpu").stored("w")
+    assert store.run_id(engine) == store.run_id(vllm)  # one experiment, equal in distribution
+    with store.RunStore.open(path, {**store.read_config(path), "backend": "vllm"}) as run:
+        assert run.done() == {0, 1}
