@@ -220,26 +220,34 @@ class VLLMEngine:
             for i in range(cfg.n_traces):
                 self._submit(req.prompt, cfg.max_new_tokens, streams.key(req.seed, 0, i), (req, i, None, None))
         pending = len(window)
-        while pending:
-            if not self.engine.has_unfinished_requests():
-                raise RuntimeError("vLLM has no unfinished requests, yet questions of this window wait for some")
-            for out in self.engine.step():
-                if not out.finished:
-                    continue
-                if out.request_id not in self._owner:
-                    raise RuntimeError(f"vLLM returned request {out.request_id!r}, which this engine did not submit")
-                req, i, cp, j = self._owner.pop(out.request_id)
-                other = self._alias.pop(out.request_id, None)
-                self._owner.pop(other, None), self._alias.pop(other, None)
-                if cp is None:
-                    req.traces[i] = self._row(out.outputs[0], cfg.max_new_tokens)
-                else:
-                    cp.continuations[j] = self._row(out.outputs[0], cp.budget)
-                self.stats["cached_prompt_tokens"] += getattr(out, "num_cached_tokens", None) or 0
-                req.open -= 1
-                if req.open == 0 and self._next_phase(req, first=cp is None):
-                    pending -= 1
-                    yield req.index, req.records
+        try:
+            while pending:
+                if not self.engine.has_unfinished_requests():
+                    raise RuntimeError("vLLM has no unfinished requests, yet questions of this window wait for some")
+                for out in self.engine.step():
+                    if not out.finished:
+                        continue
+                    if out.request_id not in self._owner:
+                        raise RuntimeError(f"vLLM returned request {out.request_id!r}, which this engine did not submit")
+                    req, i, cp, j = self._owner.pop(out.request_id)
+                    other = self._alias.pop(out.request_id, None)
+                    self._owner.pop(other, None), self._alias.pop(other, None)
+                    if cp is None:
+                        req.traces[i] = self._row(out.outputs[0], cfg.max_new_tokens)
+                    else:
+                        cp.continuations[j] = self._row(out.outputs[0], cp.budget)
+                    self.stats["cached_prompt_tokens"] += getattr(out, "num_cached_tokens", None) or 0
+                    req.open -= 1
+                    if req.open == 0 and self._next_phase(req, first=cp is None):
+                        pending -= 1
+                        yield req.index, req.records
+        finally:
+            # a window left early (an error, or its caller stopped reading) takes its requests
+            # with it, so the next window's outputs are only its own
+            if self._owner:
+                self.engine.abort_request(list(self._owner))
+                self._owner.clear()
+                self._alias.clear()
 
     def _next_phase(self, req: _Question, first: bool) -> bool:
         """A question's requests of one phase are all back: after its traces, submit the

@@ -126,6 +126,10 @@ class Engine:
     def has_unfinished_requests(self) -> bool:
         return bool(self.live)
 
+    def abort_request(self, request_ids) -> None:
+        ids = set([request_ids] if isinstance(request_ids, str) else request_ids)
+        self.live = [r for r in self.live if r.request_id not in ids and r.output_id not in ids]
+
     def step(self) -> list[RequestOutput]:
         self.steps += 1
         ready = [r for r in self.live if self.steps - r.submitted >= self.delay(r)]

@@ -195,3 +195,17 @@ def test_load_resolves_the_registry_and_maps_precisions(monkeypatch):
     assert (nf4["quantization"], nf4["dtype"], nf4["max_model_len"]) == ("bitsandbytes", "bfloat16", 512)
     with pytest.raises(models.ModelError, match="precision"):
         vllm_engine.load("toy-sft", "int8")
+
+
+def test_a_window_left_early_takes_its_requests_with_it(monkeypatch, tok):
+    fake_vllm.install(monkeypatch)
+    config = rollout.RolloutConfig(n_traces=2, n_continuations=2, stride=1, max_new_tokens=4)
+    engine = fake_vllm.Engine(lambda r: _drawn(r.params.seed, 1, tok.eos_token_id), tok.eos_token_id, per_step=1)
+    backend = VLLMEngine(fake_vllm.LLM(engine), tok, TASK, config, "tiny-llama")
+    window = backend.run_window([(0, A), (1, B)])
+    next(window)  # the first question done, the second's requests still in vLLM
+    assert engine.has_unfinished_requests()
+    window.close()
+    assert not engine.has_unfinished_requests() and not backend._owner
+    again = dict(backend.run_window([(2, A)]))  # the next window sees only its own outputs
+    assert list(again) == [2]
