@@ -176,8 +176,12 @@ def _sample_windows(run: store.RunStore, engine, asked: list, todo: list[range],
     current = [engine]
 
     def sample_window(engine, window: range) -> None:
-        decoding = dict(backend=backend, max_batch_rows=engine.config.max_batch_rows, window=len(window))
-        for k, records in engine.run_window([(k, asked[k]) for k in window]):
+        # a part retried after running out of memory may hold questions already written here
+        mine = [k for k in window if k not in counted]
+        if not mine:
+            return
+        decoding = dict(backend=backend, max_batch_rows=engine.config.max_batch_rows, window=len(mine))
+        for k, records in engine.run_window([(k, asked[k]) for k in mine]):
             run.write(k, records, decoding)
             if k not in counted:
                 counted.add(k)

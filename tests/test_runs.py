@@ -227,3 +227,31 @@ def test_a_run_of_one_backend_is_read_and_resumed_by_the_other(tmp_path):
     assert store.run_id(engine) == store.run_id(vllm)  # one experiment, equal in distribution
     with store.RunStore.open(path, {**store.read_config(path), "backend": "vllm"}) as run:
         assert run.done() == {0, 1}
+
+
+def test_after_out_of_memory_the_questions_already_written_are_not_sampled_again(tmp_path, monkeypatch):
+    from tqdm import tqdm
+
+    from siautil import testing
+
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    asked = [tasks.Question(f"q{k}", "1 + 1?", "2") for k in range(4)]
+    calls = []
+
+    class Engine(FakeEngine):
+        stats = {"generated_tokens": 0}
+
+        def run_window(self, pairs):
+            calls.append([k for k, _ in pairs])
+            for n, (k, _) in enumerate(pairs):
+                if n == 1 and len(pairs) > 2:  # the whole window does not fit: out of memory mid-way
+                    raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+                yield k, [testing.record(question_index=k, question_id=f"q{k}")]
+
+        def with_rows(self, rows):
+            return Engine(self.loaded, rows, self.config.window)
+
+    with store.RunStore.open(tmp_path / "run", CELL.resolved("cpu").stored("w")) as run:
+        runs._sample_windows(run, Engine(None, 64, window=4), asked, [range(4)], tqdm(disable=True))
+        assert calls == [[0, 1, 2, 3], [1], [2, 3]] and run.done() == {0, 1, 2, 3}
+        assert run.decoding(0)["window"] == 4 and run.decoding(1)["window"] == 1
