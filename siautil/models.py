@@ -5,6 +5,7 @@ run samples on and the precisions its hardware can take."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -302,15 +303,22 @@ def gpu(device: str | torch.device | None = None) -> dict | None:
     device = torch.device(device or default_device())
     if device.type != "cuda" or not torch.cuda.is_available():
         return None
-    props = torch.cuda.get_device_properties(device)
+    return dict(_gpu(device.index or 0))
+
+
+@functools.lru_cache(maxsize=None)
+def _gpu(index: int) -> tuple:
+    """:func:`gpu` of CUDA device ``index``, asked once per process (the driver's version comes
+    from ``nvidia-smi``, and a run asks for the GPU several times while it starts)."""
+    props = torch.cuda.get_device_properties(index)
     try:
         driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader",
-                                 "-i", str(device.index or 0)], capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
+                                 "-i", str(index)], capture_output=True, text=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         driver = None
-    return dict(gpu=props.name, capability=f"{props.major}.{props.minor}",
-                gpu_memory_gb=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda, driver=driver)
+    return tuple(dict(gpu=props.name, capability=f"{props.major}.{props.minor}",
+                      gpu_memory_gb=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda,
+                      driver=driver).items())
 
 
 def native_bf16(device: str | torch.device | None = None) -> bool:
@@ -343,9 +351,10 @@ def quantization_config(precision: str, device: str, name: str | None = None):
     from transformers import BitsAndBytesConfig
 
     compute = torch.bfloat16
-    if gpu(device) is not None and not native_bf16(device):
+    info = gpu(device)
+    if info is not None and not native_bf16(device):
         compute = torch.float32 if family(name or "") in NO_FP16 else torch.float16
-        warnings.warn(f"nf4 on {gpu(device)['gpu']}, which has no bf16 arithmetic: it computes in "
+        warnings.warn(f"nf4 on {info['gpu']}, which has no bf16 arithmetic: it computes in "
                       f"{str(compute).removeprefix('torch.')} (the run's machine record names the GPU)", stacklevel=3)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                               bnb_4bit_compute_dtype=compute, bnb_4bit_use_double_quant=False)
