@@ -180,10 +180,12 @@ class Decoder:
         return bool(self.queue) or any(r is not None for r in self.rows)
 
     def submit(self, items: list[Item]) -> None:
-        """Queue ``items``, their first tokens drawn now, in one batch."""
-        if items:
-            first = self._draw(torch.stack([it.logits for it in items]), [it.row for it in items])
-            self.queue.extend(zip(items, first))
+        """Queue ``items``, their first tokens drawn now, ``max_rows`` at a time (a question's
+        continuations may be thousands of rows of the vocabulary)."""
+        for s in range(0, len(items), self.max_rows):
+            chunk = items[s: s + self.max_rows]
+            first = self._draw(torch.stack([it.logits for it in chunk]), [it.row for it in chunk])
+            self.queue.extend(zip(chunk, first))
 
     def step(self) -> None:
         """Admit what waits, then decode one token for every live row."""
