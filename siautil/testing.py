@@ -13,11 +13,12 @@ import os
 import torch
 
 from .models import DTYPES, REGISTRY, LoadedModel, ModelError
+from .toy import char_tokenizer
 
 #: Where the suite's tiny models run, and in which precision (fp32 or bf16; nf4 has its own test).
 DEVICE = os.environ.get("SIAUTIL_TEST_DEVICE", "cpu")
 PRECISION = os.environ.get("SIAUTIL_TEST_PRECISION", "fp32")
-from .toy import char_tokenizer
+
 
 def tiny_config(family: str, vocab_size: int = 64):
     """A small random-weight config of an architecture family in the registry."""
